@@ -1,0 +1,44 @@
+/**
+ * The normalized request that every authenticator works on: one HTTP request as it reached the
+ * callee. Adapters (Envoy ext_authz, the Node middleware, `wimsectl authn check`) build it; the
+ * core never sees a proxy's message types.
+ */
+export interface AuthnRequest {
+  /** Upper-case method, e.g. `GET`. */
+  readonly method: string;
+  /** The absolute path exactly as received, not decoded; `/` when empty. */
+  readonly path: string;
+  /** The query exactly as received, with its leading `?`; `''` when there is none. */
+  readonly query: string;
+  /**
+   * Header fields by lower-case name. Each array element is one field line as received (a proxy
+   * that already joined repeated lines with `,` passes a single element).
+   */
+  readonly headers: ReadonlyMap<string, readonly string[]>;
+  /** The body as received, when the adapter has it. */
+  readonly body?: Uint8Array;
+  /** The mTLS peer, when the transport was mutual TLS. */
+  readonly peer?: TransportPeer;
+}
+
+export interface TransportPeer {
+  /** The peer's leaf (first) and any intermediates, PEM. */
+  readonly certificateChainPem?: string;
+  /**
+   * The identity the TLS terminator already verified (Envoy's `source.principal`), used only
+   * when no chain is available to re-validate.
+   */
+  readonly verifiedPrincipal?: string;
+}
+
+/** Build the header map from `[name, value]` pairs (names are lower-cased; order kept). */
+export function headersFrom(pairs: Iterable<readonly [string, string]>): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const [name, value] of pairs) {
+    const k = name.toLowerCase();
+    const list = m.get(k);
+    if (list) list.push(value);
+    else m.set(k, [value]);
+  }
+  return m;
+}
