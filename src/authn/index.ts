@@ -1,0 +1,3 @@
+export * from './request.ts';
+export * from './errors.ts';
+export * from './replay.ts';
