@@ -37,15 +37,21 @@ export function verifyMessageSignature(
   return verifyInput(ctx, input, key, opts);
 }
 
-/** Verify an already selected Signature-Input member. */
-export function verifyInput(ctx: SignatureContext, input: SignatureInput, key: MessageKey, opts?: ComponentOptions): VerifiedMessageSignature {
+/** Verify an already selected Signature-Input member (`signature`: its Signature bytes, if already read). */
+export function verifyInput(
+  ctx: SignatureContext,
+  input: SignatureInput,
+  key: MessageKey,
+  opts?: ComponentOptions,
+  signature?: Uint8Array,
+): VerifiedMessageSignature {
   // §3.2 step 6: an `alg` parameter, when present, must name the algorithm the key is used with.
   const alg = input.params.get('alg');
   if (alg !== undefined && (alg.type !== 'string' || alg.value !== key.alg)) {
     throw httpsigError('httpsig.alg_unsupported', 'the alg parameter does not match the key');
   }
   const base = buildSignatureBase(ctx, input.components, input.raw, opts);
-  const sig = signatureBytes(ctx.message.headers, input.label);
+  const sig = signature ?? signatureBytes(ctx.message.headers, input.label);
   if (!verifyBytes(key.alg, key.key, Buffer.from(base, 'utf8'), sig)) {
     throw httpsigError('httpsig.bad_signature', 'the signature does not verify');
   }

@@ -69,7 +69,7 @@ export function verifyWimseResponseSignature(
       if (ctx.signResponse || opts.requireSigned) throw httpsigError('httpsig.response_unsigned', 'the response is not signed');
       return undefined;
     }
-    signatureBytes(res.headers, input.label);
+    const signature = signatureBytes(res.headers, input.label);
 
     const params = checkWimseParams(input, ['wimse-req-nonce']);
     // §4.3: the response names the request it answers.
@@ -81,7 +81,7 @@ export function verifyWimseResponseSignature(
     checkWindow(params, window);
 
     const k = importWimseKey(key.jwk, key.alg);
-    verifyInput({ message: res, request: ctx.request }, input, k);
+    verifyInput({ message: res, request: ctx.request }, input, k, undefined, signature);
     const digestAlgorithms = checkDigestOverBody(res);
 
     if (opts.replay && !opts.replay.checkAndStore(`httpsig:${params.nonce}`, params.expires + window.maxSkewSec, window.nowSec)) {

@@ -13,8 +13,8 @@ import type { ReplayGuard } from '../replay.ts';
 import type { DigestAlgorithm } from '../content-digest.ts';
 import { verifyInput } from './engine.ts';
 import { httpsigError, type HttpRequestMessage } from './message.ts';
-import { parseSignatureInputs } from './signature-base.ts';
-import { signatureBytes } from './signature-base.ts';
+import { parseSignatureInputs, signatureBytes } from './signature-base.ts';
+import type { BareItem } from './sf-types.ts';
 import { importWimseKey } from './wimse-key.ts';
 import {
   REQUEST_FIELDS_IF_PRESENT,
@@ -96,7 +96,7 @@ export function verifyWimseRequestSignature(
     // Parse and select (§4.4).
     const input = selectWimseSignature(req);
     if (!input) throw httpsigError('httpsig.missing', 'no signature is tagged wimse-workload-to-workload');
-    signatureBytes(req.headers, input.label);
+    const signature = signatureBytes(req.headers, input.label);
 
     // Parameters (§4.3).
     const params = checkWimseParams(input, ['wimse-aud']);
@@ -113,7 +113,7 @@ export function verifyWimseRequestSignature(
 
     // Signature with cnf.jwk; the algorithm is cnf.jwk.alg (RFC 9421 §3.3.7).
     const k = importWimseKey(key.jwk, key.alg);
-    verifyInput({ message: req }, input, k);
+    verifyInput({ message: req }, input, k, undefined, signature);
 
     // The body against the (now authenticated) Content-Digest (§4.1).
     const digestAlgorithms = checkDigestOverBody(req);
@@ -137,7 +137,7 @@ export function verifyWimseRequestSignature(
 }
 
 /** `wimse-sign-response` is an sf-boolean; absent means false. */
-function signResponseParam(v: import('./sf-types.ts').BareItem | undefined): boolean {
+function signResponseParam(v: BareItem | undefined): boolean {
   if (v === undefined) return false;
   if (v.type !== 'boolean') throw httpsigError('httpsig.malformed', 'wimse-sign-response must be a boolean');
   return v.value;
