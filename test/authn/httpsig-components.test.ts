@@ -111,10 +111,18 @@ test('httpsig components - req takes components from the related request; only v
 
 test('httpsig components - invalid component identifiers are malformed', (t) => {
   const si = (inner: string) => ({ message: req({ headers: new Map([['signature-input', [`s=(${inner});created=1`]]]) }) });
-  for (const bad of ['"Content-Type"', '"@unknown"', 'method', '"@method";name="x"', '"a";bs;sf', '"a";foo', '"a";req=?0', '"@query-param"', '"a";key=1', '""']) {
-    t.is(code(t, () => parseSignatureInputs(si(bad).message.headers)), 'httpsig.malformed', bad);
+  const problem = (headers: ReadonlyMap<string, readonly string[]>) => parseSignatureInputs(headers)?.get('s')?.problem?.code;
+  for (const bad of ['"Content-Type"', '"@unknown"', 'method', '"@method";name="x"', '"a";bs;sf', '"a";foo', '"a";req=?0', '"@query-param"', '"a";key=1', '""', '"@method" "@method"', '"@signature-params"']) {
+    t.is(problem(si(bad).message.headers), 'httpsig.malformed', bad);
   }
-  t.is(code(t, () => parseSignatureInputs(new Map([['signature-input', ['s="@method"']]]))), 'httpsig.malformed');
+  t.is(problem(new Map([['signature-input', ['s="@method"']]])), 'httpsig.malformed');
+  // A member that cannot be verified does not stop the others from being read.
+  const both = parseSignatureInputs(new Map([['signature-input', ['s=("@unknown");created=1, ok=("@method");created=1']]]))!;
+  t.truthy(both.get('s')?.problem);
+  t.is(both.get('ok')?.problem, undefined);
+  t.deepEqual(both.get('ok')?.components.map((c) => c.id), ['"@method"']);
+  // A dictionary that does not parse is refused as a whole.
+  t.is(code(t, () => parseSignatureInputs(new Map([['signature-input', ['s=("@method"']]]))), 'httpsig.malformed');
 });
 
 test('httpsig components - the signature base ends with the @signature-params line, verbatim and without a newline', (t) => {

@@ -335,6 +335,12 @@ test('httpsig wimse - duplicate covered components -> httpsig.malformed', (t) =>
   expectCode(t, () => verify(k, { ...req, headers }), 'httpsig.malformed');
 });
 
+test('httpsig wimse - an unrelated signature with an unknown component does not prevent verifying the WIMSE one', (t) => {
+  const k = KEYS.EdDSA;
+  const req = craft(k, { extra: { input: 'other=("@unknown-component");created=1', signature: 'other=:AAAA:' } });
+  t.is(verify(k, req).label, 'wimse');
+});
+
 test('httpsig wimse - the options are checked (misuse is a TypeError, not an AuthnError)', (t) => {
   const k = KEYS.EdDSA;
   const req = craft(k);

@@ -45,6 +45,7 @@ export function verifyInput(
   opts?: ComponentOptions,
   signature?: Uint8Array,
 ): VerifiedMessageSignature {
+  if (input.problem) throw input.problem;
   // §3.2 step 6: an `alg` parameter, when present, must name the algorithm the key is used with.
   const alg = input.params.get('alg');
   if (alg !== undefined && (alg.type !== 'string' || alg.value !== key.alg)) {

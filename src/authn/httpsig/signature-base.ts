@@ -4,6 +4,7 @@
  * The `"@signature-params"` line reuses the Signature-Input member value exactly as received
  * (spec/wimse.md §4.8): re-serializing it could change bytes the signer signed.
  */
+import { AuthnError } from '../errors.ts';
 import { componentFromItem, componentValue, type ComponentId, type ComponentOptions } from './components.ts';
 import { fieldLines, httpsigError, type HeaderMap, type SignatureContext } from './message.ts';
 import { parseDictionaryWithRaw, type DictionaryWithRaw } from './sf-parse.ts';
@@ -23,6 +24,8 @@ export interface SignatureInput {
   readonly params: Parameters;
   /** The member value exactly as received: the value of the `"@signature-params"` line. */
   readonly raw: string;
+  /** Why this member cannot be verified, if it cannot (thrown when it is selected). */
+  readonly problem?: AuthnError;
 }
 
 /**
@@ -60,21 +63,32 @@ function readField(headers: HeaderMap, name: string): DictionaryWithRaw | undefi
   }
 }
 
-/** All Signature-Input members with their covered components. Throws `httpsig.malformed`. */
+/**
+ * All Signature-Input members with their covered components. A field that is not a valid
+ * Dictionary throws `httpsig.malformed`; a member that is not a valid signature description
+ * (not an inner list, an unknown or duplicate component) is kept with its `problem`, which is
+ * thrown only if that signature is the one being verified (RFC 9421 §3.2: a verifier may ignore
+ * signatures it does not use).
+ */
 export function parseSignatureInputs(headers: HeaderMap): Map<string, SignatureInput> | undefined {
   const field = readField(headers, 'signature-input');
   if (!field) return undefined;
   const out = new Map<string, SignatureInput>();
   for (const [label, member] of field.dict) {
-    // §4.1: each member is an Inner List of component identifiers with parameters.
-    if (member.kind !== 'inner-list') throw httpsigError('httpsig.malformed', `Signature-Input ${label} is not an inner list`);
-    if (member.items.length > MAX_COMPONENTS) throw httpsigError('httpsig.malformed', 'too many covered components');
-    out.set(label, {
-      label,
-      components: member.items.map(componentFromItem),
-      params: member.params,
-      raw: field.raw.get(label) as string,
-    });
+    const raw = field.raw.get(label) as string;
+    try {
+      // §4.1: each member is an Inner List of component identifiers with parameters.
+      if (member.kind !== 'inner-list') throw httpsigError('httpsig.malformed', `Signature-Input ${label} is not an inner list`);
+      if (member.items.length > MAX_COMPONENTS) throw httpsigError('httpsig.malformed', 'too many covered components');
+      const components = member.items.map(componentFromItem);
+      // §2.5 step 2.1 / §3.2: a component identifier appears at most once.
+      const ids = new Set(components.map((c) => c.id));
+      if (ids.size !== components.length) throw httpsigError('httpsig.malformed', `Signature-Input ${label} covers a component twice`);
+      out.set(label, { label, components, params: member.params, raw });
+    } catch (e) {
+      if (!(e instanceof AuthnError)) throw e;
+      out.set(label, { label, components: [], params: member.params, raw, problem: e });
+    }
   }
   return out;
 }

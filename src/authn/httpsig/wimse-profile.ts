@@ -57,6 +57,7 @@ export function selectWimseSignature(msg: HttpMessage): SignatureInput | undefin
     if (found) throw httpsigError('httpsig.multiple', 'more than one signature is tagged wimse-workload-to-workload');
     found = input;
   }
+  if (found?.problem) throw found.problem;
   return found;
 }
 
