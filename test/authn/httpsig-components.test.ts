@@ -45,7 +45,9 @@ test('httpsig components - @query is "?" without a query; @path is "/" when empt
 test('httpsig components - @authority is lower-cased without the default port; absent authority is component_missing', (t) => {
   t.is(val({ message: req({ authority: 'WWW.Example.COM:443' }) }, '@authority'), 'www.example.com');
   t.is(val({ message: req({ authority: 'www.example.com:8443' }) }, '@authority'), 'www.example.com:8443');
+  t.is(val({ message: req({ headers: new Map([[':authority', ['API.example.com']]]) }) }, '@authority'), 'api.example.com');
   t.is(code(t, () => val({ message: req({ headers: new Map() }) }, '@authority')), 'httpsig.component_missing');
+  t.is(code(t, () => val({ message: req({ headers: new Map([['host', ['a.example', 'b.example']]]) }) }, '@authority')), 'httpsig.component_missing');
   t.is(code(t, () => val({ message: req({ scheme: undefined }) }, '@scheme')), 'httpsig.component_missing');
   t.is(code(t, () => val({ message: req({ scheme: undefined }) }, '@target-uri')), 'httpsig.component_missing');
 });

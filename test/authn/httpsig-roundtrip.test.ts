@@ -75,36 +75,75 @@ for (const alg of ['ES256', 'EdDSA'] as const) {
   });
 }
 
-test('httpsig roundtrip - responses: unsigned after wimse-sign-response -> httpsig.response_unsigned; unsigned otherwise accepted', (t) => {
-  const k = keys('EdDSA');
-  const req: HttpRequestMessage = { method: 'GET', path: '/', query: '', headers: new Map() };
-  const res = { status: 200, headers: new Map([['content-type', ['text/plain']]]) };
-  t.is(code(t, () => verifyWimseResponseSignature(res, { jwk: k.jwk, alg: 'EdDSA' }, { request: req, nonce: 'n', signResponse: true }, { nowSec: nowSec() })), 'httpsig.response_unsigned');
-  t.is(code(t, () => verifyWimseResponseSignature(res, { jwk: k.jwk, alg: 'EdDSA' }, { request: req, nonce: 'n', signResponse: false }, { nowSec: nowSec(), requireSigned: true })), 'httpsig.response_unsigned');
-  t.is(verifyWimseResponseSignature(res, { jwk: k.jwk, alg: 'EdDSA' }, { request: req, nonce: 'n', signResponse: false }, { nowSec: nowSec() }), undefined);
-});
+for (const alg of ['ES256', 'EdDSA'] as const) {
+  const k = keys(alg);
+  const key = { jwk: k.jwk, alg };
+  const req: HttpRequestMessage = { method: 'GET', path: '/a', query: '?v=1', headers: new Map() };
+  const signed = () => signWimseResponse({ status: 200, headers: [['workload-identity-token', 'w']], request: req, requestNonce: 'req-1', key: { privateKey: k.privateKey, alg }, clock });
+  const ctx = { request: req, nonce: 'req-1', signResponse: true };
+  const T = (s: string) => `httpsig response ${alg} - ${s}`;
 
-test('httpsig roundtrip - responses: missing wimse-req-nonce, wrong one, or lifted onto another request', (t) => {
-  const k = keys('ES256');
-  const req: HttpRequestMessage = { method: 'GET', path: '/a', query: '', headers: new Map() };
-  const res = signWimseResponse({ status: 200, headers: [['workload-identity-token', 'w']], request: req, requestNonce: 'req-1', key: { privateKey: k.privateKey, alg: 'ES256' }, clock });
-  const key = { jwk: k.jwk, alg: 'ES256' };
-  // Lifted onto another request: that request had another nonce.
-  t.is(code(t, () => verifyWimseResponseSignature({ status: 200, headers: res.headers }, key, { request: { ...req, path: '/b' }, nonce: 'req-2', signResponse: true }, { nowSec: nowSec() })), 'httpsig.req_nonce_mismatch');
-  // Same nonce, other request line: the ;req components no longer match.
-  t.is(code(t, () => verifyWimseResponseSignature({ status: 200, headers: res.headers }, key, { request: { ...req, path: '/b' }, nonce: 'req-1', signResponse: true }, { nowSec: nowSec() })), 'httpsig.bad_signature');
-  // wimse-req-nonce removed.
-  const headers = new Map(res.headers);
-  headers.set('signature-input', [res.signatureInput.replace(';wimse-req-nonce="req-1"', '')]);
-  t.is(code(t, () => verifyWimseResponseSignature({ status: 200, headers }, key, { request: req, nonce: 'req-1', signResponse: true }, { nowSec: nowSec() })), 'httpsig.param_missing');
-});
+  test(T('unsigned response after wimse-sign-response -> httpsig.response_unsigned'), (t) => {
+    const res = { status: 200, headers: new Map([['content-type', ['text/plain']]]) };
+    t.is(code(t, () => verifyWimseResponseSignature(res, key, ctx, { nowSec: nowSec() })), 'httpsig.response_unsigned');
+  });
 
-test('httpsig roundtrip - response body without Content-Digest -> httpsig.digest_missing', (t) => {
-  const k = keys('EdDSA');
-  const req: HttpRequestMessage = { method: 'GET', path: '/a', query: '', headers: new Map() };
-  const res = signWimseResponse({ status: 200, headers: [['workload-identity-token', 'w']], request: req, requestNonce: 'r', key: { privateKey: k.privateKey, alg: 'EdDSA' }, clock });
-  t.is(code(t, () => verifyWimseResponseSignature({ status: 200, headers: res.headers, body: enc.encode('late body') }, { jwk: k.jwk, alg: 'EdDSA' }, { request: req, nonce: 'r', signResponse: true }, { nowSec: nowSec() })), 'httpsig.digest_missing');
-});
+  test(T('unsigned response when the client requires signing -> httpsig.response_unsigned'), (t) => {
+    const res = { status: 200, headers: new Map() };
+    t.is(code(t, () => verifyWimseResponseSignature(res, key, { ...ctx, signResponse: false }, { nowSec: nowSec(), requireSigned: true })), 'httpsig.response_unsigned');
+  });
+
+  test(T('unsigned response when signing was not asked for is accepted as unsigned'), (t) => {
+    t.is(verifyWimseResponseSignature({ status: 200, headers: new Map() }, key, { ...ctx, signResponse: false }, { nowSec: nowSec() }), undefined);
+  });
+
+  test(T('response without wimse-req-nonce -> httpsig.param_missing'), (t) => {
+    const res = signed();
+    const headers = new Map(res.headers);
+    headers.set('signature-input', [res.signatureInput.replace(';wimse-req-nonce="req-1"', '')]);
+    t.is(code(t, () => verifyWimseResponseSignature({ status: 200, headers }, key, ctx, { nowSec: nowSec() })), 'httpsig.param_missing');
+  });
+
+  test(T('response with the wrong wimse-req-nonce -> httpsig.req_nonce_mismatch'), (t) => {
+    const res = signed();
+    t.is(code(t, () => verifyWimseResponseSignature({ status: 200, headers: res.headers }, key, { ...ctx, nonce: 'req-2' }, { nowSec: nowSec() })), 'httpsig.req_nonce_mismatch');
+  });
+
+  test(T('response lifted onto another request with the same nonce -> httpsig.bad_signature'), (t) => {
+    const res = signed();
+    for (const other of [{ ...req, path: '/b' }, { ...req, query: '?v=2' }, { ...req, method: 'POST' }]) {
+      t.is(code(t, () => verifyWimseResponseSignature({ status: 200, headers: res.headers }, key, { ...ctx, request: other }, { nowSec: nowSec() })), 'httpsig.bad_signature');
+    }
+  });
+
+  test(T('response keyid/alg parameters -> httpsig.param_forbidden'), (t) => {
+    const res = signed();
+    const headers = new Map(res.headers);
+    headers.set('signature-input', [`${res.signatureInput};keyid="k"`]);
+    t.is(code(t, () => verifyWimseResponseSignature({ status: 200, headers }, key, ctx, { nowSec: nowSec() })), 'httpsig.param_forbidden');
+  });
+
+  test(T('expired response -> httpsig.expired'), (t) => {
+    const res = signed();
+    t.is(code(t, () => verifyWimseResponseSignature({ status: 200, headers: res.headers }, key, ctx, { nowSec: res.expires + 61 })), 'httpsig.expired');
+  });
+
+  test(T('response body without Content-Digest -> httpsig.digest_missing'), (t) => {
+    const res = signed();
+    t.is(code(t, () => verifyWimseResponseSignature({ status: 200, headers: res.headers, body: enc.encode('late body') }, key, ctx, { nowSec: nowSec() })), 'httpsig.digest_missing');
+  });
+}
+
+for (const alg of ['Ed25519', 'ES384'] as const) {
+  test(`httpsig roundtrip ${alg} - the other accepted JWS algorithms sign and verify`, (t) => {
+    const { privateKey, publicKey } = alg === 'ES384' ? generateKeyPairSync('ec', { namedCurve: 'P-384' }) : generateKeyPairSync('ed25519');
+    const jwk = { ...(publicKey.export({ format: 'jwk' }) as PublicJwk), alg };
+    const s = signWimseRequest({ method: 'DELETE', path: '/x', query: '', headers: [['workload-identity-token', 'w']], key: { privateKey, alg }, audience: AUD, clock });
+    const v = verifyWimseRequestSignature({ method: 'DELETE', path: '/x', query: '', headers: s.headers }, { jwk, alg }, { audiences: [AUD], nowSec: nowSec() });
+    t.is(v.alg, alg);
+    t.is(code(t, () => verifyWimseRequestSignature({ method: 'DELETE', path: '/y', query: '', headers: s.headers }, { jwk, alg }, { audiences: [AUD], nowSec: nowSec() })), 'httpsig.bad_signature');
+  });
+}
 
 test('httpsig roundtrip - signer misuse is a TypeError: no WIT field, key of another type', (t) => {
   const k = keys('EdDSA');

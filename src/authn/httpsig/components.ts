@@ -168,9 +168,10 @@ const pathOf = (req: HttpRequestMessage): string => (req.path === '' ? '/' : req
 function authorityOf(c: ComponentId, req: HttpRequestMessage): string {
   let authority = req.authority;
   if (authority === undefined) {
-    const host = fieldLines(req.headers, 'host');
-    if (!host || host.length !== 1) throw missing(c, 'the authority is not known');
-    authority = trimOws(host[0] as string);
+    // HTTP/2 and HTTP/3 carry it as :authority; HTTP/1.1 as Host. Exactly one line is accepted.
+    const lines = fieldLines(req.headers, ':authority') ?? fieldLines(req.headers, 'host');
+    if (!lines || lines.length !== 1) throw missing(c, 'the authority is not known');
+    authority = trimOws(lines[0] as string);
   }
   authority = authority.toLowerCase();
   const scheme = req.scheme?.toLowerCase();
