@@ -1,6 +1,6 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
-import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, createSecretKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { headersFrom } from '../../src/authn/request.ts';
 import { AuthnError } from '../../src/authn/errors.ts';
 import {
@@ -127,4 +127,19 @@ test('httpsig rfc9421 - an alg parameter that disagrees with the key is refused'
   headers.set('signature-input', [c.signature_input + ';alg="hmac-sha256"']);
   const e = t.throws(() => verifyMessageSignature({ message: { ...ctx.message, headers } }, c.label, { key: publicKeyFor('ed25519'), alg: 'ed25519' }), { instanceOf: AuthnError });
   t.is(e?.code, 'httpsig.alg_unsupported');
+});
+
+test('httpsig rfc9421 - rsa-v1_5-sha256 and rsa-pss-sha512 sign and verify with a generated RSA key', (t) => {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const input = parseSignatureInputs(signedContext(rfc.cases[2]).message.headers)!.get('sig-b23')!;
+  for (const alg of ['rsa-v1_5-sha256', 'rsa-pss-sha512'] as const) {
+    const sig = signMessage({ message: request }, { label: 'sig1', components: input.components, params: input.params, key: { key: privateKey, alg } });
+    const headers = new Map(request.headers);
+    headers.set('signature-input', [sig.signatureInput]);
+    headers.set('signature', [sig.signature]);
+    t.notThrows(() => verifyMessageSignature({ message: { ...request, headers } }, 'sig1', { key: publicKey, alg }));
+    const other = alg === 'rsa-pss-sha512' ? 'rsa-v1_5-sha256' : 'rsa-pss-sha512';
+    const e = t.throws(() => verifyMessageSignature({ message: { ...request, headers } }, 'sig1', { key: publicKey, alg: other }), { instanceOf: AuthnError });
+    t.is(e?.code, 'httpsig.bad_signature');
+  }
 });
