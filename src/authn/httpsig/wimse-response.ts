@@ -61,6 +61,7 @@ export function verifyWimseResponseSignature(
   opts: HttpSigResponseVerifyOptions,
 ): VerifiedHttpSignature | undefined {
   const window = checkWindowOptions(opts);
+  if (typeof key !== 'object' || key === null) throw new TypeError('"key" must be { jwk, alg }');
   if (typeof ctx?.nonce !== 'string' || ctx.nonce === '') throw new TypeError('"ctx.nonce" must be the request nonce');
   return guarded(() => {
     const input = selectWimseSignature(res);

@@ -89,6 +89,7 @@ export function verifyWimseRequestSignature(
   opts: HttpSigVerifyOptions,
 ): VerifiedHttpSignature {
   const window = checkWindowOptions(opts);
+  if (typeof key !== 'object' || key === null) throw new TypeError('"key" must be { jwk, alg }');
   if (!Array.isArray(opts.audiences) || opts.audiences.length === 0 || !opts.audiences.every((a) => typeof a === 'string' && a !== '')) {
     throw new TypeError('"audiences" must be a non-empty list of non-empty strings');
   }
