@@ -1,6 +1,7 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
-import { createPrivateKey, createPublicKey, type JsonWebKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
+import { ManualClock } from '../../src/identity/clock.ts';
 import type { PublicJwk } from '../../src/identity/jwk.ts';
 import { headersFrom } from '../../src/authn/request.ts';
 import { AuthnError } from '../../src/authn/errors.ts';
@@ -13,6 +14,8 @@ import {
   verifyWimseRequestSignature,
   verifyWimseResponseSignature,
   hasWimseSignature,
+  signWimseRequest,
+  signWimseResponse,
   type HttpRequestMessage,
   type HttpResponseMessage,
 } from '../../src/authn/httpsig/index.ts';
@@ -180,4 +183,30 @@ test('httpsig wimse-06 - the -07 profile refuses the -06 response: "@path";req n
   const e = t.throws(() => verifyWimseResponseSignature(res, { jwk: v06.callee_public_jwk, alg: 'EdDSA' }, { request: req, nonce: 'abcd1111', signResponse: true }, { nowSec: created, maxWindowSec: RES_WINDOW }), { instanceOf: AuthnError });
   t.is(e?.code, 'httpsig.component_missing');
   t.regex(e!.detail, /"@path";req/);
+});
+
+// Our signer, given the example's inputs, writes the example's Signature-Input and signature base
+// byte for byte (the -07 private keys are not published, so the signature bytes themselves differ).
+
+test('httpsig wimse-07 - signWimseRequest reproduces the example Signature-Input and signature base', (t) => {
+  const { req } = messages(v07);
+  const created = paramOf(v07.request.signature_input, 'created');
+  const clock = new ManualClock(created * 1000);
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const headers = v07.request.headers.filter(([n]) => !/^signature/i.test(n));
+  const s = signWimseRequest({ method: req.method, path: req.path, query: req.query, headers, key: { privateKey, alg: 'EdDSA' }, audience: AUD, signResponse: true, clock, ttlSec: 300, nonce: 'abcd1111', label: 'sig1' });
+  t.is(s.signatureInput, v07.request.signature_input);
+  t.is(s.base, v07.request.signature_base);
+});
+
+test('httpsig wimse-07 - signWimseResponse reproduces the example Signature-Input, Content-Digest and signature base', (t) => {
+  const { req, res } = messages(v07);
+  const created = paramOf(v07.response.signature_input, 'created');
+  const clock = new ManualClock(created * 1000);
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const headers = v07.response.headers.filter(([n]) => !/^(signature|content-digest)/i.test(n));
+  const s = signWimseResponse({ status: res.status, headers, body: res.body!, request: req, requestNonce: 'abcd1111', key: { privateKey, alg: 'EdDSA' }, clock, ttlSec: 302, nonce: 'abcd2222', label: 'sig1' });
+  t.is(s.contentDigest, res.headers.get('content-digest')![0]);
+  t.is(s.signatureInput, v07.response.signature_input);
+  t.is(s.base, v07.response.signature_base);
 });
