@@ -341,6 +341,17 @@ test('httpsig wimse - an unrelated signature with an unknown component does not 
   t.is(verify(k, req).label, 'wimse');
 });
 
+test('httpsig wimse - cnf.jwk problems: private member, wrong curve, EdDSA vs Ed25519 mismatch', (t) => {
+  const k = KEYS.EdDSA;
+  const req = craft(k);
+  expectCode(t, () => verifyWimseRequestSignature(req, { jwk: { ...k.jwk, d: 'AAAA' }, alg: 'EdDSA' }, opts()), 'httpsig.key_invalid');
+  expectCode(t, () => verifyWimseRequestSignature(req, { jwk: { ...k.jwk, crv: 'X25519' }, alg: 'EdDSA' }, opts()), 'httpsig.key_invalid');
+  expectCode(t, () => verifyWimseRequestSignature(req, { jwk: { ...k.jwk, x: 'AAAA' }, alg: 'EdDSA' }, opts()), 'httpsig.key_invalid');
+  // cnf.jwk.alg is the algorithm: a different name for it is not silently accepted.
+  expectCode(t, () => verifyWimseRequestSignature(req, { jwk: k.jwk, alg: 'Ed25519' }, opts()), 'httpsig.alg_unsupported');
+  t.notThrows(() => verifyWimseRequestSignature(req, { jwk: { ...k.jwk, alg: 'Ed25519' }, alg: 'Ed25519' }, opts()));
+});
+
 test('httpsig wimse - the options are checked (misuse is a TypeError, not an AuthnError)', (t) => {
   const k = KEYS.EdDSA;
   const req = craft(k);
