@@ -283,7 +283,7 @@ export class IdentityServer {
     const replacement = this.slot(kind).current?.kid === kid ? await this.#newKey(kind) : undefined;
     await this.#serial(async () => {
       const t = applyTaint(this.#records, kind, kid, this.#clock.now(), replacement?.record);
-      const added = replacement && t.records.includes(replacement.record) ? [replacement] : [];
+      const added = replacement && t.records.some((r) => r.kind === kind && r.kid === replacement.record.kid) ? [replacement] : [];
       const events: CaEvent[] = [];
       if (added.length) events.push({ type: 'key-prepared', kind, kid: replacement!.record.kid });
       if (t.activated) events.push({ type: 'key-activated', kind, kid: t.activated });
