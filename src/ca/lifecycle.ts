@@ -5,7 +5,7 @@
  *
  * Rules (docs/ca.md "Key lifecycle"):
  * - prepare: add a new `prepared` key; a previous prepared key of the kind (never used to sign)
- *   is dropped.
+ *   becomes `old`: published keys leave the bundle only by expiry or revocation.
  * - activate: the newest usable prepared key becomes `active`; the active one becomes `old`.
  * - taint: an active, prepared or old key becomes `tainted`. Tainting the active key activates a
  *   replacement in the same transition, so there is never a moment without a signer and the
@@ -33,12 +33,10 @@ const set = (r: KeyRecord, patch: Partial<KeyRecord>): KeyRecord => ({ ...r, ...
 
 export function applyPrepare(records: readonly KeyRecord[], rec: KeyRecord): Transition {
   if (rec.status !== 'prepared') throw new TypeError('a new key starts prepared');
-  const removed = records.filter((r) => r.kind === rec.kind && r.status === 'prepared' && r.origin === undefined);
-  return {
-    records: [...records.filter((r) => !removed.includes(r)), rec],
-    bundleChanged: true,
-    removed,
-  };
+  // A key already published stays published until it expires: a superseded prepared key
+  // becomes `old` (it never signed) rather than vanishing from the bundle.
+  const out = records.map((r) => (r.kind === rec.kind && r.status === 'prepared' && r.origin === undefined ? set(r, { status: 'old' }) : r));
+  return { records: [...out, rec], bundleChanged: true, removed: [] };
 }
 
 export function applyActivate(records: readonly KeyRecord[], kind: KeyKind, now: number): Transition {

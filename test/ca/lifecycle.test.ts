@@ -35,13 +35,15 @@ test('lifecycle - prepare publishes, activate swaps, both with events and a new 
   t.is(e!.code, 'ca.key_state', 'nothing prepared to activate');
 });
 
-test('lifecycle - preparing twice replaces the unused prepared key', async (t) => {
+test('lifecycle - preparing twice supersedes the unused prepared key; it stays published until expiry', async (t) => {
   const { ca } = await openCa(t);
   const a = await ca.prepare('wit');
   const b = await ca.prepare('wit');
-  t.is(statusOf(ca, a.kid), undefined);
+  t.is(statusOf(ca, a.kid), 'old');
   t.is(ca.slot('wit').next!.kid, b.kid);
-  t.is(ca.bundle().witKeys.length, 2);
+  t.is(ca.bundle().witKeys.length, 3);
+  await ca.activate('wit');
+  t.is(ca.slot('wit').current!.kid, b.kid);
 });
 
 test('lifecycle - tainting the active key activates a replacement in the same step', async (t) => {
