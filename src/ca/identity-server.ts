@@ -212,7 +212,7 @@ export class IdentityServer {
     const notBefore = floorSec(now - NOT_BEFORE_CUSHION_MS);
     const notAfter = floorSec(Math.min(now + ttlSec * 1000, signer.record.notAfter));
     if (notAfter <= now) throw new NoActiveKeyError('x509');
-    const built = await buildWic({ signer: signer.wicSigner!, id, dnsNames, publicKey: leaf.publicKey, notBefore, notAfter });
+    const built = buildWic({ signer: signer.wicSigner!, id, dnsNames, publicKey: leaf.publicKey, notBefore, notAfter });
     return {
       id,
       certPem: built.pem,

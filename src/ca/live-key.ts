@@ -50,7 +50,7 @@ export function withMaterial(record: KeyRecord, material: KeyMaterial): LiveKey 
       kid: record.kid,
       alg: record.alg,
       privateKey: material.privateKey,
-      subject: cert.subjectName,
+      issuerDer: new Uint8Array(cert.subjectName.toArrayBuffer()),
       keyId: keyIdentifier(material.publicKey),
     },
   };

@@ -10,19 +10,22 @@
  * - extKeyUsage serverAuth + clientAuth (mutual-tls-02: SHOULD);
  * - SKI of the leaf key, AKI = the CA's key id; random positive 128-bit serial;
  * - notBefore back-dated 10 s; notAfter capped by the signing CA key's own notAfter.
+ *
+ * The certificate is encoded directly (der.ts, RFC 5280 §4.1) and signed with node:crypto.
  */
-import type { KeyObject } from 'node:crypto';
+import { sign, type KeyObject } from 'node:crypto';
+import { derToPem } from '../identity/index.ts';
+import { bitString, extension, OID, octets, seq, time, tlv, uint } from './der.ts';
 import type { CaAlg } from './key-record.ts';
-import { pkiCrypto, x509 } from './pki.ts';
-import { cryptoSigner, keyIdentifier, randomSerial, signingAlgorithm } from './x509-ca.ts';
+import { keyIdentifier, randomSerial } from './x509-ca.ts';
 
 /** What the WIC builder needs of the active X.509 CA key. */
 export interface WicSigner {
   readonly kid: string;
   readonly alg: CaAlg;
   readonly privateKey: KeyObject;
-  /** The CA certificate's subject, used verbatim as the leaf's issuer. */
-  readonly subject: x509.Name;
+  /** DER of the CA certificate's subject Name, used verbatim as the leaf's issuer. */
+  readonly issuerDer: Uint8Array;
   /** Hex key identifier of the CA key (its SKI). */
   readonly keyId: string;
 }
@@ -40,33 +43,45 @@ export interface WicParams {
 export interface BuiltWic {
   readonly der: Uint8Array;
   readonly pem: string;
+  /** Hex, without a leading 00. */
   readonly serial: string;
 }
 
-export async function buildWic(p: WicParams): Promise<BuiltWic> {
-  const signingKey = await cryptoSigner(p.signer.alg, p.signer.privateKey);
-  const serialNumber = randomSerial();
-  const names: x509.JsonGeneralName[] = [{ type: 'url', value: p.id }, ...p.dnsNames.map((d) => ({ type: 'dns' as const, value: d }))];
-  const cert = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber,
-      subject: '',
-      issuer: p.signer.subject,
-      notBefore: new Date(p.notBefore),
-      notAfter: new Date(p.notAfter),
-      publicKey: p.publicKey.export({ format: 'der', type: 'spki' }),
-      signingKey,
-      signingAlgorithm: signingAlgorithm(p.signer.alg),
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
-        new x509.SubjectKeyIdentifierExtension(keyIdentifier(p.publicKey)),
-        new x509.AuthorityKeyIdentifierExtension(p.signer.keyId),
-        new x509.SubjectAlternativeNameExtension(names, true),
-      ],
-    },
-    pkiCrypto,
+const VERSION_V3 = Buffer.from('a003020102', 'hex'); // [0] EXPLICIT INTEGER 2
+const EMPTY_NAME = Buffer.from('3000', 'hex');
+const BC_LEAF = extension(OID.basicConstraints, true, seq()); // cA DEFAULT FALSE is omitted (DER)
+const KU_DIGITAL_SIGNATURE = extension(OID.keyUsage, true, bitString(Buffer.from([0x80]), 7));
+const EKU_SERVER_CLIENT = extension(OID.extKeyUsage, false, seq(OID.serverAuth, OID.clientAuth));
+
+const sigAlg = (alg: CaAlg): Buffer => (alg === 'ES256' ? seq(OID.ecdsaWithSha256) : seq(OID.ed25519));
+
+export function buildWic(p: WicParams): BuiltWic {
+  const serial = randomSerial().replace(/^00/, '');
+  const algId = sigAlg(p.signer.alg);
+  const san = seq(
+    tlv(0x86, Buffer.from(p.id, 'ascii')), // [6] uniformResourceIdentifier
+    ...p.dnsNames.map((d) => tlv(0x82, Buffer.from(d, 'ascii'))), // [2] dNSName
   );
-  return { der: new Uint8Array(cert.rawData), pem: cert.toString('pem'), serial: serialNumber.replace(/^00/, '') };
+  const extensions = seq(
+    BC_LEAF,
+    KU_DIGITAL_SIGNATURE,
+    EKU_SERVER_CLIENT,
+    extension(OID.subjectKeyId, false, octets(Buffer.from(keyIdentifier(p.publicKey), 'hex'))),
+    extension(OID.authorityKeyId, false, seq(tlv(0x80, Buffer.from(p.signer.keyId, 'hex')))),
+    extension(OID.subjectAltName, true, san),
+  );
+  const tbs = seq(
+    VERSION_V3,
+    uint(Buffer.from(serial, 'hex')),
+    algId,
+    p.signer.issuerDer,
+    seq(time(p.notBefore), time(p.notAfter)),
+    EMPTY_NAME,
+    p.publicKey.export({ format: 'der', type: 'spki' }),
+    tlv(0xa3, extensions), // [3] EXPLICIT Extensions
+  );
+  // ECDSA: DER Ecdsa-Sig-Value (RFC 5758 §3.2), node's default encoding; Ed25519: 64 raw bytes (RFC 8410 §6).
+  const signature = sign(p.signer.alg === 'ES256' ? 'sha256' : null, tbs, p.signer.privateKey);
+  const der = seq(tbs, algId, bitString(signature));
+  return { der, pem: derToPem(der), serial };
 }

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { CaRequestError, NoActiveKeyError, type IssuedWic } from '../../src/ca/index.ts';
-import { rootsPem, systemClock } from '../../src/identity/index.ts';
+import { ManualClock, rootsPem, systemClock } from '../../src/identity/index.ts';
 import { issuingRoot, openCa, tempDir, workloadKey, TD } from './helpers.ts';
 
 const run = promisify(execFile);
@@ -165,4 +165,28 @@ test('wic - lifetime is capped by the signing key, and nothing signs without an 
   await t.throwsAsync(ca.issueWic({ id: ID }), { instanceOf: NoActiveKeyError });
   await ca.rotator.tick();
   t.not((await ca.issueWic({ id: ID })).caKid, active.kid, 'a new key after rotation');
+});
+
+test('wic - long identifiers and many DNS names (multi-byte DER lengths) still verify strictly', async (t) => {
+  const { ca } = await openCa(t, { clock: systemClock as any });
+  const id = `spiffe://${TD}/${'seg-0123456789/'.repeat(130)}end`;
+  t.true(id.length > 1900 && id.length <= 2048);
+  const dns = Array.from({ length: 30 }, (_, i) => `host-${i}.svc.example.org`);
+  const wic = await ca.issueWic({ id, dnsNames: dns });
+  checkLeafProfile(t, wic, id, dns);
+  const { stdout } = await opensslVerify(t, rootsPem(ca.bundle()), wic.certPem);
+  t.regex(stdout, /OK/);
+});
+
+test('wic - certificate times switch to GeneralizedTime from 2050 (RFC 5280 §4.1.2.5)', async (t) => {
+  const clock = new ManualClock(Date.UTC(2049, 11, 31, 23, 30));
+  const { ca } = await openCa(t, { clock });
+  const wic = await ca.issueWic({ id: ID });
+  const leaf = new X509Certificate(wic.certPem);
+  t.is(Date.parse(leaf.validFrom), Date.UTC(2049, 11, 31, 23, 29, 50));
+  t.is(Date.parse(leaf.validTo), Date.UTC(2050, 0, 1, 0, 30));
+  t.true(Buffer.from(leaf.raw).includes(Buffer.from('20500101003000Z')), 'GeneralizedTime');
+  t.true(Buffer.from(leaf.raw).includes(Buffer.from('491231232950Z')), 'UTCTime');
+  const { stdout } = await opensslVerify(t, rootsPem(ca.bundle()), wic.certPem, clock.now());
+  t.regex(stdout, /OK/);
 });
