@@ -7,86 +7,22 @@
  * (bundle, events) or used (signing). A node killed at any moment restarts with every key it
  * ever published.
  */
-import { parseTrustDomain, parseWorkloadId, type Clock, type PublicJwk, type TrustBundleSet, type TrustDomainBundle } from '../identity/index.ts';
-import { buildOwnBundle, bundleSet, loadFederatedBundles, type FederatedBundleFile } from './bundle.ts';
+import { parseTrustDomain, parseWorkloadId, type Clock, type TrustBundleSet, type TrustDomainBundle } from '../identity/index.ts';
+import { buildOwnBundle, bundleSet, loadFederatedBundles } from './bundle.ts';
 import { CaRequestError, JournalCorruptError, JournalMismatchError, NoActiveKeyError } from './errors.ts';
 import { acquireLock, ensureJournalDir, journalPath, readJournal, removeStaleTemps, writeJournal } from './journal.ts';
-import { KEY_KINDS, type CaAlg, type KeyKind, type KeyRecord, type KeyStatus } from './key-record.ts';
+import { KEY_KINDS, type KeyKind, type KeyRecord } from './key-record.ts';
 import { generateKeyMaterial, toPkcs8Pem } from './keys.ts';
-import { resolveLeafKey, type LeafKeySource } from './leaf-key.ts';
+import { resolveLeafKey } from './leaf-key.ts';
 import { applyActivate, applyPrepare, applyPrune, applyRevoke, applyTaint, type Transition } from './lifecycle.ts';
 import { loadLiveKey, withMaterial, type LiveKey } from './live-key.ts';
 import { silentLogger, type CaLogger } from './logger.ts';
 import { decide, Rotator } from './rotator.ts';
 import { keyTimes, resolveTiming, slotOf, type Slot, type Timing } from './slot.ts';
+import type { CaEvent, IdentityServerOptions, IssuedWic, KeyInfo, WicRequest, WitRequest } from './types.ts';
 import { buildWic } from './wic.ts';
 import { checkCnfJwk, signWit, type MintedWit } from './wit.ts';
 import { createCaCertificate, NOT_BEFORE_CUSHION_MS } from './x509-ca.ts';
-
-export interface IdentityServerOptions {
-  readonly stateDir: string;
-  readonly trustDomain: string;
-  readonly clock: Clock;
-  /** Algorithm of new keys of both kinds (default ES256); `x509Alg`/`witAlg` override per kind. */
-  readonly alg?: CaAlg;
-  readonly x509Alg?: CaAlg;
-  readonly witAlg?: CaAlg;
-  readonly timing?: Partial<Timing>;
-  /** Default lifetime of WICs and WITs (1 h each). */
-  readonly wicTtlSec?: number;
-  readonly witTtlSec?: number;
-  /** `iss` of minted WITs (creds §3: RECOMMENDED); omitted when unset. */
-  readonly witIssuer?: string;
-  readonly federatedBundleFiles?: readonly FederatedBundleFile[];
-  readonly refreshHintSec?: number;
-  readonly logger?: CaLogger;
-}
-
-export type CaEvent =
-  | { readonly type: 'bundle-changed'; readonly trustDomain: string; readonly sequence: number }
-  | { readonly type: 'key-prepared' | 'key-activated' | 'key-tainted' | 'key-revoked' | 'key-removed'; readonly kind: KeyKind; readonly kid: string };
-
-export interface KeyInfo {
-  readonly kind: KeyKind;
-  readonly kid: string;
-  readonly alg: CaAlg;
-  readonly status: KeyStatus;
-  readonly notBefore: number;
-  readonly notAfter: number;
-  readonly activatedAt?: number;
-  readonly taintedAt?: number;
-  readonly revokedAt?: number;
-}
-
-export interface WicRequest {
-  /** The workload identifier: the certificate's one URI SAN. */
-  readonly id: string;
-  /** Default: a fresh ES256 key pair generated here. */
-  readonly key?: LeafKeySource;
-  readonly dnsNames?: readonly string[];
-  readonly ttlSec?: number;
-}
-
-export interface IssuedWic {
-  readonly id: string;
-  readonly certPem: string;
-  /** The leaf only: roots are self-signed and travel in the bundle. */
-  readonly chainPem: string;
-  /** PKCS#8 PEM, only when the key pair was generated here. */
-  readonly privateKeyPem?: string;
-  readonly notBefore: number;
-  readonly notAfter: number;
-  /** Upper-case hex, as node:crypto X509Certificate.serialNumber prints it. */
-  readonly serial: string;
-  readonly caKid: string;
-}
-
-export interface WitRequest {
-  readonly sub: string;
-  /** The workload's public key; `alg` REQUIRED. */
-  readonly cnf: PublicJwk;
-  readonly ttlSec?: number;
-}
 
 const DNS_NAME = /^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const KEY = (kind: KeyKind, kid: string) => `${kind}/${kid}`;
@@ -156,6 +92,7 @@ export class IdentityServer {
       const ca = new IdentityServer(opts, path, release, { sequence: body?.sequence ?? 0, keys: [...(body?.keys ?? [])] }, federated);
       (opts.logger ?? silentLogger).info({ path, keys: ca.#records.length, fresh: !body }, 'key journal loaded');
       for (const kind of KEY_KINDS) for (const verb of decide(ca.slot(kind), ca.#clock.now())) await ca[verb](kind);
+      await ca.prune();
       return ca;
     } catch (e) {
       await release();

@@ -1,6 +1,6 @@
 /** The Identity Server core: key lifecycle, journal, WIC and WIT issuance, trust bundles. */
 export { IdentityServer } from './identity-server.ts';
-export type { IdentityServerOptions, CaEvent, KeyInfo, WicRequest, IssuedWic, WitRequest } from './identity-server.ts';
+export type { IdentityServerOptions, CaEvent, KeyInfo, WicRequest, IssuedWic, WitRequest } from './types.ts';
 export type { MintedWit } from './wit.ts';
 export { WIT_TYP } from './wit.ts';
 export type { LeafKeySource } from './leaf-key.ts';

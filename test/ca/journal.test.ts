@@ -140,3 +140,18 @@ test('journal - two active keys of a kind are refused', async (t) => {
   const e = await t.throwsAsync<JournalCorruptError>(IdentityServer.open({ stateDir: dir, trustDomain: TD, clock }), { instanceOf: JournalCorruptError });
   t.regex(e!.message, /more than one active/);
 });
+
+test('journal - after a long downtime the node activates a fresh key at once and prunes the dead ones', async (t) => {
+  const { ca, dir, clock } = await openCa(t, { timing: { keyTtlSec: 3600 } });
+  const before = ca.keys().map((k) => k.kid);
+  await ca.close();
+  clock.advance(3 * 24 * 3600_000);
+  const again = await IdentityServer.open({ stateDir: dir, trustDomain: TD, clock, timing: { keyTtlSec: 3600 } });
+  t.teardown(() => again.close());
+  const wic = await again.issueWic({ id: `spiffe://${TD}/a` });
+  t.false(before.includes(wic.caKid));
+  t.false(before.includes(again.slot('wit').current!.kid));
+  await again.prune();
+  t.deepEqual(again.keys().filter((k) => before.includes(k.kid)), []);
+  t.is(again.bundle().x509Authorities.length, 1);
+});
