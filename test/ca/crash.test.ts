@@ -56,7 +56,10 @@ test('crash - SIGKILL at random moments never loses a reported key and never cor
     t.teardown(() => void run.child.kill('SIGKILL'));
     const loaded = await run.loaded; // a damaged journal would make the child exit instead
     for (const kid of everReported) t.true(loaded.includes(kid), `restart ${i}: reported key ${kid} is back`);
-    await new Promise((r) => setTimeout(r, randomInt(40, 400)));
+    // Let it rotate at least once, then kill it at a random moment (often inside a write).
+    const deadline = Date.now() + 20_000;
+    while (run.reported.length <= loaded.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, randomInt(0, 300)));
     run.child.kill('SIGKILL');
     await run.exited;
     for (const kid of run.reported) everReported.add(kid);
@@ -67,7 +70,7 @@ test('crash - SIGKILL at random moments never loses a reported key and never cor
   const kids = new Set(ca.keys().map((k) => k.kid));
   for (const kid of everReported) t.true(kids.has(kid), `reported key ${kid} is in the journal`);
   t.log(`keys created across ${KILLS} kills: ${totalKeys}`);
-  t.true(totalKeys > KILLS * 2);
+  t.true(totalKeys >= 2 + KILLS, 'every run added keys');
   t.truthy(ca.slot('x509').current);
   t.truthy(ca.slot('wit').current);
 });
