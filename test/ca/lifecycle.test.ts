@@ -105,3 +105,24 @@ test('lifecycle - a listener that throws does not break the CA', async (t) => {
   await ca.activate('x509');
   t.deepEqual(seen, ['key-prepared', 'bundle-changed']);
 });
+
+test('lifecycle - a key whose journal write fails is never published nor used; the rotator retries', async (t) => {
+  const { ca, clock, dir } = await openCa(t, { timing: { keyTtlSec: 60 } });
+  const { rename } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const events: CaEvent[] = [];
+  ca.onChange((e) => events.push(e));
+  const bundle = ca.bundle();
+  const keys = ca.keys();
+  await rename(join(dir, 'ca'), join(dir, 'ca-away')); // the journal directory vanishes
+  clock.advance(50_000); // past prepare (1/2) and activate (5/6)
+  await ca.rotator.tick();
+  t.true(ca.rotator.stats.errors >= 2, 'both kinds failed and were counted');
+  t.deepEqual(ca.keys(), keys, 'no key added in memory');
+  t.is(ca.bundle(), bundle, 'bundle unchanged');
+  t.deepEqual(events, []);
+  t.is((await ca.issueWic({ id: 'spiffe://example.org/a' })).caKid, keys.find((k) => k.kind === 'x509')!.kid);
+  await rename(join(dir, 'ca-away'), join(dir, 'ca'));
+  await ca.rotator.tick();
+  t.is(ca.keys().filter((k) => k.status === 'active' && !keys.some((o) => o.kid === k.kid)).length, 2, 'recovered on the next tick');
+});
