@@ -165,8 +165,10 @@ async function fsyncDir(dir: string): Promise<void> {
 /** Create `<stateDir>/ca` with mode 0700 (tightened if it already exists). */
 export async function ensureJournalDir(stateDir: string): Promise<string> {
   const dir = journalDir(stateDir);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const created = await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
+  // A directory entry is durable only once its parent is synced.
+  if (created !== undefined) await fsyncDir(stateDir);
   return dir;
 }
 

@@ -126,3 +126,28 @@ test('lifecycle - a key whose journal write fails is never published nor used; t
   await ca.rotator.tick();
   t.is(ca.keys().filter((k) => k.status === 'active' && !keys.some((o) => o.kid === k.kid)).length, 2, 'recovered on the next tick');
 });
+
+test('lifecycle - issuance running alongside taints and rotations only ever uses a key that was active and published', async (t) => {
+  const { ca } = await openCa(t);
+  const { X509Certificate } = await import('node:crypto');
+  const published = new Set(ca.keys().map((k) => k.kid));
+  ca.onChange((e) => {
+    if (e.type === 'key-prepared') published.add(e.kid);
+  });
+  const work = Array.from({ length: 40 }, (_, i) => ca.issueWic({ id: `spiffe://example.org/w${i}` }));
+  const ops = (async () => {
+    for (let i = 0; i < 3; i++) {
+      await ca.taint('x509', ca.slot('x509').current!.kid);
+      await ca.prepare('x509');
+      await ca.activate('x509');
+    }
+  })();
+  const [wics] = await Promise.all([Promise.all(work), ops]);
+  const tainted = new Set(ca.keys().filter((k) => k.status === 'tainted').map((k) => k.kid));
+  t.is(tainted.size, 3);
+  for (const w of wics) {
+    t.true(published.has(w.caKid), 'signed by a journaled, published key');
+    const root = ca.bundle().x509Authorities.map((d) => new X509Certificate(d)).find((r) => new X509Certificate(w.certPem).checkIssued(r));
+    t.truthy(root, 'still chains to the bundle (tainted keys stay trusted until revoked)');
+  }
+});
