@@ -1,0 +1,179 @@
+/**
+ * Workload Proof Token, draft-ietf-wimse-wpt-02: verification (recipient rules, §3 / spec/wimse.md
+ * §3.3) and creation for clients. The WPT travels as `Authorization: WPT <jwt>` (§3.1; the scheme
+ * is case-insensitive, the token is not). Every failure is 401 with `WWW-Authenticate: WPT`.
+ *
+ * Order: syntax, `typ`, `alg` string-equal to the WIT's `cnf.jwk.alg`, signature with `cnf.jwk`,
+ * then claims (`aud`, `exp`, `wth`, `tth`, `oth`, `jti`), and the replay cache last so that a
+ * rejected token never consumes its `jti`.
+ */
+import { createHash, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { AuthnError } from './errors.ts';
+import { singleField } from './fields.ts';
+import { parseCompactJws, verifyJwsSignature } from './jws.ts';
+import type { AuthnSettings } from './options.ts';
+import type { ReplayGuard } from './replay.ts';
+import type { AuthnRequest } from './request.ts';
+import type { VerifiedWit } from './wit.ts';
+import { isSigningAlg, type SigningAlg } from '../identity/jwk.ts';
+
+export const WPT_CHALLENGE = 'WPT';
+const WPT_TYPES = new Set(['wpt+jwt', 'application/wpt+jwt']);
+/** Fields that are the credentials themselves; binding them through `oth` is meaningless. */
+const NOT_OTH = new Set(['authorization', 'workload-identity-token', 'txn-token']);
+
+export interface VerifiedWpt {
+  readonly jti: string;
+  readonly exp: number;
+  readonly aud: string;
+  /** Context-token fields bound by this WPT (`txn-token` via `tth`, others via `oth`). Only
+   * these may inform authorization (wpt-02 §3: tokens not covered MUST NOT be used). */
+  readonly boundFields: readonly string[];
+}
+
+export interface WptCheckContext {
+  readonly nowSec: number;
+  readonly settings: AuthnSettings;
+  /** Accepted audiences for this destination, from trusted configuration only (§3.1). */
+  readonly audiences: readonly string[];
+  readonly replay: ReplayGuard;
+}
+
+export const wptError = (reason: string, detail: string): AuthnError =>
+  new AuthnError(`wpt.${reason}`, 401, detail, WPT_CHALLENGE);
+
+/** b64url(SHA-256(ascii)): the `wth`/`tth`/`oth` hash (wpt-02 §2). */
+export const tokenHash = (value: string): string => createHash('sha256').update(value, 'ascii').digest('base64url');
+
+/**
+ * The token of an `Authorization` value using the `WPT` scheme (`"WPT" 1*SP token68`), or
+ * undefined when the value uses another scheme.
+ */
+export function wptFromAuthorization(value: string): string | undefined {
+  const v = value.trim();
+  if (v.length < 4 || v.slice(0, 3).toLowerCase() !== 'wpt' || v[3] !== ' ') return undefined;
+  return v.slice(4).replace(/^ +/, '');
+}
+
+/** Verify the WPT `token` against the already verified `wit`. Throws AuthnError `wpt.*`. */
+export function verifyWpt(req: AuthnRequest, token: string, wit: VerifiedWit, ctx: WptCheckContext): VerifiedWpt {
+  const fail = (reason: string, detail: string): never => {
+    throw wptError(reason, detail);
+  };
+  const jws = parseCompactJws(token, 'wpt', ctx.settings.wptMaxBytes, 401, WPT_CHALLENGE);
+  const { header, payload } = jws;
+  if (typeof header.typ !== 'string' || !WPT_TYPES.has(header.typ.toLowerCase())) fail('typ', 'typ must be wpt+jwt');
+  // wpt-02 §3: the alg MUST string-equal cnf.jwk.alg (so EdDSA and Ed25519 differ here).
+  if (header.alg !== wit.cnf.alg) fail('alg_mismatch', 'alg differs from the WIT cnf.jwk alg');
+  if (!verifyJwsSignature(wit.cnf.alg, wit.cnf.key, jws.signingInput, jws.signature))
+    fail('bad_signature', 'signature does not verify with the WIT cnf.jwk');
+
+  const aud = matchAudience(payload.aud, ctx.audiences, fail);
+
+  const now = ctx.nowSec;
+  const skew = ctx.settings.maxSkewSec;
+  const exp = payload.exp;
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) fail('exp_missing', 'exp is required');
+  if (now > (exp as number) + skew) fail('expired', 'the WPT has expired');
+  if ((exp as number) > now + ctx.settings.maxWptLifetimeSec + skew) fail('exp_too_far', 'exp is too far in the future');
+
+  if (payload.wth === undefined) fail('wth_missing', 'wth is required');
+  if (payload.wth !== tokenHash(wit.token)) fail('wth_mismatch', 'wth does not match the Workload-Identity-Token');
+
+  const boundFields = checkContextTokens(req, payload, ctx.settings, fail);
+
+  const jti = payload.jti;
+  if (typeof jti !== 'string' || jti.length === 0) fail('jti_missing', 'jti is required');
+  // Replay is scoped per sender (spec/wimse.md §10.4); kept until exp + skew.
+  if (!ctx.replay.checkAndStore(`wpt:${wit.sub.uri}:${jti as string}`, (exp as number) + skew, now))
+    fail('replay', 'this WPT was already used');
+  return { jti: jti as string, exp: exp as number, aud, boundFields };
+}
+
+function matchAudience(aud: unknown, accepted: readonly string[], fail: (r: string, d: string) => never): string {
+  if (aud === undefined) return fail('aud_missing', 'aud is required');
+  // RFC 7519 §4.1.3: a string or an array of strings; one of them must name this destination.
+  const list = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : undefined;
+  if (!list || list.length === 0 || list.some((a) => typeof a !== 'string')) return fail('malformed', 'aud must be a string');
+  const hit = (list as string[]).find((a) => accepted.includes(a));
+  return hit ?? fail('aud_mismatch', 'aud does not name this destination');
+}
+
+/** `tth` iff a Txn-Token is present; every `oth` entry names a present field and matches it. */
+function checkContextTokens(
+  req: AuthnRequest,
+  payload: Record<string, unknown>,
+  settings: AuthnSettings,
+  fail: (r: string, d: string) => never,
+): string[] {
+  const bound: string[] = [];
+  const txn = singleField(req, 'txn-token');
+  if (txn.kind === 'many') fail('duplicate_header', 'more than one Txn-Token field');
+  if (txn.kind === 'one') {
+    if (payload.tth === undefined) fail('tth_missing', 'tth is required with a Txn-Token');
+    if (payload.tth !== tokenHash(txn.value)) fail('tth_mismatch', 'tth does not match the Txn-Token');
+    bound.push('txn-token');
+  } else if (payload.tth !== undefined) fail('tth_unexpected', 'tth without a Txn-Token');
+
+  const oth = payload.oth;
+  if (oth === undefined) return bound;
+  if (typeof oth !== 'object' || oth === null || Array.isArray(oth)) return fail('oth_unknown', 'oth must be an object');
+  for (const [name, hash] of Object.entries(oth)) {
+    // Any entry not understood causes rejection (wpt-02 §3).
+    if (name !== name.toLowerCase() || NOT_OTH.has(name) || typeof hash !== 'string')
+      fail('oth_unknown', 'an oth entry is not understood');
+    if (settings.othHeaders && !settings.othHeaders.includes(name)) fail('oth_unknown', 'an oth entry names an unsupported field');
+    const lines = req.headers.get(name);
+    if (!lines || lines.length === 0) fail('oth_unknown', 'an oth entry names a field absent from the request');
+    // Repeated fields are unsupported by default (wpt-02 §2).
+    if (lines!.length > 1) fail('duplicate_header', 'an oth field is repeated');
+    if (hash !== tokenHash(lines![0]!.trim())) fail('oth_mismatch', 'an oth hash does not match its field');
+    bound.push(name);
+  }
+  return bound;
+}
+
+export interface CreateWptInput {
+  /** The caller's WIT exactly as it will be sent. */
+  wit: string;
+  /** The private key matching the WIT's `cnf.jwk`. */
+  privateKey: KeyObject;
+  /** Must equal the WIT's `cnf.jwk.alg`. */
+  alg: SigningAlg;
+  /** The target URI without query or fragment, or the deployment's audience for it. */
+  aud: string;
+  nowSec: number;
+  /** Seconds until `exp`; default 60. */
+  lifetimeSec?: number;
+  /** Default: 128 random bits, base64url. */
+  jti?: string;
+  txnToken?: string;
+  /** Other context tokens to bind: field name -> field value. */
+  oth?: Readonly<Record<string, string>>;
+}
+
+/** Create a wpt-02 WPT (for `Authorization: WPT <jwt>`). */
+export function createWpt(input: CreateWptInput): string {
+  if (!isSigningAlg(input.alg)) throw new TypeError('"alg" must be ES256, ES384, EdDSA or Ed25519');
+  const lifetime = input.lifetimeSec ?? 60;
+  if (!Number.isInteger(lifetime) || lifetime < 1) throw new TypeError('"lifetimeSec" must be a positive integer');
+  const claims: Record<string, unknown> = {
+    aud: input.aud,
+    exp: input.nowSec + lifetime,
+    jti: input.jti ?? randomBytes(16).toString('base64url'),
+    wth: tokenHash(input.wit),
+  };
+  if (input.txnToken !== undefined) claims.tth = tokenHash(input.txnToken);
+  if (input.oth) {
+    const oth: Record<string, string> = {};
+    for (const [name, value] of Object.entries(input.oth)) oth[name.toLowerCase()] = tokenHash(value.trim());
+    claims.oth = oth;
+  }
+  const enc = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const signingInput = `${enc({ alg: input.alg, typ: 'wpt+jwt' })}.${enc(claims)}`;
+  const ec = input.alg === 'ES256' ? 'sha256' : input.alg === 'ES384' ? 'sha384' : null;
+  const sig = ec
+    ? cryptoSign(ec, Buffer.from(signingInput), { key: input.privateKey, dsaEncoding: 'ieee-p1363' })
+    : cryptoSign(null, Buffer.from(signingInput), input.privateKey);
+  return `${signingInput}.${sig.toString('base64url')}`;
+}
