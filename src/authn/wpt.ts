@@ -51,6 +51,7 @@ export const tokenHash = (value: string): string => createHash('sha256').update(
  */
 export function wptFromAuthorization(value: string): string | undefined {
   const v = value.trim();
+  if (v.length === 3 && v.toLowerCase() === 'wpt') return ''; // the scheme with no token: malformed
   if (v.length < 4 || v.slice(0, 3).toLowerCase() !== 'wpt' || v[3] !== ' ') return undefined;
   return v.slice(4).replace(/^ +/, '');
 }
