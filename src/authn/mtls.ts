@@ -101,7 +101,7 @@ function checkValidity(c: X509Certificate, nowMs: number): void {
 
 const signedBy = (child: X509Certificate, issuer: X509Certificate): boolean => {
   try {
-    return issuer.checkIssued(child) && child.verify(issuer.publicKey);
+    return child.checkIssued(issuer) && child.verify(issuer.publicKey);
   } catch {
     return false;
   }
