@@ -37,7 +37,7 @@ export interface AuthnContext {
   /** HTTP-signature nonce cache (nonces are unique regardless of sender). */
   readonly nonceReplay: ReplayGuard;
   readonly cnfKeys: PublicKeyCache;
-  readonly witCache?: WitCache;
+  readonly witCache?: WitCache | undefined;
 }
 
 export type AuthnVia = 'wpt' | 'httpsig' | 'mtls';
@@ -108,10 +108,11 @@ function applicationLevel(req: AuthnRequest, ctx: AuthnContext): AuthnResult | u
 function wptInAuthorization(req: AuthnRequest): string | undefined {
   const lines = req.headers.get('authorization');
   if (!lines || lines.length === 0) return undefined;
+  if (lines.length === 1 && !lines[0]!.includes(',')) return wptFromAuthorization(lines[0]!);
   const pieces = lines.flatMap((l) => l.split(','));
-  if (!pieces.some((p) => wptFromAuthorization(p) !== undefined)) return undefined;
-  if (pieces.length > 1) throw wptError('duplicate_authorization', 'more than one Authorization field');
-  return wptFromAuthorization(pieces[0]!);
+  if (pieces.some((p) => wptFromAuthorization(p) !== undefined))
+    throw wptError('duplicate_authorization', 'more than one Authorization field');
+  return undefined;
 }
 
 function witOf(req: AuthnRequest, ctx: AuthnContext, status: 400 | 401, challenge?: string): VerifiedWit {

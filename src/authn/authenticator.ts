@@ -72,7 +72,7 @@ export class Authenticator {
       replay: this.#replay,
       nonceReplay: this.#nonceReplay,
       cnfKeys: this.#cnfKeys,
-      ...(this.witCache ? { witCache: this.witCache } : {}),
+      witCache: this.witCache,
     };
   }
 }

@@ -7,6 +7,7 @@ export * from './jws.ts';
 export * from './wit.ts';
 export * from './wit-cache.ts';
 export * from './wpt.ts';
+export * from './token-hash.ts';
 export * from './mtls.ts';
 export * from './authenticate.ts';
 export * from './authenticator.ts';

@@ -43,23 +43,24 @@ function scanMembers(text: string): 'duplicate_member' | 'too_deep' | undefined 
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
+      // Jump to the closing quote: the first `"` preceded by an even number of backslashes.
       const start = i;
-      let escaped = false;
-      for (i++; i < n; i++) {
-        const d = text.charCodeAt(i);
-        if (d === 0x5c /* \ */) {
-          escaped = true;
-          i++;
-        } else if (d === 0x22) break;
+      let end = -1;
+      for (let from = i + 1; end < 0; ) {
+        const q = text.indexOf('"', from);
+        if (q < 0) return undefined; // unterminated string: JSON.parse rejects it
+        let backslashes = 0;
+        while (text.charCodeAt(q - 1 - backslashes) === 0x5c /* \ */) backslashes++;
+        if (backslashes % 2 === 0) end = q;
+        else from = q + 1;
       }
-      if (i >= n) return undefined; // unterminated string: JSON.parse rejects it
+      i = end;
       const top = stack[stack.length - 1];
       if (expectKey && top) {
-        const raw = text.slice(start + 1, i);
-        let name = raw;
-        if (escaped) {
+        let name = text.slice(start + 1, end);
+        if (name.includes('\\')) {
           try {
-            name = JSON.parse(text.slice(start, i + 1)) as string;
+            name = JSON.parse(text.slice(start, end + 1)) as string;
           } catch {
             return undefined;
           }

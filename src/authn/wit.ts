@@ -15,13 +15,16 @@ import type { KeyObject } from 'node:crypto';
 import { AuthnError } from './errors.ts';
 import { importPublicJwk, keyMatchesAlg, parseCompactJws, verifyJwsSignature, type PublicKeyCache } from './jws.ts';
 import type { AuthnSettings } from './options.ts';
+import { tokenHash } from './token-hash.ts';
 import { checkPublicJwk, type PublicJwk, type SigningAlg } from '../identity/jwk.ts';
 import { parseWorkloadId, type WorkloadId } from '../identity/workload-id.ts';
 import type { TrustBundleSet, TrustDomainBundle, WitKey } from '../identity/trust-bundle.ts';
 
 export interface VerifiedWit {
-  /** The token exactly as received (for `wth`). */
+  /** The token exactly as received. */
   readonly token: string;
+  /** b64url(SHA-256(token)): what a WPT's `wth` must equal (computed once, cached with the WIT). */
+  readonly wth: string;
   readonly sub: WorkloadId;
   readonly exp: number;
   readonly iat?: number;
@@ -119,6 +122,7 @@ export function verifyWit(token: string, ctx: WitCheckContext): VerifiedWit {
 
   return {
     token,
+    wth: tokenHash(token),
     sub: id,
     exp: exp as number,
     ...(iat !== undefined ? { iat: iat as number } : {}),

@@ -7,9 +7,10 @@
  * then claims (`aud`, `exp`, `wth`, `tth`, `oth`, `jti`), and the replay cache last so that a
  * rejected token never consumes its `jti`.
  */
-import { createHash, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { AuthnError } from './errors.ts';
 import { singleField } from './fields.ts';
+import { tokenHash } from './token-hash.ts';
 import { parseCompactJws, verifyJwsSignature } from './jws.ts';
 import type { AuthnSettings } from './options.ts';
 import type { ReplayGuard } from './replay.ts';
@@ -42,8 +43,6 @@ export interface WptCheckContext {
 export const wptError = (reason: string, detail: string): AuthnError =>
   new AuthnError(`wpt.${reason}`, 401, detail, WPT_CHALLENGE);
 
-/** b64url(SHA-256(ascii)): the `wth`/`tth`/`oth` hash (wpt-02 §2). */
-export const tokenHash = (value: string): string => createHash('sha256').update(value, 'ascii').digest('base64url');
 
 /**
  * The token of an `Authorization` value using the `WPT` scheme (`"WPT" 1*SP token68`), or
@@ -53,7 +52,9 @@ export function wptFromAuthorization(value: string): string | undefined {
   const v = value.trim();
   if (v.length === 3 && v.toLowerCase() === 'wpt') return ''; // the scheme with no token: malformed
   if (v.length < 4 || v.slice(0, 3).toLowerCase() !== 'wpt' || v[3] !== ' ') return undefined;
-  return v.slice(4).replace(/^ +/, '');
+  let i = 4;
+  while (v[i] === ' ') i++;
+  return v.slice(i);
 }
 
 /** Verify the WPT `token` against the already verified `wit`. Throws AuthnError `wpt.*`. */
@@ -79,7 +80,7 @@ export function verifyWpt(req: AuthnRequest, token: string, wit: VerifiedWit, ct
   if ((exp as number) > now + ctx.settings.maxWptLifetimeSec + skew) fail('exp_too_far', 'exp is too far in the future');
 
   if (payload.wth === undefined) fail('wth_missing', 'wth is required');
-  if (payload.wth !== tokenHash(wit.token)) fail('wth_mismatch', 'wth does not match the Workload-Identity-Token');
+  if (payload.wth !== wit.wth) fail('wth_mismatch', 'wth does not match the Workload-Identity-Token');
 
   const boundFields = checkContextTokens(req, payload, ctx.settings, fail);
 
