@@ -45,6 +45,8 @@ function identifierOf(uri: string, bundles: TrustBundleSet): WorkloadId {
 
 function verifyChain(pem: string, bundles: TrustBundleSet, nowSec: number): WorkloadId {
   if (pem.length > MAX_CHAIN_PEM_BYTES) fail('malformed', 'certificate chain too large');
+  // Count the markers first: the PEM scanner is linear per certificate, so bound their number.
+  if (pem.split('-----BEGIN').length - 1 > MAX_CHAIN_LENGTH) fail('malformed', 'certificate chain too long');
   const ders = pemToDers(pem);
   if (ders.length === 0) fail('malformed', 'no certificate in the PEM chain');
   if (ders.length > MAX_CHAIN_LENGTH) fail('malformed', 'certificate chain too long');

@@ -19,6 +19,7 @@ import type { VerifiedWit } from './wit.ts';
 import { isSigningAlg, type SigningAlg } from '../identity/jwk.ts';
 
 export const WPT_CHALLENGE = 'WPT';
+export const MAX_JTI_LENGTH = 256;
 const WPT_TYPES = new Set(['wpt+jwt', 'application/wpt+jwt']);
 /** Fields that are the credentials themselves; binding them through `oth` is meaningless. */
 const NOT_OTH = new Set(['authorization', 'workload-identity-token', 'txn-token']);
@@ -86,6 +87,8 @@ export function verifyWpt(req: AuthnRequest, token: string, wit: VerifiedWit, ct
 
   const jti = payload.jti;
   if (typeof jti !== 'string' || jti.length === 0) fail('jti_missing', 'jti is required');
+  // The replay cache holds jti values: keep each entry small (128 random bits are 22 characters).
+  if ((jti as string).length > MAX_JTI_LENGTH) fail('malformed', `jti exceeds ${MAX_JTI_LENGTH} characters`);
   // Replay is scoped per sender (spec/wimse.md §10.4); kept until exp + skew.
   if (!ctx.replay.checkAndStore(`wpt:${wit.sub.uri}:${jti as string}`, (exp as number) + skew, now))
     fail('replay', 'this WPT was already used');

@@ -147,3 +147,22 @@ test('mtls - no credentials at all is 401 request.no_credentials', (t) => {
   t.is(err?.code, 'request.no_credentials');
   t.is(err?.status, 401);
 });
+
+test('mtls - a chain with too many certificates is malformed before parsing', (t) => {
+  const block = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+  rejects(t, peerReq({ certificateChainPem: block.repeat(9) }), 'mtls.malformed');
+  rejects(t, peerReq({ certificateChainPem: '-----BEGIN CERTIFICATE-----'.repeat(2000) }), 'mtls.malformed');
+});
+
+test('mtls - the root itself at the end of the presented chain is accepted', async (t) => {
+  const chain = (await leaf(interA, NOW_MS)) + interA.pem + caA.pem;
+  t.is(auth.authenticate(peerReq({ certificateChainPem: chain })).caller, CLIENT);
+});
+
+test('mtls - layered: a proxy-verified principal is reported as the transport peer', async (t) => {
+  const workload = keyPair('ES256');
+  const wit = mintWitRaw(witIssuer, { workload, sub: 'spiffe://example.org/app' });
+  const r = auth.authenticate({ ...wptRequest(wit, workload), peer: { verifiedPrincipal: 'spiffe://example.org/mesh/proxy' } });
+  t.is(r.caller, 'spiffe://example.org/app');
+  t.is(r.transportPeer, 'spiffe://example.org/mesh/proxy');
+});

@@ -328,3 +328,25 @@ test('wit - an RSA issuer key cannot be configured or used', (t) => {
     instanceOf: TypeError,
   });
 });
+
+test('wit - nbf in the future beyond skew is rejected', (t) => {
+  const e = env();
+  rejects(t, e, witReq(e, mintWitRaw(e.iss, { workload: e.workload, claims: { nbf: NOW + 120 } })), 'wit.not_yet_valid');
+  t.is(e.auth.authenticate(witReq(e, mintWitRaw(e.iss, { workload: e.workload, claims: { nbf: NOW + 30 } }))).via, 'wpt');
+});
+
+test('wit - a valid WIT with a WIMSE-tagged signature is handed to the HTTP-signature verifier', (t) => {
+  const e = env();
+  const wit = mintWitRaw(e.iss, { workload: e.workload });
+  const req = request({
+    headers: [
+      ['Workload-Identity-Token', wit],
+      ['Signature-Input', 'sig1=("@method" "@path" "@query" "workload-identity-token");created=1;expires=2;nonce="n";tag="wimse-workload-to-workload";wimse-aud="x"'],
+      ['Signature', 'sig1=:AAAA:'],
+    ],
+  });
+  // The WIT passed (no wit.* error); the signature (garbage here) is judged by src/authn/httpsig.
+  const err = t.throws(() => e.auth.authenticate(req), { instanceOf: AuthnError });
+  t.is(err?.area, 'httpsig');
+  t.is(err?.status, 400);
+});

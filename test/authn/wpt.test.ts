@@ -256,3 +256,10 @@ test('wpt - createWpt output verifies, including tth and oth', (t) => {
 
 const createWptFor = (e: Env, wit: string): string =>
   createWpt({ wit, privateKey: e.workload.privateKey, alg: e.workload.alg, aud: AUD, nowSec: NOW, txnToken: 'txn', oth: { 'X-User-Token': 'user' } });
+
+test('wpt - an overlong jti is rejected before it reaches the replay cache', (t) => {
+  const replay = new ReplayCache();
+  const { e, wit, req } = setup({ replay });
+  rejects(t, e, req(wpt(e, wit, { claims: { jti: 'j'.repeat(257) } })), 'wpt.malformed');
+  t.is(replay.size, 0);
+});
