@@ -16,7 +16,7 @@ import { ManualClock } from '../src/identity/clock.ts';
 import type { SigningAlg } from '../src/identity/jwk.ts';
 import { AUD, NOW, bundleOf, bundleSet, issuer, keyPair, mintWitRaw } from '../test/authn/helpers.ts';
 
-const ROUNDS = 5;
+const ROUNDS = 15;
 const BATCHES = 20;
 const BATCH = 25;
 

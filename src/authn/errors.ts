@@ -36,3 +36,15 @@ export class AuthnError extends Error {
 }
 
 export const isAuthnError = (e: unknown): e is AuthnError => e instanceof AuthnError;
+
+/** How failures of one check are reported: the code's area and this request's status/challenge. */
+export interface FailureMode {
+  readonly area: AuthnArea;
+  readonly status: 400 | 401;
+  readonly challenge?: string;
+}
+
+/** Throw the AuthnError `<area>.<reason>` for `mode`. */
+export function reject(mode: FailureMode, reason: string, detail: string): never {
+  throw new AuthnError(`${mode.area}.${reason}`, mode.status, detail, mode.challenge);
+}

@@ -10,7 +10,7 @@
  * length constraints are not evaluated. All failures are 401 without a challenge.
  */
 import { X509Certificate } from 'node:crypto';
-import { AuthnError } from './errors.ts';
+import { reject, type FailureMode } from './errors.ts';
 import type { TransportPeer } from './request.ts';
 import { OID_CLIENT_AUTH, readCertExtensions } from './x509-extensions.ts';
 import { parseWorkloadId, type WorkloadId } from '../identity/workload-id.ts';
@@ -19,9 +19,11 @@ import { pemToDers, type TrustBundleSet, type TrustDomainBundle } from '../ident
 export const MAX_CHAIN_PEM_BYTES = 64 * 1024;
 export const MAX_CHAIN_LENGTH = 8;
 
-const fail = (reason: string, detail: string): never => {
-  throw new AuthnError(`mtls.${reason}`, 401, detail);
-};
+const MTLS_FAILURE: FailureMode = { area: 'mtls', status: 401 };
+
+function fail(reason: string, detail: string): never {
+  return reject(MTLS_FAILURE, reason, detail);
+}
 
 /** Verify the transport peer; returns its workload identifier. Throws AuthnError `mtls.*`. */
 export function verifyMtlsPeer(peer: TransportPeer, bundles: TrustBundleSet, nowSec: number): WorkloadId {

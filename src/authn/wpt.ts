@@ -8,7 +8,7 @@
  * rejected token never consumes its `jti`.
  */
 import { randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
-import { AuthnError } from './errors.ts';
+import { AuthnError, reject, type FailureMode } from './errors.ts';
 import { singleField } from './fields.ts';
 import { tokenHash } from './token-hash.ts';
 import { parseCompactJws, verifyJwsSignature } from './jws.ts';
@@ -41,8 +41,11 @@ export interface WptCheckContext {
   readonly replay: ReplayGuard;
 }
 
-export const wptError = (reason: string, detail: string): AuthnError =>
-  new AuthnError(`wpt.${reason}`, 401, detail, WPT_CHALLENGE);
+const WPT_FAILURE: FailureMode = { area: 'wpt', status: 401, challenge: WPT_CHALLENGE };
+
+export function wptError(reason: string, detail: string): AuthnError {
+  return new AuthnError(`wpt.${reason}`, 401, detail, WPT_CHALLENGE);
+}
 
 
 /**
@@ -60,48 +63,45 @@ export function wptFromAuthorization(value: string): string | undefined {
 
 /** Verify the WPT `token` against the already verified `wit`. Throws AuthnError `wpt.*`. */
 export function verifyWpt(req: AuthnRequest, token: string, wit: VerifiedWit, ctx: WptCheckContext): VerifiedWpt {
-  const fail = (reason: string, detail: string): never => {
-    throw wptError(reason, detail);
-  };
-  const jws = parseCompactJws(token, 'wpt', ctx.settings.wptMaxBytes, 401, WPT_CHALLENGE);
+  const jws = parseCompactJws(token, ctx.settings.wptMaxBytes, WPT_FAILURE);
   const { header, payload } = jws;
-  if (typeof header.typ !== 'string' || !WPT_TYPES.has(header.typ.toLowerCase())) fail('typ', 'typ must be wpt+jwt');
+  if (typeof header.typ !== 'string' || !WPT_TYPES.has(header.typ.toLowerCase())) reject(WPT_FAILURE, 'typ', 'typ must be wpt+jwt');
   // wpt-02 §3: the alg MUST string-equal cnf.jwk.alg (so EdDSA and Ed25519 differ here).
-  if (header.alg !== wit.cnf.alg) fail('alg_mismatch', 'alg differs from the WIT cnf.jwk alg');
+  if (header.alg !== wit.cnf.alg) reject(WPT_FAILURE, 'alg_mismatch', 'alg differs from the WIT cnf.jwk alg');
   if (!verifyJwsSignature(wit.cnf.alg, wit.cnf.key, jws.signingInput, jws.signature))
-    fail('bad_signature', 'signature does not verify with the WIT cnf.jwk');
+    reject(WPT_FAILURE, 'bad_signature', 'signature does not verify with the WIT cnf.jwk');
 
-  const aud = matchAudience(payload.aud, ctx.audiences, fail);
+  const aud = matchAudience(payload.aud, ctx.audiences);
 
   const now = ctx.nowSec;
   const skew = ctx.settings.maxSkewSec;
   const exp = payload.exp;
-  if (typeof exp !== 'number' || !Number.isFinite(exp)) fail('exp_missing', 'exp is required');
-  if (now > (exp as number) + skew) fail('expired', 'the WPT has expired');
-  if ((exp as number) > now + ctx.settings.maxWptLifetimeSec + skew) fail('exp_too_far', 'exp is too far in the future');
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) reject(WPT_FAILURE, 'exp_missing', 'exp is required');
+  if (now > (exp as number) + skew) reject(WPT_FAILURE, 'expired', 'the WPT has expired');
+  if ((exp as number) > now + ctx.settings.maxWptLifetimeSec + skew) reject(WPT_FAILURE, 'exp_too_far', 'exp is too far in the future');
 
-  if (payload.wth === undefined) fail('wth_missing', 'wth is required');
-  if (payload.wth !== wit.wth) fail('wth_mismatch', 'wth does not match the Workload-Identity-Token');
+  if (payload.wth === undefined) reject(WPT_FAILURE, 'wth_missing', 'wth is required');
+  if (payload.wth !== wit.wth) reject(WPT_FAILURE, 'wth_mismatch', 'wth does not match the Workload-Identity-Token');
 
-  const boundFields = checkContextTokens(req, payload, ctx.settings, fail);
+  const boundFields = checkContextTokens(req, payload, ctx.settings);
 
   const jti = payload.jti;
-  if (typeof jti !== 'string' || jti.length === 0) fail('jti_missing', 'jti is required');
+  if (typeof jti !== 'string' || jti.length === 0) reject(WPT_FAILURE, 'jti_missing', 'jti is required');
   // The replay cache holds jti values: keep each entry small (128 random bits are 22 characters).
-  if ((jti as string).length > MAX_JTI_LENGTH) fail('malformed', `jti exceeds ${MAX_JTI_LENGTH} characters`);
+  if ((jti as string).length > MAX_JTI_LENGTH) reject(WPT_FAILURE, 'malformed', `jti exceeds ${MAX_JTI_LENGTH} characters`);
   // Replay is scoped per sender (spec/wimse.md §10.4); kept until exp + skew.
   if (!ctx.replay.checkAndStore(`wpt:${wit.sub.uri}:${jti as string}`, (exp as number) + skew, now))
-    fail('replay', 'this WPT was already used');
+    reject(WPT_FAILURE, 'replay', 'this WPT was already used');
   return { jti: jti as string, exp: exp as number, aud, boundFields };
 }
 
-function matchAudience(aud: unknown, accepted: readonly string[], fail: (r: string, d: string) => never): string {
-  if (aud === undefined) return fail('aud_missing', 'aud is required');
+function matchAudience(aud: unknown, accepted: readonly string[]): string {
+  if (aud === undefined) return reject(WPT_FAILURE, 'aud_missing', 'aud is required');
   // RFC 7519 §4.1.3: a string or an array of strings; one of them must name this destination.
   const list = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : undefined;
-  if (!list || list.length === 0 || list.some((a) => typeof a !== 'string')) return fail('malformed', 'aud must be a string');
-  const hit = (list as string[]).find((a) => accepted.includes(a));
-  return hit ?? fail('aud_mismatch', 'aud does not name this destination');
+  if (!list || list.length === 0 || list.some((a) => typeof a !== 'string')) return reject(WPT_FAILURE, 'malformed', 'aud must be a string');
+  for (const a of list as string[]) if (accepted.includes(a)) return a;
+  return reject(WPT_FAILURE, 'aud_mismatch', 'aud does not name this destination');
 }
 
 /** `tth` iff a Txn-Token is present; every `oth` entry names a present field and matches it. */
@@ -109,30 +109,29 @@ function checkContextTokens(
   req: AuthnRequest,
   payload: Record<string, unknown>,
   settings: AuthnSettings,
-  fail: (r: string, d: string) => never,
 ): string[] {
   const bound: string[] = [];
   const txn = singleField(req, 'txn-token');
-  if (txn.kind === 'many') fail('duplicate_header', 'more than one Txn-Token field');
+  if (txn.kind === 'many') reject(WPT_FAILURE, 'duplicate_header', 'more than one Txn-Token field');
   if (txn.kind === 'one') {
-    if (payload.tth === undefined) fail('tth_missing', 'tth is required with a Txn-Token');
-    if (payload.tth !== tokenHash(txn.value)) fail('tth_mismatch', 'tth does not match the Txn-Token');
+    if (payload.tth === undefined) reject(WPT_FAILURE, 'tth_missing', 'tth is required with a Txn-Token');
+    if (payload.tth !== tokenHash(txn.value)) reject(WPT_FAILURE, 'tth_mismatch', 'tth does not match the Txn-Token');
     bound.push('txn-token');
-  } else if (payload.tth !== undefined) fail('tth_unexpected', 'tth without a Txn-Token');
+  } else if (payload.tth !== undefined) reject(WPT_FAILURE, 'tth_unexpected', 'tth without a Txn-Token');
 
   const oth = payload.oth;
   if (oth === undefined) return bound;
-  if (typeof oth !== 'object' || oth === null || Array.isArray(oth)) return fail('oth_unknown', 'oth must be an object');
+  if (typeof oth !== 'object' || oth === null || Array.isArray(oth)) return reject(WPT_FAILURE, 'oth_unknown', 'oth must be an object');
   for (const [name, hash] of Object.entries(oth)) {
     // Any entry not understood causes rejection (wpt-02 §3).
     if (name !== name.toLowerCase() || NOT_OTH.has(name) || typeof hash !== 'string')
-      fail('oth_unknown', 'an oth entry is not understood');
-    if (settings.othHeaders && !settings.othHeaders.includes(name)) fail('oth_unknown', 'an oth entry names an unsupported field');
+      reject(WPT_FAILURE, 'oth_unknown', 'an oth entry is not understood');
+    if (settings.othHeaders && !settings.othHeaders.includes(name)) reject(WPT_FAILURE, 'oth_unknown', 'an oth entry names an unsupported field');
     const lines = req.headers.get(name);
-    if (!lines || lines.length === 0) fail('oth_unknown', 'an oth entry names a field absent from the request');
+    if (!lines || lines.length === 0) reject(WPT_FAILURE, 'oth_unknown', 'an oth entry names a field absent from the request');
     // Repeated fields are unsupported by default (wpt-02 §2).
-    if (lines!.length > 1) fail('duplicate_header', 'an oth field is repeated');
-    if (hash !== tokenHash(lines![0]!.trim())) fail('oth_mismatch', 'an oth hash does not match its field');
+    if (lines!.length > 1) reject(WPT_FAILURE, 'duplicate_header', 'an oth field is repeated');
+    if (hash !== tokenHash(lines![0]!.trim())) reject(WPT_FAILURE, 'oth_mismatch', 'an oth hash does not match its field');
     bound.push(name);
   }
   return bound;
@@ -174,11 +173,14 @@ export function createWpt(input: CreateWptInput): string {
     for (const [name, value] of Object.entries(input.oth)) oth[name.toLowerCase()] = tokenHash(value.trim());
     claims.oth = oth;
   }
-  const enc = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const signingInput = `${enc({ alg: input.alg, typ: 'wpt+jwt' })}.${enc(claims)}`;
+  const signingInput = `${b64json({ alg: input.alg, typ: 'wpt+jwt' })}.${b64json(claims)}`;
   const ec = input.alg === 'ES256' ? 'sha256' : input.alg === 'ES384' ? 'sha384' : null;
   const sig = ec
     ? cryptoSign(ec, Buffer.from(signingInput), { key: input.privateKey, dsaEncoding: 'ieee-p1363' })
     : cryptoSign(null, Buffer.from(signingInput), input.privateKey);
   return `${signingInput}.${sig.toString('base64url')}`;
+}
+
+function b64json(o: unknown): string {
+  return Buffer.from(JSON.stringify(o)).toString('base64url');
 }
