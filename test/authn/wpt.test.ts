@@ -64,11 +64,19 @@ test('wpt - alg EdDSA against a cnf.jwk.alg of Ed25519 is rejected (string equal
   rejects(t, e, request({ headers: [['Workload-Identity-Token', wit], ['Authorization', `WPT ${token}`]] }), 'wpt.alg_mismatch');
 });
 
-test('wpt - typ wrong or missing is rejected; application/wpt+jwt is accepted', (t) => {
+test('wpt - typ wrong (a WIT or a plain JWT) is rejected', (t) => {
   const { e, wit, req } = setup();
   rejects(t, e, req(wpt(e, wit, { header: { typ: 'wit+jwt' } })), 'wpt.typ');
   rejects(t, e, req(wpt(e, wit, { header: { typ: 'jwt' } })), 'wpt.typ');
+});
+
+test('wpt - typ missing is rejected', (t) => {
+  const { e, wit, req } = setup();
   rejects(t, e, req(wpt(e, wit, { header: { typ: undefined } })), 'wpt.typ');
+});
+
+test('wpt - typ application/wpt+jwt in any case is accepted', (t) => {
+  const { e, wit, req } = setup();
   t.is(e.auth.authenticate(req(wpt(e, wit, { header: { typ: 'application/WPT+jwt' } }))).via, 'wpt');
 });
 
