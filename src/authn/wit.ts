@@ -16,7 +16,7 @@ import { reject, type FailureMode } from './errors.ts';
 import { importPublicJwk, keyMatchesAlg, parseCompactJws, verifyJwsSignature, type PublicKeyCache } from './jws.ts';
 import type { AuthnSettings } from './options.ts';
 import { tokenHash } from './token-hash.ts';
-import { checkPublicJwk, type PublicJwk, type SigningAlg } from '../identity/jwk.ts';
+import { checkPublicJwk, isSigningAlg, type PublicJwk, type SigningAlg } from '../identity/jwk.ts';
 import { parseWorkloadId, type WorkloadId } from '../identity/workload-id.ts';
 import type { TrustBundleSet, TrustDomainBundle, WitKey } from '../identity/trust-bundle.ts';
 
@@ -58,8 +58,9 @@ export function verifyWit(token: string, ctx: WitCheckContext): VerifiedWit {
   // 2. Explicit typing (RFC 8725 §3.11; media type compared case-insensitively, RFC 7515 §4.1.9).
   if (typeof header.typ !== 'string' || !WIT_TYPES.has(header.typ.toLowerCase()))
     reject(mode, 'typ', 'typ must be wit+jwt');
+  // An asymmetric signature algorithm we implement: never `none`, never HS* (RFC 8725 §3.1).
   const alg = header.alg;
-  if (typeof alg !== 'string') reject(mode, 'alg', 'alg is missing');
+  if (!isSigningAlg(alg)) reject(mode, 'alg', 'alg is not an accepted signature algorithm');
   // 3. Trust domain from sub: it selects the anchors (workload-creds-02 §3).
   const sub = parseWorkloadId(payload.sub);
   if (!sub.ok) reject(mode, 'bad_sub', `sub is not a workload identifier (${sub.reason})`);

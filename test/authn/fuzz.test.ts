@@ -122,3 +122,24 @@ test('fuzz - authenticate only ever returns a configured caller or throws a code
   t.true(authenticated > 50, `authenticated ${authenticated}`);
   t.true(codes.size >= 20, `distinct codes: ${[...codes.keys()].join(' ')}`);
 });
+
+test('fuzz - hostile sizes are refused quickly (size caps before parsing)', (t) => {
+  const e = env();
+  const wit = mintWitRaw(e.iss, { workload: e.workload });
+  const deep = Buffer.from('{"a":' + '['.repeat(3000) + ']'.repeat(3000) + '}').toString('base64url');
+  const cases: [string, AuthnRequest][] = [
+    ['1 MiB WIT', { method: 'GET', path: '/', query: '', headers: headersFrom([['workload-identity-token', 'a'.repeat(1 << 20)], ['authorization', 'WPT a.b.c']]) }],
+    ['deeply nested claims', { method: 'GET', path: '/', query: '', headers: headersFrom([['workload-identity-token', `${deep.slice(0, 2000)}.${deep.slice(0, 4000)}.AAAA`], ['authorization', 'WPT a.b.c']]) }],
+    ['unterminated strings', { method: 'GET', path: '/', query: '', headers: headersFrom([['workload-identity-token', `${Buffer.from('{"' + '\\"'.repeat(2500)).toString('base64url')}.e30.AAAA`], ['authorization', 'WPT a.b.c']]) }],
+    ['10,000 commas in Authorization', { method: 'GET', path: '/', query: '', headers: headersFrom([['workload-identity-token', wit], ['authorization', `WPT x${', WPT x'.repeat(10_000)}`]]) }],
+    ['64 KiB of PEM markers', { method: 'GET', path: '/', query: '', headers: new Map(), peer: { certificateChainPem: '-----BEGIN CERTIFICATE-----'.repeat(2400) } }],
+    ['1 MiB PEM', { method: 'GET', path: '/', query: '', headers: new Map(), peer: { certificateChainPem: 'A'.repeat(1 << 20) } }],
+  ];
+  for (const [label, req] of cases) {
+    const t0 = process.hrtime.bigint();
+    const err = t.throws(() => e.auth.authenticate(req), { instanceOf: AuthnError }, label);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    t.not(err?.code, 'internal.error', label);
+    t.true(ms < 200, `${label}: ${ms} ms`);
+  }
+});
