@@ -45,6 +45,6 @@ export interface FailureMode {
 }
 
 /** Throw the AuthnError `<area>.<reason>` for `mode`. */
-export function reject(mode: FailureMode, reason: string, detail: string): never {
+export function throwAuthnError(mode: FailureMode, reason: string, detail: string): never {
   throw new AuthnError(`${mode.area}.${reason}`, mode.status, detail, mode.challenge);
 }

@@ -13,7 +13,7 @@
  * Errors are coded under the caller's area (`wit.` or `wpt.`).
  */
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { reject, type FailureMode } from './errors.ts';
+import { throwAuthnError, type FailureMode } from './errors.ts';
 import { parseStrictJsonObject } from './strict-json.ts';
 import { isSigningAlg, type PublicJwk, type SigningAlg } from '../identity/jwk.ts';
 
@@ -35,20 +35,20 @@ const FORBIDDEN_HEADER_PARAMS = ['jku', 'x5u', 'jwk', 'x5c'] as const;
  */
 export function parseCompactJws(token: string, maxBytes: number, mode: FailureMode): ParsedJws {
   // The token is ASCII when well-formed, so length in UTF-16 units bounds the bytes we accept.
-  if (token.length > maxBytes) reject(mode, 'too_large', `token exceeds ${maxBytes} bytes`);
+  if (token.length > maxBytes) throwAuthnError(mode, 'too_large', `token exceeds ${maxBytes} bytes`);
   const first = token.indexOf('.');
   const second = first < 0 ? -1 : token.indexOf('.', first + 1);
-  if (second < 0 || token.indexOf('.', second + 1) >= 0) reject(mode, 'malformed', 'not a compact JWS (three segments)');
+  if (second < 0 || token.indexOf('.', second + 1) >= 0) throwAuthnError(mode, 'malformed', 'not a compact JWS (three segments)');
   const h = token.slice(0, first);
   const p = token.slice(first + 1, second);
   const s = token.slice(second + 1);
   if (!B64URL_SEGMENT.test(h) || !B64URL_SEGMENT.test(p) || !B64URL_SEGMENT.test(s))
-    reject(mode, 'malformed', 'segments must be unpadded base64url');
+    throwAuthnError(mode, 'malformed', 'segments must be unpadded base64url');
   const header = decodeJsonSegment(h, 'header', mode);
   const payload = decodeJsonSegment(p, 'payload', mode);
-  if ('crit' in header) reject(mode, 'crit', 'the "crit" header parameter is not supported');
+  if ('crit' in header) throwAuthnError(mode, 'crit', 'the "crit" header parameter is not supported');
   for (const param of FORBIDDEN_HEADER_PARAMS)
-    if (param in header) reject(mode, 'header_param', `the "${param}" header parameter is not accepted`);
+    if (param in header) throwAuthnError(mode, 'header_param', `the "${param}" header parameter is not accepted`);
   return {
     header,
     payload,
@@ -59,12 +59,12 @@ export function parseCompactJws(token: string, maxBytes: number, mode: FailureMo
 
 function decodeJsonSegment(seg: string, what: string, mode: FailureMode): Record<string, unknown> {
   // A base64url segment whose length is 1 mod 4 cannot be produced by any encoder.
-  if (seg.length % 4 === 1) reject(mode, 'malformed', `${what} is not valid base64url`);
+  if (seg.length % 4 === 1) throwAuthnError(mode, 'malformed', `${what} is not valid base64url`);
   const text = Buffer.from(seg, 'base64url').toString('utf8');
   const r = parseStrictJsonObject(text);
   if (r.ok) return r.value;
-  if (r.reason === 'duplicate_member') reject(mode, 'duplicate_member', `${what} has duplicate member names`);
-  return reject(mode, 'malformed', `${what} is not a JSON object`);
+  if (r.reason === 'duplicate_member') throwAuthnError(mode, 'duplicate_member', `${what} has duplicate member names`);
+  return throwAuthnError(mode, 'malformed', `${what} is not a JSON object`);
 }
 
 /** node:crypto parameters per JWS algorithm (RFC 7518 §3.4: ECDSA signatures are raw r||s). */

@@ -10,7 +10,7 @@
  * length constraints are not evaluated. All failures are 401 without a challenge.
  */
 import { X509Certificate } from 'node:crypto';
-import { reject, type FailureMode } from './errors.ts';
+import { throwAuthnError, type FailureMode } from './errors.ts';
 import type { TransportPeer } from './request.ts';
 import { OID_CLIENT_AUTH, readCertExtensions } from './x509-extensions.ts';
 import { parseWorkloadId, type WorkloadId } from '../identity/workload-id.ts';
@@ -22,7 +22,7 @@ export const MAX_CHAIN_LENGTH = 8;
 const MTLS_FAILURE: FailureMode = { area: 'mtls', status: 401 };
 
 function fail(reason: string, detail: string): never {
-  return reject(MTLS_FAILURE, reason, detail);
+  return throwAuthnError(MTLS_FAILURE, reason, detail);
 }
 
 /** Verify the transport peer; returns its workload identifier. Throws AuthnError `mtls.*`. */

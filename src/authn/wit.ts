@@ -12,7 +12,7 @@
  * to choose which anchors to try (§3: anchors are bound to the trust domain of `sub`).
  */
 import type { KeyObject } from 'node:crypto';
-import { reject, type FailureMode } from './errors.ts';
+import { throwAuthnError, type FailureMode } from './errors.ts';
 import { importPublicJwk, keyMatchesAlg, parseCompactJws, verifyJwsSignature, type PublicKeyCache } from './jws.ts';
 import type { AuthnSettings } from './options.ts';
 import { tokenHash } from './token-hash.ts';
@@ -57,66 +57,66 @@ export function verifyWit(token: string, ctx: WitCheckContext): VerifiedWit {
 
   // 2. Explicit typing (RFC 8725 §3.11; media type compared case-insensitively, RFC 7515 §4.1.9).
   if (typeof header.typ !== 'string' || !WIT_TYPES.has(header.typ.toLowerCase()))
-    reject(mode, 'typ', 'typ must be wit+jwt');
+    throwAuthnError(mode, 'typ', 'typ must be wit+jwt');
   // An asymmetric signature algorithm we implement: never `none`, never HS* (RFC 8725 §3.1).
   const alg = header.alg;
-  if (!isSigningAlg(alg)) reject(mode, 'alg', 'alg is not an accepted signature algorithm');
+  if (!isSigningAlg(alg)) throwAuthnError(mode, 'alg', 'alg is not an accepted signature algorithm');
   // 3. Trust domain from sub: it selects the anchors (workload-creds-02 §3).
   const sub = parseWorkloadId(payload.sub);
-  if (!sub.ok) reject(mode, 'bad_sub', `sub is not a workload identifier (${sub.reason})`);
+  if (!sub.ok) throwAuthnError(mode, 'bad_sub', `sub is not a workload identifier (${sub.reason})`);
   const id = (sub as { value: WorkloadId }).value;
   const bundle = ctx.bundles.get(id.trustDomain);
-  if (!bundle) reject(mode, 'unknown_trust_domain', 'sub is in a trust domain that is not configured');
+  if (!bundle) throwAuthnError(mode, 'unknown_trust_domain', 'sub is in a trust domain that is not configured');
   const policy = ctx.settings.policyFor(id.trustDomain);
-  if (!policy.schemes.includes(id.scheme)) reject(mode, 'sub_scheme', `the trust domain does not issue ${id.scheme} identifiers`);
-  if (!policy.witAlgs.includes(alg as string)) reject(mode, 'alg', 'alg is not allowed for this trust domain');
+  if (!policy.schemes.includes(id.scheme)) throwAuthnError(mode, 'sub_scheme', `the trust domain does not issue ${id.scheme} identifiers`);
+  if (!policy.witAlgs.includes(alg as string)) throwAuthnError(mode, 'alg', 'alg is not allowed for this trust domain');
 
   // 4. Key from that trust domain only, then the signature.
   const issuerKey = selectKey(bundle!, header.kid, mode);
-  if (!sameFamily(issuerKey.alg, alg as string)) reject(mode, 'alg', 'alg does not match the key');
+  if (!sameFamily(issuerKey.alg, alg as string)) throwAuthnError(mode, 'alg', 'alg does not match the key');
   const key = issuerKeyObject(issuerKey);
-  if (!key || !keyMatchesAlg(key, alg as SigningAlg)) reject(mode, 'unknown_kid', 'the configured key is unusable');
-  if (!verifyJwsSignature(alg as string, key!, jws.signingInput, jws.signature)) reject(mode, 'bad_signature', 'signature does not verify');
+  if (!key || !keyMatchesAlg(key, alg as SigningAlg)) throwAuthnError(mode, 'unknown_kid', 'the configured key is unusable');
+  if (!verifyJwsSignature(alg as string, key!, jws.signingInput, jws.signature)) throwAuthnError(mode, 'bad_signature', 'signature does not verify');
 
   // 5. Time and issuer claims.
   const now = ctx.nowSec;
   const skew = ctx.settings.maxSkewSec;
   const exp = payload.exp;
-  if (exp === undefined) reject(mode, 'exp_missing', 'exp is required');
-  if (!isNumericDate(exp)) reject(mode, 'malformed', 'exp must be a NumericDate');
-  if (now > (exp as number) + skew) reject(mode, 'expired', 'the WIT has expired');
+  if (exp === undefined) throwAuthnError(mode, 'exp_missing', 'exp is required');
+  if (!isNumericDate(exp)) throwAuthnError(mode, 'malformed', 'exp must be a NumericDate');
+  if (now > (exp as number) + skew) throwAuthnError(mode, 'expired', 'the WIT has expired');
   const iat = payload.iat;
   if (iat !== undefined) {
-    if (!isNumericDate(iat)) reject(mode, 'malformed', 'iat must be a NumericDate');
-    if (ctx.settings.checkWitIat && (iat as number) > now + skew) reject(mode, 'iat_future', 'iat is in the future');
+    if (!isNumericDate(iat)) throwAuthnError(mode, 'malformed', 'iat must be a NumericDate');
+    if (ctx.settings.checkWitIat && (iat as number) > now + skew) throwAuthnError(mode, 'iat_future', 'iat is in the future');
   }
   const nbf = payload.nbf;
   if (nbf !== undefined) {
-    if (!isNumericDate(nbf)) reject(mode, 'malformed', 'nbf must be a NumericDate');
-    if ((nbf as number) > now + skew) reject(mode, 'not_yet_valid', 'the WIT is not valid yet');
+    if (!isNumericDate(nbf)) throwAuthnError(mode, 'malformed', 'nbf must be a NumericDate');
+    if ((nbf as number) > now + skew) throwAuthnError(mode, 'not_yet_valid', 'the WIT is not valid yet');
   }
   // RFC 7519 §4.1.3: a recipient that does not identify itself with `aud` must reject; a WIT is
   // not audience-restricted, so an `aud` marks some other kind of token.
-  if ('aud' in payload) reject(mode, 'aud_present', 'a WIT does not carry aud');
+  if ('aud' in payload) throwAuthnError(mode, 'aud_present', 'a WIT does not carry aud');
   const iss = payload.iss;
-  if (iss !== undefined && typeof iss !== 'string') reject(mode, 'malformed', 'iss must be a string');
+  if (iss !== undefined && typeof iss !== 'string') throwAuthnError(mode, 'malformed', 'iss must be a string');
   if (policy.issuers && (iss === undefined || !policy.issuers.includes(iss as string)))
-    reject(mode, 'iss_not_allowed', 'iss is not an issuer of this trust domain');
+    throwAuthnError(mode, 'iss_not_allowed', 'iss is not an issuer of this trust domain');
   const jti = payload.jti;
-  if (jti !== undefined && typeof jti !== 'string') reject(mode, 'malformed', 'jti must be a string');
+  if (jti !== undefined && typeof jti !== 'string') throwAuthnError(mode, 'malformed', 'jti must be a string');
 
   // 6. The confirmation key (RFC 7800 §3.2; workload-creds-02 §3: cnf.jwk.alg is required).
   const cnf = payload.cnf;
-  if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf) || !('jwk' in cnf)) reject(mode, 'cnf_missing', 'cnf.jwk is required');
+  if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf) || !('jwk' in cnf)) throwAuthnError(mode, 'cnf_missing', 'cnf.jwk is required');
   const jwk = (cnf as { jwk: unknown }).jwk;
   const problem = checkPublicJwk(jwk, { requireAlg: true });
-  if (problem) reject(mode, CNF_PROBLEM[problem], `cnf.jwk is not acceptable (${problem})`);
+  if (problem) throwAuthnError(mode, CNF_PROBLEM[problem], `cnf.jwk is not acceptable (${problem})`);
   const pub = jwk as PublicJwk;
   let cnfKey: KeyObject | undefined;
   try {
     cnfKey = ctx.cnfKeys.get(pub);
   } catch {
-    reject(mode, 'cnf_invalid', 'cnf.jwk is not a valid public key');
+    throwAuthnError(mode, 'cnf_invalid', 'cnf.jwk is not a valid public key');
   }
 
   return {
@@ -152,11 +152,11 @@ const sameFamily = (keyAlg: string, alg: string): boolean =>
 function selectKey(bundle: TrustDomainBundle, kid: unknown, mode: FailureMode): WitKey {
   if (kid === undefined) {
     if (bundle.witKeys.length === 1) return bundle.witKeys[0]!;
-    return reject(mode, 'kid_required', 'kid is required: the trust domain has several WIT keys');
+    return throwAuthnError(mode, 'kid_required', 'kid is required: the trust domain has several WIT keys');
   }
-  if (typeof kid !== 'string') return reject(mode, 'malformed', 'kid must be a string');
+  if (typeof kid !== 'string') return throwAuthnError(mode, 'malformed', 'kid must be a string');
   for (const k of bundle.witKeys) if (k.kid === kid) return k;
-  return reject(mode, 'unknown_kid', 'no WIT key of the trust domain has this kid');
+  return throwAuthnError(mode, 'unknown_kid', 'no WIT key of the trust domain has this kid');
 }
 
 // Bundle keys are immutable objects; a new bundle brings new objects, so this never goes stale.

@@ -8,7 +8,7 @@
  * rejected token never consumes its `jti`.
  */
 import { randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
-import { AuthnError, reject, type FailureMode } from './errors.ts';
+import { AuthnError, throwAuthnError, type FailureMode } from './errors.ts';
 import { singleField } from './fields.ts';
 import { tokenHash } from './token-hash.ts';
 import { parseCompactJws, verifyJwsSignature } from './jws.ts';
@@ -65,43 +65,43 @@ export function wptFromAuthorization(value: string): string | undefined {
 export function verifyWpt(req: AuthnRequest, token: string, wit: VerifiedWit, ctx: WptCheckContext): VerifiedWpt {
   const jws = parseCompactJws(token, ctx.settings.wptMaxBytes, WPT_FAILURE);
   const { header, payload } = jws;
-  if (typeof header.typ !== 'string' || !WPT_TYPES.has(header.typ.toLowerCase())) reject(WPT_FAILURE, 'typ', 'typ must be wpt+jwt');
+  if (typeof header.typ !== 'string' || !WPT_TYPES.has(header.typ.toLowerCase())) throwAuthnError(WPT_FAILURE, 'typ', 'typ must be wpt+jwt');
   // wpt-02 §3: the alg MUST string-equal cnf.jwk.alg (so EdDSA and Ed25519 differ here).
-  if (header.alg !== wit.cnf.alg) reject(WPT_FAILURE, 'alg_mismatch', 'alg differs from the WIT cnf.jwk alg');
+  if (header.alg !== wit.cnf.alg) throwAuthnError(WPT_FAILURE, 'alg_mismatch', 'alg differs from the WIT cnf.jwk alg');
   if (!verifyJwsSignature(wit.cnf.alg, wit.cnf.key, jws.signingInput, jws.signature))
-    reject(WPT_FAILURE, 'bad_signature', 'signature does not verify with the WIT cnf.jwk');
+    throwAuthnError(WPT_FAILURE, 'bad_signature', 'signature does not verify with the WIT cnf.jwk');
 
   const aud = matchAudience(payload.aud, ctx.audiences);
 
   const now = ctx.nowSec;
   const skew = ctx.settings.maxSkewSec;
   const exp = payload.exp;
-  if (typeof exp !== 'number' || !Number.isFinite(exp)) reject(WPT_FAILURE, 'exp_missing', 'exp is required');
-  if (now > (exp as number) + skew) reject(WPT_FAILURE, 'expired', 'the WPT has expired');
-  if ((exp as number) > now + ctx.settings.maxWptLifetimeSec + skew) reject(WPT_FAILURE, 'exp_too_far', 'exp is too far in the future');
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) throwAuthnError(WPT_FAILURE, 'exp_missing', 'exp is required');
+  if (now > (exp as number) + skew) throwAuthnError(WPT_FAILURE, 'expired', 'the WPT has expired');
+  if ((exp as number) > now + ctx.settings.maxWptLifetimeSec + skew) throwAuthnError(WPT_FAILURE, 'exp_too_far', 'exp is too far in the future');
 
-  if (payload.wth === undefined) reject(WPT_FAILURE, 'wth_missing', 'wth is required');
-  if (payload.wth !== wit.wth) reject(WPT_FAILURE, 'wth_mismatch', 'wth does not match the Workload-Identity-Token');
+  if (payload.wth === undefined) throwAuthnError(WPT_FAILURE, 'wth_missing', 'wth is required');
+  if (payload.wth !== wit.wth) throwAuthnError(WPT_FAILURE, 'wth_mismatch', 'wth does not match the Workload-Identity-Token');
 
   const boundFields = checkContextTokens(req, payload, ctx.settings);
 
   const jti = payload.jti;
-  if (typeof jti !== 'string' || jti.length === 0) reject(WPT_FAILURE, 'jti_missing', 'jti is required');
+  if (typeof jti !== 'string' || jti.length === 0) throwAuthnError(WPT_FAILURE, 'jti_missing', 'jti is required');
   // The replay cache holds jti values: keep each entry small (128 random bits are 22 characters).
-  if ((jti as string).length > MAX_JTI_LENGTH) reject(WPT_FAILURE, 'malformed', `jti exceeds ${MAX_JTI_LENGTH} characters`);
+  if ((jti as string).length > MAX_JTI_LENGTH) throwAuthnError(WPT_FAILURE, 'malformed', `jti exceeds ${MAX_JTI_LENGTH} characters`);
   // Replay is scoped per sender (spec/wimse.md §10.4); kept until exp + skew.
   if (!ctx.replay.checkAndStore(`wpt:${wit.sub.uri}:${jti as string}`, (exp as number) + skew, now))
-    reject(WPT_FAILURE, 'replay', 'this WPT was already used');
+    throwAuthnError(WPT_FAILURE, 'replay', 'this WPT was already used');
   return { jti: jti as string, exp: exp as number, aud, boundFields };
 }
 
 function matchAudience(aud: unknown, accepted: readonly string[]): string {
-  if (aud === undefined) return reject(WPT_FAILURE, 'aud_missing', 'aud is required');
+  if (aud === undefined) return throwAuthnError(WPT_FAILURE, 'aud_missing', 'aud is required');
   // RFC 7519 §4.1.3: a string or an array of strings; one of them must name this destination.
   const list = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : undefined;
-  if (!list || list.length === 0 || list.some((a) => typeof a !== 'string')) return reject(WPT_FAILURE, 'malformed', 'aud must be a string');
+  if (!list || list.length === 0 || list.some((a) => typeof a !== 'string')) return throwAuthnError(WPT_FAILURE, 'malformed', 'aud must be a string');
   for (const a of list as string[]) if (accepted.includes(a)) return a;
-  return reject(WPT_FAILURE, 'aud_mismatch', 'aud does not name this destination');
+  return throwAuthnError(WPT_FAILURE, 'aud_mismatch', 'aud does not name this destination');
 }
 
 /** `tth` iff a Txn-Token is present; every `oth` entry names a present field and matches it. */
@@ -112,26 +112,26 @@ function checkContextTokens(
 ): string[] {
   const bound: string[] = [];
   const txn = singleField(req, 'txn-token');
-  if (txn.kind === 'many') reject(WPT_FAILURE, 'duplicate_header', 'more than one Txn-Token field');
+  if (txn.kind === 'many') throwAuthnError(WPT_FAILURE, 'duplicate_header', 'more than one Txn-Token field');
   if (txn.kind === 'one') {
-    if (payload.tth === undefined) reject(WPT_FAILURE, 'tth_missing', 'tth is required with a Txn-Token');
-    if (payload.tth !== tokenHash(txn.value)) reject(WPT_FAILURE, 'tth_mismatch', 'tth does not match the Txn-Token');
+    if (payload.tth === undefined) throwAuthnError(WPT_FAILURE, 'tth_missing', 'tth is required with a Txn-Token');
+    if (payload.tth !== tokenHash(txn.value)) throwAuthnError(WPT_FAILURE, 'tth_mismatch', 'tth does not match the Txn-Token');
     bound.push('txn-token');
-  } else if (payload.tth !== undefined) reject(WPT_FAILURE, 'tth_unexpected', 'tth without a Txn-Token');
+  } else if (payload.tth !== undefined) throwAuthnError(WPT_FAILURE, 'tth_unexpected', 'tth without a Txn-Token');
 
   const oth = payload.oth;
   if (oth === undefined) return bound;
-  if (typeof oth !== 'object' || oth === null || Array.isArray(oth)) return reject(WPT_FAILURE, 'oth_unknown', 'oth must be an object');
+  if (typeof oth !== 'object' || oth === null || Array.isArray(oth)) return throwAuthnError(WPT_FAILURE, 'oth_unknown', 'oth must be an object');
   for (const [name, hash] of Object.entries(oth)) {
     // Any entry not understood causes rejection (wpt-02 §3).
     if (name !== name.toLowerCase() || NOT_OTH.has(name) || typeof hash !== 'string')
-      reject(WPT_FAILURE, 'oth_unknown', 'an oth entry is not understood');
-    if (settings.othHeaders && !settings.othHeaders.includes(name)) reject(WPT_FAILURE, 'oth_unknown', 'an oth entry names an unsupported field');
+      throwAuthnError(WPT_FAILURE, 'oth_unknown', 'an oth entry is not understood');
+    if (settings.othHeaders && !settings.othHeaders.includes(name)) throwAuthnError(WPT_FAILURE, 'oth_unknown', 'an oth entry names an unsupported field');
     const lines = req.headers.get(name);
-    if (!lines || lines.length === 0) reject(WPT_FAILURE, 'oth_unknown', 'an oth entry names a field absent from the request');
+    if (!lines || lines.length === 0) throwAuthnError(WPT_FAILURE, 'oth_unknown', 'an oth entry names a field absent from the request');
     // Repeated fields are unsupported by default (wpt-02 §2).
-    if (lines!.length > 1) reject(WPT_FAILURE, 'duplicate_header', 'an oth field is repeated');
-    if (hash !== tokenHash(lines![0]!.trim())) reject(WPT_FAILURE, 'oth_mismatch', 'an oth hash does not match its field');
+    if (lines!.length > 1) throwAuthnError(WPT_FAILURE, 'duplicate_header', 'an oth field is repeated');
+    if (hash !== tokenHash(lines![0]!.trim())) throwAuthnError(WPT_FAILURE, 'oth_mismatch', 'an oth hash does not match its field');
     bound.push(name);
   }
   return bound;
