@@ -127,7 +127,7 @@ function witOf(req: AuthnRequest, ctx: AuthnContext, status: 400 | 401, challeng
     settings: ctx.settings,
     cnfKeys: ctx.cnfKeys,
     status,
-    ...(challenge ? { challenge } : {}),
+    challenge,
   });
   ctx.witCache?.set(wit);
   return wit;
