@@ -104,7 +104,7 @@ function compileRule(rule: Rule, ordinal: number): CompiledRule {
       callerTrustDomains.set(c.trustDomain, prior === undefined || prior === scheme ? scheme : '*');
     }
   }
-  const authnAny = rule.authn === 'any';
+  const authnAny = rule.authn[0] === 'any';
   return {
     ordinal,
     rule,

@@ -83,9 +83,9 @@ function explainRule(r: Rule, index: number, input: DecisionInput, caller: Workl
     ? { ok: true, why: `granted by ${describeCaller(callerHit)}` }
     : { ok: false, why: `not granted by any of ${r.callers.map(describeCaller).join(', ')}` };
   const authn: CheckOutcome =
-    r.authn === 'any'
+    r.authn[0] === 'any'
       ? { ok: true, why: 'any authentication method' }
-      : r.authn.includes(input.via as AuthnMethod)
+      : (r.authn as readonly string[]).includes(input.via)
         ? { ok: true, why: `${input.via} is accepted` }
         : { ok: false, why: `${input.via} is not in [${r.authn.join(', ')}]` };
   const matched = path.ok && method.ok && callerOut.ok && authn.ok;

@@ -34,8 +34,8 @@ export interface Rule {
   /** Upper-case methods; `undefined` means any method. */
   readonly methods?: readonly string[];
   readonly callers: readonly CallerPattern[];
-  /** `'any'` or a non-empty set of methods. */
-  readonly authn: 'any' | readonly AuthnMethod[];
+  /** `['any']` or a non-empty set of methods (the document form, unchanged). */
+  readonly authn: readonly ['any'] | readonly AuthnMethod[];
 }
 
 export interface Destination {

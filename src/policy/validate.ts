@@ -265,7 +265,7 @@ function exactCaller(v: unknown, path: string, errors: Errors): CallerPattern | 
   return { exact: id.value.uri };
 }
 
-function checkAuthn(v: unknown, path: string, errors: Errors): 'any' | AuthnMethod[] | undefined {
+function checkAuthn(v: unknown, path: string, errors: Errors): ['any'] | AuthnMethod[] | undefined {
   if (v === undefined) {
     errors.push(`${path}: required ([mtls, wpt, httpsig] or a subset, or [any])`);
     return undefined;
@@ -276,7 +276,7 @@ function checkAuthn(v: unknown, path: string, errors: Errors): 'any' | AuthnMeth
   }
   if (v.includes('any')) {
     if (v.length !== 1) errors.push(`${path}: any must stand alone`);
-    return v.length === 1 ? 'any' : undefined;
+    return v.length === 1 ? ['any'] : undefined;
   }
   const out: AuthnMethod[] = [];
   const before = errors.length;

@@ -106,7 +106,7 @@ test('decide - hostile input shapes deny instead of throwing', (t) => {
 test('decide - compiled from an object equals compiled from YAML', (t) => {
   const p = compilePolicy({
     version: 1,
-    destinations: [{ workload: PAYMENTS, audiences: [], rules: [{ name: 'r', paths: [{ prefix: '/x/' }], callers: [{ exact: BILLING }], authn: 'any' }] }],
+    destinations: [{ workload: PAYMENTS, audiences: [], rules: [{ name: 'r', paths: [{ prefix: '/x/' }], callers: [{ exact: BILLING }], authn: ['any'] }] }],
   });
   t.true(decide(req({ path: '/x/1' }), p).allow);
   t.false(decide(req({ path: '/y/1' }), p).allow);

@@ -25,7 +25,7 @@ test('policy validation - the documented example is valid', (t) => {
     { prefix: 'wimse://example.org/team-a/' },
     { trustDomain: 'partner.example' },
   ]);
-  t.is(r.value.destinations[0]!.rules[2]!.authn, 'any');
+  t.deepEqual(r.value.destinations[0]!.rules[2]!.authn, ['any']);
   t.is(r.value.destinations[0]!.rules[2]!.methods, undefined);
 });
 
