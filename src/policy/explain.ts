@@ -32,6 +32,8 @@ export interface Explanation {
   readonly rules: readonly RuleExplanation[];
   /** The rule that decided, when one allowed. */
   readonly decidedBy?: string;
+  /** Why the policy was refused, when the snapshot is `invalid`. */
+  readonly policyErrors?: readonly string[];
 }
 
 export const describePath = (p: PathPattern): string =>
@@ -62,6 +64,7 @@ export function explain(input: DecisionInput, policy: CompiledPolicy, opts: Deci
   const dest = policy.policy?.destinations.find((d) => d.workload === input.destination);
   const caller = parseWorkloadId(input.caller);
   const path = checkRawPath(input.path);
+  if (policy.status === 'invalid') return { input, decision, rules: [], policyErrors: policy.errors };
   if (policy.status !== 'ok' || !dest || !caller.ok || !path.ok || decision.reason.startsWith('request.'))
     return { input, decision, rules: [] };
   const rules = dest.rules.map((r, i) => explainRule(r, i, input, caller.value, path.segments));
@@ -101,6 +104,7 @@ export function formatExplanation(e: Explanation): string {
     `policy: ${d.policy ? `version ${d.policy.version}, ${d.policy.digest}` : 'none'}`,
     `request: ${String(e.input.method)} ${String(e.input.path)} from ${String(e.input.caller)} to ${String(e.input.destination)} via ${String(e.input.via)}`,
   ];
+  for (const err of e.policyErrors ?? []) lines.push(`  policy error: ${err}`);
   if (e.rules.length === 0 && !d.reason.startsWith('request.') && d.destination) lines.push('destination has no rules');
   for (const r of e.rules) {
     lines.push(`  rules[${r.index}] ${r.rule}: ${r.matched ? (r.rule === e.decidedBy ? 'MATCH (decides)' : 'match') : 'no match'}`);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { explain, policyTest } from '../../src/policy/index.ts';
+import { explain, policyTest, PolicyStore } from '../../src/policy/index.ts';
 import { BILLING, compileYaml, EXAMPLE_YAML, PAYMENTS, req } from './helpers.ts';
 
 const policy = compileYaml(EXAMPLE_YAML, 7);
@@ -50,4 +50,23 @@ test('policy explain - refused input is explained without rules', (t) => {
   t.is(out.decision.reason, 'request.path_not_canonical');
   t.deepEqual(out.rules, []);
   t.regex(out.text, /^decision: DENY \(request\.path_not_canonical\): the escape %2e is refused/);
+});
+
+test('policy explain - a refused policy is explained with its errors', (t) => {
+  const store = new PolicyStore();
+  store.load('version: 1\ndestinations:\n  - {workload: wimse://example.org/a, rules: [{name: r}]}\n');
+  const out = policyTest(store.current(), { from: BILLING, to: PAYMENTS, method: 'GET', path: '/x' });
+  t.is(out.decision.reason, 'policy.invalid');
+  t.deepEqual(out.policyErrors, [
+    'destinations[0].rules[0].paths: required (a non-empty list)',
+    'destinations[0].rules[0].callers: required (a non-empty list)',
+    'destinations[0].rules[0].authn: required ([mtls, wpt, httpsig] or a subset, or [any])',
+  ]);
+  t.true(out.text.includes('  policy error: destinations[0].rules[0].paths: required (a non-empty list)'));
+});
+
+test('policy explain - a destination without rules says so', (t) => {
+  const out = policyTest(policy, { from: BILLING, to: 'spiffe://example.org/ns/default/sa/ledger', method: 'GET', path: '/x' });
+  t.is(out.decision.reason, 'policy.route_not_granted');
+  t.true(out.text.endsWith('destination has no rules'));
 });
