@@ -42,6 +42,10 @@ export const describePath = (p: PathPattern): string =>
 export const describeCaller = (c: CallerPattern): string =>
   'exact' in c ? c.exact : 'prefix' in c ? `{prefix: ${c.prefix}}` : `{trustDomain: ${c.trustDomain}${c.scheme ? `, scheme: ${c.scheme}` : ''}}`;
 
+/** At most `max` items, then a count: explanations of big rules stay readable. */
+const listOf = (items: readonly string[], max = 5): string =>
+  items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
+
 /** Plain semantics of one path pattern against a checked raw path. */
 export function pathPatternMatches(p: PathPattern, path: string, segs: readonly string[]): boolean {
   if ('exact' in p) return p.exact === path;
@@ -75,16 +79,16 @@ function explainRule(r: Rule, index: number, input: DecisionInput, caller: Workl
   const pathHit = r.paths.find((p) => pathPatternMatches(p, input.path, segs));
   const path: CheckOutcome = pathHit
     ? { ok: true, why: `${input.path} matches ${describePath(pathHit)}` }
-    : { ok: false, why: `${input.path} matches none of ${r.paths.map(describePath).join(', ')}` };
+    : { ok: false, why: `${input.path} matches none of ${listOf(r.paths.map(describePath))}` };
   const method: CheckOutcome = !r.methods
     ? { ok: true, why: 'any method' }
     : r.methods.includes(input.method)
       ? { ok: true, why: `${input.method} is listed` }
-      : { ok: false, why: `${input.method} is not in [${r.methods.join(', ')}]` };
+      : { ok: false, why: `${input.method} is not in [${listOf(r.methods, 10)}]` };
   const callerHit = r.callers.find((c) => callerPatternMatches(c, caller));
   const callerOut: CheckOutcome = callerHit
     ? { ok: true, why: `granted by ${describeCaller(callerHit)}` }
-    : { ok: false, why: `not granted by any of ${r.callers.map(describeCaller).join(', ')}` };
+    : { ok: false, why: `not granted by any of ${listOf(r.callers.map(describeCaller))}` };
   const authn: CheckOutcome =
     r.authn[0] === 'any'
       ? { ok: true, why: 'any authentication method' }

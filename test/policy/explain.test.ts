@@ -70,3 +70,10 @@ test('policy explain - a destination without rules says so', (t) => {
   t.is(out.decision.reason, 'policy.route_not_granted');
   t.true(out.text.endsWith('destination has no rules'));
 });
+
+test('policy explain - long caller lists are cut short', (t) => {
+  const callers = Array.from({ length: 40 }, (_, i) => `wimse://example.org/c/${i}`);
+  const p = compileYaml(`version: 1\ndestinations:\n  - {workload: ${PAYMENTS}, rules: [{name: r, paths: [{prefix: /}], callers: [${callers.join(', ')}], authn: [any]}]}\n`);
+  const e = explain(req({ caller: 'wimse://example.org/c/x' }), p);
+  t.is(e.rules[0]!.caller.why, `not granted by any of ${callers.slice(0, 5).join(', ')} and 35 more`);
+});
