@@ -9,6 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { checkRawPath } from './request-path.ts';
+import { checkPolicy } from './validate.ts';
 import type { AuthnMethod, Policy, Rule } from './model.ts';
 
 export interface CompiledRule {
@@ -70,8 +71,18 @@ export function denyAllPolicy(status: 'empty' | 'invalid', errors: readonly stri
 export const policyDigest = (policy: Policy): string =>
   'sha256:' + createHash('sha256').update(JSON.stringify(policy)).digest('hex');
 
-/** Build the index of a validated policy. */
+/**
+ * Build the index of a policy. The policy is validated first; an invalid one is misuse here
+ * (documents go through PolicyStore.load or checkPolicy, which report errors as data).
+ */
 export function compilePolicy(policy: Policy, version = 0): CompiledPolicy {
+  const checked = checkPolicy(policy);
+  if (!checked.ok) throw new TypeError(`compilePolicy: invalid policy: ${checked.errors.slice(0, 3).join('; ')}`);
+  return compileChecked(checked.value, version);
+}
+
+/** Build the index of a policy that checkPolicy accepted. */
+export function compileChecked(policy: Policy, version: number): CompiledPolicy {
   const destinations = new Map<string, CompiledDestination>();
   for (const d of policy.destinations) {
     const rules = d.rules.map(compileRule);

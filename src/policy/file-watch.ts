@@ -42,6 +42,8 @@ export function watchPolicyFile(store: PolicyStore, path: string, opts: WatchOpt
   const pollMs = opts.pollMs ?? 1000;
   const maxBytes = opts.maxBytes ?? MAX_POLICY_BYTES;
   const clock = opts.clock ?? systemClock;
+  for (const [k, v] of [['debounceMs', debounceMs], ['pollMs', pollMs], ['maxBytes', maxBytes]] as const)
+    if (!Number.isInteger(v) || v < 0) throw new TypeError(`"${k}" must be a non-negative integer`);
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<WatchEvent> | undefined;

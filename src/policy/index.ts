@@ -3,7 +3,7 @@ export * from './model.ts';
 export { checkPolicy } from './validate.ts';
 export { parsePolicyText, parsePolicyYaml, MAX_POLICY_BYTES, type LoadOptions } from './load.ts';
 export { checkRawPath, MAX_REQUEST_PATH_LENGTH, type PathCheck } from './request-path.ts';
-export { compilePolicy, denyAllPolicy, audiencesFor, policyDigest, type CompiledPolicy, type CompiledDestination, type PolicyStatus } from './compile.ts';
+export { compilePolicy, compileChecked, denyAllPolicy, audiencesFor, policyDigest, type CompiledPolicy, type CompiledDestination, type PolicyStatus } from './compile.ts';
 export { decide, type DecideOptions } from './decide.ts';
 export {
   explain,

@@ -4,7 +4,7 @@
  * changes a decision half-way and never drops one. A bad new policy is refused and the old one
  * keeps serving; the refusal is reported with every error and its field path.
  */
-import { compilePolicy, denyAllPolicy, type CompiledPolicy } from './compile.ts';
+import { compileChecked, denyAllPolicy, type CompiledPolicy } from './compile.ts';
 import { decide, type DecideOptions } from './decide.ts';
 import { watchPolicyFile, type PolicyWatch, type WatchOptions } from './file-watch.ts';
 import { parsePolicyText, type LoadOptions } from './load.ts';
@@ -25,6 +25,8 @@ export class PolicyStore {
   readonly #loadOpts: LoadOptions;
 
   constructor(opts: LoadOptions = {}) {
+    if (opts.maxBytes !== undefined && (!Number.isInteger(opts.maxBytes) || opts.maxBytes <= 0))
+      throw new TypeError('"maxBytes" must be a positive integer');
     this.#loadOpts = opts;
   }
 
@@ -72,7 +74,7 @@ export class PolicyStore {
 
   #accept(policy: Policy): LoadResult {
     this.#lastError = [];
-    const compiled = compilePolicy(policy, this.#version + 1);
+    const compiled = compileChecked(policy, this.#version + 1);
     if (compiled.digest === this.#current.digest)
       return { ok: true, version: this.#current.version, digest: compiled.digest, changed: false };
     this.#version += 1;

@@ -111,3 +111,8 @@ test('decide - compiled from an object equals compiled from YAML', (t) => {
   t.true(decide(req({ path: '/x/1' }), p).allow);
   t.false(decide(req({ path: '/y/1' }), p).allow);
 });
+
+test('decide - compiling an unchecked invalid policy is misuse (TypeError)', (t) => {
+  const bad = { version: 1, destinations: [{ workload: PAYMENTS, audiences: [], rules: [{ name: 'r', paths: [{ prefix: '/x' }], callers: [{ exact: BILLING }], authn: ['any'] }] }] };
+  t.throws(() => compilePolicy(bad as never), { instanceOf: TypeError, message: /paths\[0\]\.prefix: a prefix must end with/ });
+});
