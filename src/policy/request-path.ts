@@ -5,7 +5,8 @@
  *
  * - dot segments `.` and `..`, also with path parameters (`..;x`, as some servers resolve them);
  * - percent-encoded `.` `/` `\` (`%2e`, `%2F`, `%5c`, either case), `%25` (double encoding) and
- *   `%00`; a raw `\`; malformed escapes;
+ *   `%00`, `%C0`/`%C1` (overlong UTF-8 forms of `.` and `/`); a raw `\`; malformed escapes
+ *   (also IIS-style `%u002e`);
  * - empty segments (`//`) except a single trailing `/`;
  * - anything but printable ASCII, and `?` / `#` (the adapter passes the path without the query).
  *
@@ -17,7 +18,8 @@ export const MAX_REQUEST_PATH_LENGTH = 8192;
 
 export type PathCheck = { ok: true; segments: string[] } | { ok: false; problem: string };
 
-const FORBIDDEN_ESCAPES = new Set(['2E', '2F', '5C', '25', '00']);
+// `%C0` and `%C1` start overlong UTF-8 forms (`%C0%AE` is a `.` to a lax decoder); never valid.
+const FORBIDDEN_ESCAPES = new Set(['2E', '2F', '5C', '25', '00', 'C0', 'C1']);
 
 /** Split and check a raw path; `segments` excludes the leading empty one (`/a/` -> `['a', '']`). */
 export function checkRawPath(path: unknown): PathCheck {

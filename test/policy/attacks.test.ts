@@ -46,6 +46,8 @@ const denied: Array<[string, Record<string, string>, DecisionReason]> = [
   ['a .. segment with a path parameter', { path: '/pay/..;/admin' }, 'request.path_not_canonical'],
   ['an empty segment', { path: '/pay//x' }, 'request.path_not_canonical'],
   ['a NUL escape', { path: '/pay/%00' }, 'request.path_not_canonical'],
+  ['an overlong UTF-8 ..', { path: '/pay/%c0%ae%c0%ae/admin' }, 'request.path_not_canonical'],
+  ['an IIS-style %u escape', { path: '/pay/%u002e%u002e/admin' }, 'request.path_not_canonical'],
   ['a malformed escape', { path: '/pay/%zz' }, 'request.path_not_canonical'],
   ['non-ASCII', { path: '/pay/é' }, 'request.path_not_canonical'],
   ['a fragment', { path: '/pay/x#y' }, 'request.path_not_canonical'],

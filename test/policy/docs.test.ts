@@ -18,5 +18,5 @@ test('policy docs - the documented example loads and explains exactly as docs/po
     { from: 'wimse://example.org/svc/checkout', to: 'wimse://example.org/svc/payments', method: 'POST', path: '/pay', via: 'wpt' },
     { newId: () => id! },
   );
-  t.is(out.text + '\n', shown);
+  t.is(out.text + '\n', shown ?? '');
 });
