@@ -18,9 +18,13 @@ export interface TcpListen {
   readonly port: number;
   readonly certChainPem: string | Buffer;
   readonly keyPem: string | Buffer;
-  /** When set, client certificates are verified against it (and required if `requireClientCert`). */
+  /**
+   * When set, every client must present a certificate that verifies against it (mTLS), and the
+   * caller may be authenticated by that certificate. grpc-js cannot request a certificate
+   * without also requiring it, which is what makes a certificate in the auth context a
+   * verified one (sds-auth.ts relies on that).
+   */
   readonly clientCaPem?: string | Buffer;
-  readonly requireClientCert?: boolean;
 }
 
 export interface UdsListen {
@@ -36,7 +40,7 @@ export function listenTcpTls(server: grpc.Server, o: TcpListen): Promise<number>
   const creds = grpc.ServerCredentials.createSsl(
     o.clientCaPem ? Buffer.from(o.clientCaPem) : null,
     [{ cert_chain: Buffer.from(o.certChainPem), private_key: Buffer.from(o.keyPem) }],
-    Boolean(o.clientCaPem && o.requireClientCert),
+    Boolean(o.clientCaPem),
   );
   return bind(server, `${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`, creds);
 }
