@@ -100,7 +100,7 @@ export class SdsServer {
 
   /** Add the service to a grpc-js server (TCP+TLS and/or UDS listeners: sds-listen.ts). */
   register(server: grpc.Server): void {
-    server.addService(envoyProtos().SecretDiscoveryService, this.implementation);
+    server.addService(sdsServiceDefinition(), this.implementation);
   }
 
   /** Check for due rotations every `rotationCheckMs`. */
@@ -230,8 +230,10 @@ export class SdsServer {
       ...(this.#opts.controlPlaneId ? { control_plane: { identifier: this.#opts.controlPlaneId } } : {}),
     };
     // Serialize first: a throw inside call.write would kill the stream (spec/envoy.md §6.3).
+    // The bytes are written as they are (see sdsServiceDefinition).
+    let bytes: Buffer;
     try {
-      envoyProtos().SecretDiscoveryService.StreamSecrets!.responseSerialize(response);
+      bytes = envoyProtos().SecretDiscoveryService.StreamSecrets!.responseSerialize(response);
     } catch (e) {
       this.#stats.serializationErrors++;
       this.#log.warn({ node: nodeId, error: (e as Error).message }, 'sds response failed to serialize; not sent');
@@ -241,7 +243,7 @@ export class SdsServer {
     ctx.state.lastVersionSent = response.version_info;
     for (const b of out) ctx.state.sent.set(b.name, b.digest);
     this.#stats.responses++;
-    ctx.call.write(response);
+    ctx.call.write(bytes);
   }
 
   #enqueue(ctx: StreamCtx, fn: () => Promise<void>): Promise<void> {
@@ -323,6 +325,25 @@ export class SdsServer {
     // Unary: no nonce (xds_protocol REST semantics).
     cb(null, { version_info: versionOf(out), resources: out.map((b) => b.any), type_url: TYPE_URL.secret });
   }
+}
+
+/**
+ * The SDS service definition with a StreamSecrets response serializer that passes bytes through:
+ * responses are serialized once, inside a try, before they are written.
+ */
+let sdsDefinition: grpc.ServiceDefinition | undefined;
+export function sdsServiceDefinition(): grpc.ServiceDefinition {
+  if (sdsDefinition) return sdsDefinition;
+  const base = envoyProtos().SecretDiscoveryService;
+  const stream = base.StreamSecrets!;
+  sdsDefinition = {
+    ...base,
+    StreamSecrets: {
+      ...stream,
+      responseSerialize: (v: unknown) => (Buffer.isBuffer(v) ? v : stream.responseSerialize(v)),
+    },
+  };
+  return sdsDefinition;
 }
 
 /** Opaque version: a digest of the names and contents sent, so it changes exactly with content. */
