@@ -182,3 +182,24 @@ test('sds fetch - FetchSecrets answers once, without a nonce', async (t) => {
   const leaf = tlsCertificateOf(secretsOf(r).get('default')!);
   t.deepEqual(leaf.uriSans, [ORDERS]);
 });
+
+test('sds stream - concurrent first requests for one identity share a single issuance', async (t) => {
+  const e = await setup(t);
+  const streams = [e.envoy.open(['default']), e.envoy.open(['default']), e.envoy.open([ORDERS]), e.envoy.open(['default'])];
+  const rs = await Promise.all(streams.map((s) => s.next()));
+  t.is(e.source.issuedCount, 1);
+  const serials = new Set(rs.map((r) => tlsCertificateOf([...secretsOf(r).values()][0]!).leaf.serialNumber));
+  t.is(serials.size, 1);
+});
+
+test('sds stream - a rotation on a multi-name stream sends only the changed secrets', async (t) => {
+  const e = await setup(t);
+  const s = e.envoy.open(['default', 'ROOTCA', 'ALL']);
+  const r1 = await s.next();
+  s.ack(r1);
+  e.clock.advance(0.7 * 3_600_000);
+  await e.h.sds.tick();
+  const r2 = await s.next();
+  t.deepEqual([...secretsOf(r2).keys()], ['default']);
+  t.not(r2.version_info, r1.version_info);
+});
