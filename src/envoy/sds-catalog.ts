@@ -81,6 +81,8 @@ export class SecretCatalog {
   bundlesChanged(): void {
     this.#served = this.#source.bundles();
     this.#bundleSecrets.clear();
+    // New roots may make a leaf acceptable that was refused before: retry at the next tick.
+    for (const e of this.#leaves.values()) e.retryAt = 0;
   }
 
   /** Whether `nodeId` may receive `name` at all (unknown names are simply not entitled). */

@@ -276,6 +276,8 @@ export class SdsServer {
       case 'bundles':
         this.catalog.bundlesChanged();
         for (const ctx of this.#streams) void this.#enqueuePush(ctx);
+        // Leaves whose re-issue waited for these roots go out now.
+        void this.tick();
         return;
       case 'registrations':
         this.catalog.pruneRegistrations();
