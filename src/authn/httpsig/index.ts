@@ -1,50 +1,54 @@
 /**
- * PLACEHOLDER, replaced by the HTTP Message Signatures work (src/authn/httpsig/). It exists so
- * that code calling the WIMSE profile verifier type-checks before that work lands; it rejects
- * every signature.
+ * HTTP Message Signatures (RFC 9421) and their WIMSE profile (draft-ietf-wimse-http-signature-07).
+ * See docs/httpsig.md for what is verified, in which order, the defaults and the error codes.
  */
-import { AuthnError } from '../errors.ts';
-import type { AuthnRequest } from '../request.ts';
-import type { PublicJwk } from '../../identity/jwk.ts';
-import type { ReplayGuard } from '../replay.ts';
+export {
+  hasWimseSignature,
+  verifyWimseRequestSignature,
+  type HttpSigVerifyOptions,
+  type VerifiedHttpSignature,
+} from './wimse-verify.ts';
+export {
+  verifyWimseResponseSignature,
+  type HttpSigResponseVerifyOptions,
+  type WimseRequestContext,
+} from './wimse-response.ts';
+export {
+  signWimseRequest,
+  signWimseResponse,
+  DEFAULT_SIGNATURE_TTL_SEC,
+  type SignWimseRequestInput,
+  type SignWimseResponseInput,
+  type SignedWimseMessage,
+  type WimseSigningKey,
+  type HeaderInput,
+} from './wimse-sign.ts';
+export { DEFAULT_MAX_SKEW_SEC, DEFAULT_MAX_WINDOW_SEC, MAX_NONCE_LENGTH, WIMSE_TAG } from './wimse-profile.ts';
+export { importWimseKey, type ImportedKey } from './wimse-key.ts';
 
-export interface HttpSigVerifyOptions {
-  /** Accepted `wimse-aud` values for this destination (trusted configuration). */
-  audiences: readonly string[];
-  /** Verification time, seconds since the epoch. */
-  nowSec: number;
-  /** Allowed clock skew in seconds. */
-  maxSkewSec: number;
-  /** Longest accepted `expires - created`, seconds. */
-  maxWindowSec: number;
-  /** Nonce replay cache; nonces are rejected on reuse regardless of sender. */
-  replay?: ReplayGuard;
-}
+// The generic RFC 9421 engine.
+export { verifyMessageSignature, verifyInput, signMessage, type MessageKey, type MessageSignature, type SignMessageInput } from './engine.ts';
+export {
+  buildSignatureBase,
+  parseSignatureInputs,
+  signatureBytes,
+  serializeSignatureParams,
+  type SignatureInput,
+} from './signature-base.ts';
+export { component, componentFromItem, componentValue, KNOWN_SF_TYPES, type ComponentId, type ComponentOptions, type SfKind } from './components.ts';
+export { RFC9421_ALGS, isRfc9421Alg, rfcAlgForJws, signBytes, verifyBytes, keyFitsAlg, type Rfc9421Alg } from './algorithms.ts';
+export type { HeaderMap, HttpMessage, HttpRequestMessage, HttpResponseMessage, SignatureContext } from './message.ts';
 
-export interface VerifiedHttpSignature {
-  label: string;
-  nonce: string;
-  created: number;
-  expires: number;
-  /** The request asked for a signed response (`wimse-sign-response`). */
-  signResponse: boolean;
-  /** Covered component identifiers, in order, e.g. `"@method"`. */
-  covered: string[];
-}
-
-/** True if the request carries a signature tagged `wimse-workload-to-workload`. */
-export function hasWimseSignature(req: AuthnRequest): boolean {
-  return (req.headers.get('signature-input') ?? []).some((v) => v.includes('wimse-workload-to-workload'));
-}
-
-/**
- * Verify the request's WIMSE HTTP message signature (http-signature-07) with the caller's key
- * (the WIT's `cnf.jwk`, whose `alg` is the algorithm). Throws AuthnError (`httpsig.*`).
- */
-export function verifyWimseRequestSignature(
-  _req: AuthnRequest,
-  _key: { jwk: PublicJwk; alg: string },
-  _opts: HttpSigVerifyOptions,
-): VerifiedHttpSignature {
-  throw new AuthnError('httpsig.unsupported', 400, 'HTTP message signatures are not supported yet');
-}
+// RFC 8941 structured fields.
+export * from './sf-types.ts';
+export { parseDictionary, parseDictionaryWithRaw, parseList, parseItem, SF_MAX_LENGTH, SF_MAX_MEMBERS, type SfParseLimits, type DictionaryWithRaw } from './sf-parse.ts';
+export {
+  serializeBareItem,
+  serializeDictionary,
+  serializeInnerList,
+  serializeItem,
+  serializeKey,
+  serializeList,
+  serializeMember,
+  serializeParameters,
+} from './sf-serialize.ts';

@@ -1,0 +1,64 @@
+/**
+ * The node's Prometheus metrics. Each node owns its own registry (several nodes can run in one
+ * process in tests). The protocol servers do not import this file: they expose hooks, and the
+ * composition root (src/node.ts) turns hook calls into metric updates.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface KeyExpiry {
+  kind: string;
+  kid: string;
+  state: string;
+  /** Milliseconds since the epoch. */
+  notAfter: number;
+}
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+  readonly checks: Counter<'result' | 'reason' | 'via'>;
+  readonly checkDuration: Histogram<'result'>;
+  readonly sdsStreams: Gauge;
+  readonly sdsPushes: Counter<'resource'>;
+  readonly sdsNacks: Counter;
+  readonly issued: Counter<'kind'>;
+  readonly busConnected: Gauge;
+  readonly propagationLag: Histogram;
+  readonly busRejected: Counter<'reason'>;
+
+  constructor(opts: { keyExpiries?: () => KeyExpiry[]; now?: () => number; defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+    this.checks = new Counter({ name: 'wimse_authz_checks_total', help: 'ext_authz checks by result, reason code and authentication method.', labelNames: ['result', 'reason', 'via'], registers });
+    this.checkDuration = new Histogram({
+      name: 'wimse_authz_check_duration_seconds',
+      help: 'Server-side time to answer one ext_authz check.',
+      labelNames: ['result'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1],
+      registers,
+    });
+    this.sdsStreams = new Gauge({ name: 'wimse_sds_streams', help: 'Open SDS streams.', registers });
+    this.sdsPushes = new Counter({ name: 'wimse_sds_pushes_total', help: 'SDS responses sent, by resource name class.', labelNames: ['resource'], registers });
+    this.sdsNacks = new Counter({ name: 'wimse_sds_nacks_total', help: 'SDS responses rejected by Envoy (NACK).', registers });
+    this.issued = new Counter({ name: 'wimse_issued_total', help: 'Credentials issued, by kind (wic, wit).', labelNames: ['kind'], registers });
+    this.busConnected = new Gauge({ name: 'wimse_bus_connected', help: '1 when the cluster bus is connected or embedded.', registers });
+    this.propagationLag = new Histogram({
+      name: 'wimse_bus_propagation_lag_seconds',
+      help: 'Time from a change on its origin node to its application here.',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers,
+    });
+    this.busRejected = new Counter({ name: 'wimse_bus_rejected_messages_total', help: 'Bus messages ignored as malformed or unexpected.', labelNames: ['reason'], registers });
+    const expiries = opts.keyExpiries;
+    const now = opts.now ?? (() => Date.now());
+    new Gauge({
+      name: 'wimse_key_expiry_seconds',
+      help: 'Seconds until each trusted signing key (and its root) expires.',
+      labelNames: ['kind', 'kid', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of expiries?.() ?? []) this.set({ kind: k.kind, kid: k.kid, state: k.state }, (k.notAfter - now()) / 1000);
+      },
+    });
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * The node's configuration: YAML in, a validated `NodeConfig` out. `wimse-server` with no
+ * `--config` runs `embeddedDefaults()`: trust domain `example.org`, state in `./state`, no NATS.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve, dirname } from 'node:path';
+import YAML from 'yaml';
+import { parseTrustDomain, parseWorkloadId } from '../identity/workload-id.ts';
+import type { Checked } from '../identity/result.ts';
+import { check, type Field } from './schema.ts';
+
+export const DEFAULT_GRPC_PORT = 8443;
+export const DEFAULT_ADMIN_PORT = 8081;
+export const MAX_CONFIG_BYTES = 1 << 20;
+
+const trustDomain = (v: string): string | undefined => {
+  const r = parseTrustDomain(v);
+  return r.ok ? undefined : `not a valid trust domain (${r.reason}): ${r.message}`;
+};
+const workloadId = (v: string): string | undefined => {
+  const r = parseWorkloadId(v);
+  return r.ok ? undefined : `not a valid workload identifier (${r.reason}): ${r.message}`;
+};
+const listenAddress = (v: string): string | undefined => {
+  if (v.startsWith('unix:')) return v.length > 5 ? undefined : 'unix: needs a socket path';
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
+  if (!m || Number(m[2]) > 65535) return 'must be HOST:PORT (port 0 picks a free port) or unix:/path/to/socket';
+  return undefined;
+};
+
+export const configSchema: Field = {
+  kind: 'object',
+  doc: 'The node configuration.',
+  fields: {
+    trustDomain: { kind: 'string', doc: 'The trust domain this node issues identities for (lower-case DNS-like name, no scheme).', default: 'example.org', check: trustDomain },
+    nodeName: { kind: 'string', doc: 'This node\'s name, unique among the control-plane nodes of a cluster. Defaults to the host name.', pattern: /^[A-Za-z0-9._-]{1,64}$/, patternHelp: 'must be 1-64 characters of [A-Za-z0-9._-]' },
+    stateDir: { kind: 'string', doc: 'Directory holding this node\'s key journal and state (created with mode 0700). Relative paths are relative to the config file.', default: './state' },
+    keys: {
+      kind: 'object',
+      doc: 'Signing keys of this node and their lifecycle (SPIRE\'s model: prepared, active, old).',
+      fields: {
+        algorithm: { kind: 'enum', doc: 'Algorithm of the X.509 CA and WIT signing keys.', values: ['ES256', 'EdDSA'], default: 'ES256' },
+        caTtl: { kind: 'duration', doc: 'Lifetime of each X.509 CA key and its root certificate.', default: '24h', minMs: 1000 },
+        witKeyTtl: { kind: 'duration', doc: 'Lifetime of each WIT signing key.', default: '24h', minMs: 1000 },
+        prepareAt: { kind: 'number', doc: 'Fraction of the active key\'s life after which the next key is prepared (published in bundles, not yet signing).', default: 0.5, min: 0, max: 1, exclusiveMin: true },
+        activateAt: { kind: 'number', doc: 'Fraction of the active key\'s life after which the prepared key becomes active. Must be greater than prepareAt.', default: 5 / 6, min: 0, max: 1, exclusiveMin: true },
+        rotationInterval: { kind: 'duration', doc: 'How often the rotator checks whether a key must be prepared or activated.', default: '10s', minMs: 10 },
+      },
+    },
+    credentials: {
+      kind: 'object',
+      doc: 'Credentials issued to workloads.',
+      fields: {
+        wicTtl: { kind: 'duration', doc: 'Lifetime of workload X.509 certificates (WICs). Capped by the signing key\'s remaining life.', default: '1h', minMs: 1000 },
+        witTtl: { kind: 'duration', doc: 'Lifetime of Workload Identity Tokens (WITs).', default: '1h', minMs: 1000 },
+        issuer: { kind: 'string', doc: 'Value of the WIT `iss` claim; omitted when unset.' },
+      },
+    },
+    federation: {
+      kind: 'list',
+      doc: 'Other trust domains this node trusts. Each bundle file is a SPIFFE trust bundle (JWKS) for that trust domain.',
+      of: {
+        kind: 'object',
+        doc: 'A federated trust domain.',
+        requires: ['trustDomain', 'bundleFile'],
+        fields: {
+          trustDomain: { kind: 'string', doc: 'The federated trust domain.', check: trustDomain },
+          bundleFile: { kind: 'string', doc: 'Path of its SPIFFE bundle (JWKS) file; re-read when it changes.' },
+        },
+      },
+    },
+    grpc: {
+      kind: 'object',
+      doc: 'The gRPC listener serving Envoy SDS, Envoy ext_authz, the Workload API and the admin API.',
+      fields: {
+        listen: { kind: 'string', doc: 'HOST:PORT, or unix:/path for a Unix domain socket.', default: `127.0.0.1:${DEFAULT_GRPC_PORT}`, check: listenAddress },
+        socketMode: { kind: 'string', doc: 'File mode of the Unix socket (0600: only the owner; 0660: the owner\'s group too).', default: '0600', pattern: /^0?[0-7]{3}$/, patternHelp: 'must be an octal mode such as 0600 or 0660' },
+        tls: {
+          kind: 'object',
+          optional: true,
+          doc: 'TLS for a TCP listener. Without it the listener is plaintext and must only be reachable from trusted hosts (loopback).',
+          requires: ['certFile', 'keyFile'],
+          fields: {
+            certFile: { kind: 'string', doc: 'PEM certificate chain of the control plane.' },
+            keyFile: { kind: 'string', doc: 'PEM private key of the control plane.' },
+            clientCaFile: { kind: 'string', doc: 'PEM roots for client certificates. When set, clients may authenticate with a certificate.' },
+            requireClientCert: { kind: 'bool', doc: 'Refuse connections without a client certificate.', default: false },
+          },
+        },
+      },
+    },
+    admin: {
+      kind: 'object',
+      doc: 'The admin HTTP listener: /healthz, /readyz, /metrics.',
+      fields: {
+        listen: { kind: 'string', doc: 'HOST:PORT of the admin HTTP listener; empty string disables it.', default: `127.0.0.1:${DEFAULT_ADMIN_PORT}`, check: (v) => (v === '' ? undefined : listenAddress(v)) },
+        tokenFile: { kind: 'string', doc: 'File holding the admin bearer token for the admin API. Generated (mode 0600) in stateDir when unset.' },
+      },
+    },
+    sds: {
+      kind: 'object',
+      doc: 'Envoy SDS: who may receive which identity.',
+      fields: {
+        nodeTokensFile: { kind: 'string', doc: 'File of hashed node tokens (managed by `wimsectl token`). Defaults to <stateDir>/node-tokens.json.' },
+        registrations: {
+          kind: 'list',
+          doc: 'Registration entries: an Envoy node id and the workload identifiers it may receive.',
+          of: {
+            kind: 'object',
+            doc: 'A registration entry.',
+            requires: ['nodeId', 'workloads'],
+            fields: {
+              nodeId: { kind: 'string', doc: 'The Envoy `node.id` this entry applies to.', pattern: /^[\x21-\x7e]{1,256}$/, patternHelp: 'must be 1-256 printable ASCII characters' },
+              workloads: { kind: 'list', doc: 'Workload identifiers this node may receive; the first is its `default`.', of: { kind: 'string', doc: 'A workload identifier.', check: workloadId }, minItems: 1 },
+              dnsNames: { kind: 'list', doc: 'DNS SANs added to its certificates.', of: { kind: 'string', doc: 'A DNS name.', pattern: /^[A-Za-z0-9*.-]{1,253}$/, patternHelp: 'must be a DNS name' } },
+            },
+          },
+        },
+      },
+    },
+    authn: {
+      kind: 'object',
+      doc: 'Verification of callers (ext_authz).',
+      fields: {
+        maxClockSkew: { kind: 'duration', doc: 'Clock skew tolerated on exp, created and expires.', default: '60s', maxMs: 600_000 },
+        maxWptLifetime: { kind: 'duration', doc: 'A WPT whose exp is further ahead than this is rejected.', default: '5m', minMs: 1000 },
+        maxSignatureWindow: { kind: 'duration', doc: 'Longest accepted expires - created of an HTTP message signature.', default: '5m', minMs: 1000 },
+        replayCacheSize: { kind: 'int', doc: 'Entries held by the WPT jti / signature nonce replay cache.', default: 100_000, min: 100 },
+        witCacheSize: { kind: 'int', doc: 'Verified WITs cached (keyed by the exact token); 0 disables the cache.', default: 10_000, min: 0 },
+        acceptLegacyWpt: { kind: 'bool', doc: 'Accept the wpt-01 `Workload-Proof-Token` header. Off: such requests are rejected.', default: false },
+      },
+    },
+    policy: {
+      kind: 'object',
+      doc: 'Route policy (the PDP).',
+      fields: {
+        file: { kind: 'string', doc: 'Policy YAML file, hot-reloaded on change. Without one every request is denied (default deny).' },
+        external: {
+          kind: 'object',
+          optional: true,
+          doc: 'An external PDP asked over HTTP after the local policy allows.',
+          requires: ['url'],
+          fields: {
+            url: { kind: 'string', doc: 'http(s) URL the decision request is POSTed to.', pattern: /^https?:\/\/\S+$/, patternHelp: 'must be an http:// or https:// URL' },
+            timeout: { kind: 'duration', doc: 'Deadline for its answer; a timeout denies.', default: '200ms', minMs: 1, maxMs: 10_000 },
+          },
+        },
+      },
+    },
+    cluster: {
+      kind: 'object',
+      optional: true,
+      doc: 'Several nodes sharing key rotations, bundles, policy and revocations over NATS. Absent: a single node with an in-process bus.',
+      requires: ['servers'],
+      fields: {
+        servers: { kind: 'list', doc: 'NATS server URLs.', of: { kind: 'string', doc: 'A NATS URL.', pattern: /^(nats|tls):\/\/\S+$/, patternHelp: 'must be a nats:// or tls:// URL' }, minItems: 1 },
+        credsFile: { kind: 'string', doc: 'NATS credentials (.creds) file.' },
+        tlsCaFile: { kind: 'string', doc: 'PEM roots to verify the NATS servers.' },
+        activationTimeout: { kind: 'duration', doc: 'How long a prepared key waits for every live node to trust it before it is activated anyway (with a warning).', default: '5m' },
+        reconcileInterval: { kind: 'duration', doc: 'How often a node re-reads the shared state to repair drift.', default: '30s', minMs: 100 },
+      },
+    },
+    logging: {
+      kind: 'object',
+      doc: 'Structured JSON logs.',
+      fields: {
+        level: { kind: 'enum', doc: 'Minimum level.', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
+      },
+    },
+  },
+};
+
+export interface NodeConfig {
+  trustDomain: string;
+  nodeName?: string;
+  stateDir: string;
+  keys: { algorithm: 'ES256' | 'EdDSA'; caTtl: number; witKeyTtl: number; prepareAt: number; activateAt: number; rotationInterval: number };
+  credentials: { wicTtl: number; witTtl: number; issuer?: string };
+  federation: Array<{ trustDomain: string; bundleFile: string }>;
+  grpc: {
+    listen: string;
+    socketMode: string;
+    tls?: { certFile: string; keyFile: string; clientCaFile?: string; requireClientCert: boolean };
+  };
+  admin: { listen: string; tokenFile?: string };
+  sds: { nodeTokensFile?: string; registrations: Array<{ nodeId: string; workloads: string[]; dnsNames: string[] }> };
+  authn: {
+    maxClockSkew: number;
+    maxWptLifetime: number;
+    maxSignatureWindow: number;
+    replayCacheSize: number;
+    witCacheSize: number;
+    acceptLegacyWpt: boolean;
+  };
+  policy: { file?: string; external?: { url: string; timeout: number } };
+  cluster?: { servers: string[]; credsFile?: string; tlsCaFile?: string; activationTimeout: number; reconcileInterval: number };
+  logging: { level: string };
+}
+
+/** Cross-field rules the per-field schema cannot express. */
+function crossCheck(c: NodeConfig): string[] {
+  const errors: string[] = [];
+  if (c.keys.activateAt <= c.keys.prepareAt) errors.push('keys.activateAt: must be greater than keys.prepareAt');
+  if (c.grpc.tls && c.grpc.listen.startsWith('unix:')) errors.push('grpc.tls: TLS applies to TCP listeners only; remove it or listen on HOST:PORT');
+  const seen = new Set<string>();
+  c.sds.registrations.forEach((r, i) => {
+    if (seen.has(r.nodeId)) errors.push(`sds.registrations[${i}].nodeId: duplicate node id "${r.nodeId}"`);
+    seen.add(r.nodeId);
+    r.workloads.forEach((w, j) => {
+      const p = parseWorkloadId(w);
+      if (p.ok && p.value.trustDomain !== c.trustDomain)
+        errors.push(`sds.registrations[${i}].workloads[${j}]: belongs to trust domain "${p.value.trustDomain}", but this node issues for "${c.trustDomain}"`);
+    });
+  });
+  const tds = new Set<string>();
+  c.federation.forEach((f, i) => {
+    if (f.trustDomain === c.trustDomain) errors.push(`federation[${i}].trustDomain: is this node's own trust domain`);
+    if (tds.has(f.trustDomain)) errors.push(`federation[${i}].trustDomain: duplicate "${f.trustDomain}"`);
+    tds.add(f.trustDomain);
+  });
+  return errors;
+}
+
+/** Resolve relative paths against `baseDir` (the config file's directory). */
+function resolvePaths(c: NodeConfig, baseDir: string): NodeConfig {
+  const r = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(baseDir, p));
+  return {
+    ...c,
+    stateDir: r(c.stateDir)!,
+    federation: c.federation.map((f) => ({ ...f, bundleFile: r(f.bundleFile)! })),
+    grpc: c.grpc.tls
+      ? { ...c.grpc, tls: { ...c.grpc.tls, certFile: r(c.grpc.tls.certFile)!, keyFile: r(c.grpc.tls.keyFile)!, ...(c.grpc.tls.clientCaFile ? { clientCaFile: r(c.grpc.tls.clientCaFile)! } : {}) } }
+      : c.grpc,
+    admin: c.admin.tokenFile ? { ...c.admin, tokenFile: r(c.admin.tokenFile)! } : c.admin,
+    sds: c.sds.nodeTokensFile ? { ...c.sds, nodeTokensFile: r(c.sds.nodeTokensFile)! } : c.sds,
+    policy: c.policy.file ? { ...c.policy, file: r(c.policy.file)! } : c.policy,
+    ...(c.cluster
+      ? { cluster: { ...c.cluster, ...(c.cluster.credsFile ? { credsFile: r(c.cluster.credsFile)! } : {}), ...(c.cluster.tlsCaFile ? { tlsCaFile: r(c.cluster.tlsCaFile)! } : {}) } }
+      : {}),
+  };
+}
+
+/** Validate an already-parsed document. */
+export function checkConfig(doc: unknown, baseDir = process.cwd()): Checked<NodeConfig> {
+  const r = check<NodeConfig>(configSchema, doc ?? {});
+  if (!r.ok) return r;
+  const errors = crossCheck(r.value);
+  if (errors.length) return { ok: false, errors };
+  return { ok: true, value: resolvePaths(r.value, baseDir) };
+}
+
+/** Parse and validate YAML text. Duplicate keys and non-mapping roots are errors. */
+export function parseConfig(text: string, baseDir = process.cwd()): Checked<NodeConfig> {
+  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) return { ok: false, errors: [`config exceeds ${MAX_CONFIG_BYTES} bytes`] };
+  const doc = YAML.parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length) {
+    return {
+      ok: false,
+      errors: doc.errors.map((e) => `yaml: ${e.message.split('\n')[0]}${e.linePos ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : ''}`),
+    };
+  }
+  const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  if (value !== null && value !== undefined && (typeof value !== 'object' || Array.isArray(value)))
+    return { ok: false, errors: ['(root): must be a mapping'] };
+  return checkConfig(value, baseDir);
+}
+
+export function loadConfigFile(path: string): Checked<NodeConfig> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    return { ok: false, errors: [`${path}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}: cannot read the config file`] };
+  }
+  return parseConfig(text, dirname(resolve(path)));
+}
+
+/** The embedded default: what `wimse-server` with no config runs. */
+export function embeddedDefaults(cwd = process.cwd()): NodeConfig {
+  const r = checkConfig({}, cwd);
+  if (!r.ok) throw new Error(`embedded defaults are invalid: ${r.errors.join('; ')}`);
+  return r.value;
+}

@@ -1,0 +1,135 @@
+/**
+ * Envoy ext_authz v3 (`envoy.service.auth.v3.Authorization/Check`): the PEP on every request.
+ *
+ * One unary call: translate the CheckRequest (check-request.ts), authenticate the caller
+ * (src/authn), decide (src/policy, through the port below), answer (check-response.ts).
+ * Denials carry the status the drafts call for (400, 401 + `WWW-Authenticate: WPT`, 403 for
+ * policy). Our own failures are answered as a denial with 503, never as an allow and never as a
+ * gRPC error (a gRPC error would let an Envoy configured with `failure_mode_allow` through).
+ */
+import { randomUUID } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import { isAuthnError } from '../authn/errors.ts';
+import type { AuthnRequest } from '../authn/request.ts';
+import type { Logger } from '../log.ts';
+import { routeSettings, toAuthnRequest, type CheckRequestMessage, type RouteSettings } from './check-request.ts';
+import { deniedResponse, okResponse, type Denied } from './check-response.ts';
+
+export type AuthMethod = 'mtls' | 'wpt' | 'httpsig';
+
+export interface Authenticated {
+  caller: string;
+  via: AuthMethod;
+  transportPeer?: string;
+}
+
+export interface AuthzInput {
+  caller: string;
+  via: AuthMethod;
+  transportPeer?: string;
+  destination: string;
+  method: string;
+  path: string;
+}
+
+export interface AuthzDecision {
+  allow: boolean;
+  /** Stable code: why it was allowed or denied (e.g. `policy.no_rule`). */
+  reason: string;
+  rule?: string;
+}
+
+/** What ext_authz needs from the rest of the node; the composition root provides it. */
+export interface CheckPorts {
+  /** Throws AuthnError when the caller cannot be authenticated. */
+  authenticate(req: AuthnRequest, ctx: { audiences: readonly string[] }): Authenticated | Promise<Authenticated>;
+  authorize(input: AuthzInput): AuthzDecision | Promise<AuthzDecision>;
+  /** Accepted audiences of a destination when the route names none. */
+  audiencesFor(destination: string): readonly string[];
+  logger: Logger;
+  onCheck?(outcome: CheckOutcome): void;
+}
+
+export interface CheckOutcome {
+  allowed: boolean;
+  code: string;
+  via?: AuthMethod;
+  seconds: number;
+}
+
+/** Decide one request; never throws. */
+export async function check(msg: CheckRequestMessage, ports: CheckPorts): Promise<Record<string, unknown>> {
+  const started = process.hrtime.bigint();
+  const decisionId = randomUUID();
+  let via: AuthMethod | undefined;
+  const finish = (res: Record<string, unknown>, allowed: boolean, code: string) => {
+    ports.onCheck?.({ allowed, code, ...(via ? { via } : {}), seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    return res;
+  };
+  const deny = (d: Omit<Denied, 'decisionId'>) => {
+    ports.logger.info({ decisionId, code: d.code, status: d.status, caller: d.caller, via: d.via }, 'request denied');
+    return finish(deniedResponse({ ...d, decisionId }), false, d.code);
+  };
+  try {
+    const route: RouteSettings = routeSettings(msg);
+    // The destination comes from trusted configuration only: the route's context_extensions,
+    // else the identity in Envoy's own certificate. Never from Host / :authority.
+    const destination = route.destination ?? msg.attributes?.destination?.principal ?? '';
+    if (!destination) return deny({ status: 503, code: 'config.no_destination', detail: 'the route names no destination workload' });
+    const audiences = route.audiences.length > 0 ? route.audiences : ports.audiencesFor(destination);
+
+    const req = toAuthnRequest(msg);
+    const who = await ports.authenticate(req, { audiences });
+    via = who.via;
+    const decision = await ports.authorize({
+      caller: who.caller,
+      via: who.via,
+      ...(who.transportPeer ? { transportPeer: who.transportPeer } : {}),
+      destination,
+      method: req.method,
+      path: req.path,
+    });
+    if (!decision.allow) {
+      return deny({
+        status: 403,
+        code: decision.reason,
+        detail: 'the caller is not allowed to make this request',
+        caller: who.caller,
+        via: who.via,
+        ...(who.transportPeer ? { transportPeer: who.transportPeer } : {}),
+      });
+    }
+    ports.logger.debug({ decisionId, caller: who.caller, via: who.via, rule: decision.rule }, 'request allowed');
+    return finish(
+      okResponse({
+        caller: who.caller,
+        via: who.via,
+        decisionId,
+        ...(who.transportPeer ? { transportPeer: who.transportPeer } : {}),
+        ...(decision.rule ? { rule: decision.rule } : {}),
+      }),
+      true,
+      decision.reason,
+    );
+  } catch (err) {
+    if (isAuthnError(err)) {
+      if (err.status >= 500) ports.logger.error({ decisionId, code: err.code }, 'authentication failed internally');
+      return deny({ status: err.status >= 500 ? 503 : err.status, code: err.code, detail: err.detail, ...(err.challenge ? { challenge: err.challenge } : {}) });
+    }
+    ports.logger.error({ decisionId, err: (err as Error)?.message }, 'check failed internally');
+    return deny({ status: 503, code: 'internal.error', detail: 'the authorization service failed; the request is denied' });
+  }
+}
+
+/** The grpc-js implementation of `envoy.service.auth.v3.Authorization`. */
+export function extAuthzService(ports: CheckPorts): grpc.UntypedServiceImplementation {
+  return {
+    Check(call: grpc.ServerUnaryCall<CheckRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      check(call.request, ports).then(
+        (res) => callback(null, res),
+        // check() never rejects; this is a last resort that still denies.
+        () => callback(null, deniedResponse({ status: 503, code: 'internal.error', detail: 'denied', decisionId: randomUUID() })),
+      );
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { parseConfig, embeddedDefaults, checkConfig } from '../../src/config/config.ts';
+import { parseDuration } from '../../src/config/schema.ts';
+import { configReferenceMarkdown } from '../../src/config/reference.ts';
+
+test('config - embedded defaults: example.org, ./state, no NATS, SPIRE timing', (t) => {
+  const c = embeddedDefaults('/srv');
+  t.is(c.trustDomain, 'example.org');
+  t.is(c.stateDir, '/srv/state');
+  t.is(c.cluster, undefined);
+  t.is(c.keys.algorithm, 'ES256');
+  t.is(c.keys.caTtl, 24 * 3600_000);
+  t.is(c.keys.prepareAt, 0.5);
+  t.is(c.keys.activateAt, 5 / 6);
+  t.is(c.credentials.wicTtl, 3600_000);
+  t.is(c.credentials.witTtl, 3600_000);
+  t.is(c.grpc.listen, '127.0.0.1:8443');
+});
+
+test('config - an empty file is the embedded defaults', (t) => {
+  const r = parseConfig('', '/srv');
+  t.true(r.ok);
+  if (r.ok) t.deepEqual(r.value, embeddedDefaults('/srv'));
+});
+
+test('config - relative paths resolve against the config file directory', (t) => {
+  const r = parseConfig('stateDir: data\npolicy:\n  file: policy.yaml\nfederation:\n  - {trustDomain: partner.example, bundleFile: b/p.json}\n', '/etc/wimse');
+  t.true(r.ok, JSON.stringify(r));
+  if (!r.ok) return;
+  t.is(r.value.stateDir, '/etc/wimse/data');
+  t.is(r.value.policy.file, '/etc/wimse/policy.yaml');
+  t.is(r.value.federation[0]!.bundleFile, '/etc/wimse/b/p.json');
+});
+
+const bad: Array<[string, string[]]> = [
+  ['grpc:\n  listn: 1.2.3.4:5\n', ['grpc.listn: unknown field']],
+  ['trustDomain: Example.org\n', ['trustDomain: not a valid trust domain (trust_domain_uppercase)']],
+  ['keys:\n  prepareAt: 0.9\n  activateAt: 0.5\n', ['keys.activateAt: must be greater than keys.prepareAt']],
+  ['keys:\n  caTtl: 24 hours\n', ['keys.caTtl: must be a duration']],
+  ['keys:\n  algorithm: RS256\n', ['keys.algorithm: must be one of ES256, EdDSA']],
+  ['grpc:\n  listen: localhost\n', ['grpc.listen: must be HOST:PORT']],
+  ['sds:\n  registrations:\n    - nodeId: a\n      workloads: [wimse://example.org/pay/../admin]\n', ['sds.registrations[0].workloads[0]: not a valid workload identifier (path_dot_segment)']],
+  ['sds:\n  registrations:\n    - nodeId: a\n      workloads: [wimse://other.org/x]\n', ['sds.registrations[0].workloads[0]: belongs to trust domain "other.org"']],
+  ['sds:\n  registrations:\n    - workloads: [wimse://example.org/x]\n', ['sds.registrations[0].nodeId: required']],
+  ['sds:\n  registrations:\n    - {nodeId: a, workloads: [wimse://example.org/x]}\n    - {nodeId: a, workloads: [wimse://example.org/y]}\n', ['sds.registrations[1].nodeId: duplicate node id "a"']],
+  ['federation:\n  - {trustDomain: example.org, bundleFile: x}\n', ['federation[0].trustDomain: is this node\'s own trust domain']],
+  ['cluster:\n  servers: []\n', ['cluster.servers: must have at least 1 item(s)']],
+  ['cluster:\n  servers: [http://x]\n', ['cluster.servers[0]: must be a nats:// or tls:// URL']],
+  ['grpc:\n  listen: unix:/tmp/s.sock\n  tls: {certFile: a, keyFile: b}\n', ['grpc.tls: TLS applies to TCP listeners only']],
+  ['trustDomain: a\ntrustDomain: b\n', ['yaml: Map keys must be unique']],
+  ['- a\n- b\n', ['(root): must be a mapping']],
+  ['authn:\n  replayCacheSize: 1.5\n', ['authn.replayCacheSize: must be an integer']],
+  ['keys:\n  prepareAt: 0\n  activateAt: 0.5\n', ['keys.prepareAt: must be greater than 0']],
+];
+
+for (const [yaml, expected] of bad) {
+  test(`config - rejects with field path: ${expected[0]}`, (t) => {
+    const r = parseConfig(yaml, '/srv');
+    t.false(r.ok);
+    if (r.ok) return;
+    for (const e of expected) t.true(r.errors.some((x) => x.startsWith(e)), `expected "${e}" in ${JSON.stringify(r.errors)}`);
+  });
+}
+
+test('config - every problem is reported, not just the first', (t) => {
+  const r = checkConfig({ trustDomain: 'A', keys: { algorithm: 'x' }, bogus: 1 });
+  t.false(r.ok);
+  if (!r.ok) t.true(r.errors.length >= 3, JSON.stringify(r.errors));
+});
+
+test('config - durations', (t) => {
+  t.is(parseDuration('500ms'), 500);
+  t.is(parseDuration('1h30m'), 5_400_000);
+  t.is(parseDuration('7d'), 604_800_000);
+  t.is(parseDuration('10'), undefined);
+  t.is(parseDuration('10s '), undefined);
+  t.is(parseDuration('s'), undefined);
+});
+
+test('config - docs/config.md is generated from the schema and up to date', (t) => {
+  const onDisk = readFileSync(new URL('../../docs/config.md', import.meta.url), 'utf8');
+  t.is(onDisk, configReferenceMarkdown(), 'run `npm run docs:config`');
+});
