@@ -7,7 +7,8 @@
  * in the same run over the same client code:
  * - baseline: the same grpc-js service definition whose handler answers every first request with
  *   one pre-built response and writes one more to every stream on "change" (transport cost only);
- * - sds: the real SdsServer (token auth, per-stream state, secret catalog, `ALL` secret).
+ * - sds: the real SdsServer over the real CA (token auth, per-stream state, secret catalog,
+ *   `ALL` secret); the change is the CA preparing its next key (a new root in the bundle).
  * Reported: time to open N streams and get the first answer, time from a bundle change to the
  * last stream receiving it, server memory per stream, and sds/baseline ratios.
  */
@@ -29,6 +30,7 @@ async function serverMain(mode: 'baseline' | 'sds'): Promise<void> {
   const server = new grpc.Server({ 'grpc.max_concurrent_streams': 1_000_000 });
   let change: () => Promise<void>;
   let token = '';
+  let cleanup = async (): Promise<void> => {};
   if (mode === 'baseline') {
     const calls = new Set<grpc.ServerDuplexStream<any, any>>();
     const response = { version_info: '1', resources: [], type_url: TYPE_URL.secret, nonce: 'n' };
@@ -50,23 +52,29 @@ async function serverMain(mode: 'baseline' | 'sds'): Promise<void> {
       for (const c of calls) c.write({ ...response, version_info: '2' });
     };
   } else {
-    const { ManualClock } = await import('../src/identity/clock.ts');
+    const { mkdtemp } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { systemClock } = await import('../src/identity/clock.ts');
+    const { IdentityServer } = await import('../src/ca/index.ts');
     const { NodeTokenStore } = await import('../src/envoy/sds-auth.ts');
     const { SdsServer } = await import('../src/envoy/sds.ts');
-    const { TestSecretSource } = await import('../test/envoy/helpers/test-source.ts');
-    const clock = new ManualClock(Date.now());
-    const source = await TestSecretSource.create({
-      trustDomain: 'example.org',
-      clock,
-      registrations: { 'sidecar-0': ['spiffe://example.org/ns/bench/sa/app'] },
-    });
+    const { CaSecretSource } = await import('../src/envoy/sds-ca-source.ts');
+    const dir = await mkdtemp(join(tmpdir(), 'sds-bench-'));
+    const ca = await IdentityServer.open({ stateDir: dir, trustDomain: 'example.org', clock: systemClock });
+    const source = new CaSecretSource(ca, [{ nodeId: 'sidecar-0', workloads: ['spiffe://example.org/ns/bench/sa/app'] }]);
     const tokens = new NodeTokenStore();
     token = tokens.issue('sidecar-0');
-    const sds = new SdsServer({ source, clock, auth: { tokens } });
+    const sds = new SdsServer({ source, clock: systemClock, auth: { tokens } });
     sds.register(server);
-    let i = 0;
+    // A bundle change: the CA prepares its next X.509 key, whose root is published at once.
     change = async () => {
-      await source.federate(`partner${i++}.example`);
+      await ca.prepare('x509');
+    };
+    cleanup = async () => {
+      await ca.close();
+      const { rm } = await import('node:fs/promises');
+      await rm(dir, { recursive: true, force: true });
     };
   }
   const port = await new Promise<number>((res, rej) =>
@@ -82,7 +90,7 @@ async function serverMain(mode: 'baseline' | 'sds'): Promise<void> {
     else if (msg === 'change') {
       await change();
       process.send!({ ok: true });
-    } else if (msg === 'exit') process.exit(0);
+    } else if (msg === 'exit') await cleanup().finally(() => process.exit(0));
   });
   process.send!({ port, token, ...mem() });
 }
