@@ -32,6 +32,18 @@ export interface SdsLogger {
 }
 const quiet: SdsLogger = { debug: () => {}, info: () => {}, warn: () => {} };
 
+/**
+ * Hooks for metrics (the composition root maps them to Prometheus: wimse_sds_streams,
+ * wimse_sds_pushes_total{resource}, wimse_sds_nacks_total). All optional, called synchronously.
+ */
+export interface SdsHooks {
+  streamOpened?(): void;
+  streamClosed?(): void;
+  /** Once per Secret sent; `resource` is the name class, never an identifier. */
+  pushed?(resource: 'default' | 'ROOTCA' | 'ALL' | 'identity'): void;
+  nack?(): void;
+}
+
 export interface SdsServerOptions {
   readonly source: SecretSource;
   readonly auth: CallerAuthOptions;
@@ -43,6 +55,7 @@ export interface SdsServerOptions {
   readonly rotationCheckMs?: number;
   /** Sent as `control_plane.identifier`. */
   readonly controlPlaneId?: string;
+  readonly hooks?: SdsHooks;
 }
 
 export interface SdsStats {
@@ -146,6 +159,7 @@ export class SdsServer {
     let set = this.#byNode.get(caller.nodeId);
     if (!set) this.#byNode.set(caller.nodeId, (set = new Set()));
     set.add(ctx);
+    this.#opts.hooks?.streamOpened?.();
     call.on('data', (req: SdsRequest) => this.#enqueue(ctx, () => this.#onRequest(ctx, req)));
     call.on('end', () => {
       this.#drop(ctx);
@@ -177,6 +191,7 @@ export class SdsServer {
         return;
       case 'nack':
         this.#stats.nacks++;
+        this.#opts.hooks?.nack?.();
         this.#log.warn(
           { node: nodeId, nonce: req.response_nonce, version: req.version_info, error: verdict.message.slice(0, 512) },
           'sds update rejected by envoy (NACK); not resending',
@@ -243,6 +258,8 @@ export class SdsServer {
     ctx.state.lastVersionSent = response.version_info;
     for (const b of out) ctx.state.sent.set(b.name, b.digest);
     this.#stats.responses++;
+    const pushed = this.#opts.hooks?.pushed;
+    if (pushed) for (const b of out) pushed(b.name === 'default' || b.name === 'ROOTCA' || b.name === 'ALL' ? b.name : 'identity');
     ctx.call.write(bytes);
   }
 
@@ -264,6 +281,7 @@ export class SdsServer {
     if (ctx.closed) return;
     ctx.closed = true;
     this.#streams.delete(ctx);
+    this.#opts.hooks?.streamClosed?.();
     const set = this.#byNode.get(ctx.state.authenticatedNodeId);
     set?.delete(ctx);
     if (set?.size === 0) this.#byNode.delete(ctx.state.authenticatedNodeId);

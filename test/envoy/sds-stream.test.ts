@@ -17,6 +17,8 @@ interface Env {
   envoy: FakeEnvoy;
 }
 
+const hookCalls: string[] = [];
+
 async function setup(t: ExecutionContext): Promise<Env> {
   const clock = new ManualClock(Date.now());
   const source = await TestSecretSource.create({
@@ -26,7 +28,17 @@ async function setup(t: ExecutionContext): Promise<Env> {
   });
   const tokens = new NodeTokenStore();
   const token = tokens.issue('sidecar-orders-0');
-  const h = await startSds({ source, clock, auth: { tokens } });
+  const h = await startSds({
+    source,
+    clock,
+    auth: { tokens },
+    hooks: {
+      streamOpened: () => hookCalls.push('opened'),
+      streamClosed: () => hookCalls.push('closed'),
+      pushed: (r) => hookCalls.push(`pushed:${r}`),
+      nack: () => hookCalls.push('nack'),
+    },
+  });
   const envoy = new FakeEnvoy(h.address, { nodeId: 'sidecar-orders-0', token });
   t.teardown(async () => {
     envoy.close();
@@ -202,4 +214,18 @@ test('sds stream - a rotation on a multi-name stream sends only the changed secr
   const r2 = await s.next();
   t.deepEqual([...secretsOf(r2).keys()], ['default']);
   t.not(r2.version_info, r1.version_info);
+});
+
+test.serial('sds stream - metric hooks see streams, pushes by name class and NACKs', async (t) => {
+  const e = await setup(t);
+  hookCalls.length = 0;
+  const s = e.envoy.open(['default', ORDERS_ADMIN, 'ALL']);
+  const r = await s.next();
+  s.nack(r, '');
+  t.true(await s.silentFor(200));
+  s.end();
+  await s.status;
+  await new Promise((res) => setTimeout(res, 100));
+  t.deepEqual(hookCalls.filter((c) => c !== 'closed').sort(), ['nack', 'opened', 'pushed:ALL', 'pushed:default', 'pushed:identity'].sort());
+  t.true(hookCalls.includes('closed'));
 });
