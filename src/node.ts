@@ -22,7 +22,9 @@ import { envoyProtos } from './envoy/protos.ts';
 import { extAuthzService } from './envoy/extauthz.ts';
 import { SdsServer } from './envoy/sds.ts';
 import { CaSecretSource } from './envoy/sds-ca-source.ts';
-import { NodeTokenStore } from './envoy/sds-auth.ts';
+import { NodeTokenStore, authenticateCaller } from './envoy/sds-auth.ts';
+import { workloadApiService, workloadServiceDefinition } from './workload-api/server.ts';
+import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 
 export interface NodeOptions {
@@ -41,6 +43,11 @@ export interface RunningNode {
   readonly authenticator: Authenticator;
   readonly sds: SdsServer;
   readonly nodeTokens: NodeTokenStore;
+  /** Registration entries (node id -> workload identifiers), as SDS and the Workload API use them. */
+  readonly registrations: CaSecretSource;
+  /** The gRPC server, for the services added below. */
+  readonly grpcServer: grpc.Server;
+  readonly config: NodeConfig;
   readiness(): Readiness;
   close(): Promise<void>;
 }
@@ -179,6 +186,29 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
 
   const server = new grpc.Server({ 'grpc.max_concurrent_streams': 100_000 });
   sds.register(server);
+  // The Workload API: applications get WITs for keys they hold; callers authenticate as Envoys do.
+  server.addService(
+    workloadServiceDefinition(),
+    workloadApiService({
+      authenticate: (call) => {
+        const peer = (call.getAuthContext?.()?.sslPeerCertificate ?? undefined) as PeerCertificate | undefined;
+        const who = authenticateCaller(call.metadata.get('authorization').map(String), peer, { tokens: nodeTokens });
+        if (!who.ok)
+          throw Object.assign(new Error('the caller is not authenticated'), { code: grpc.status.UNAUTHENTICATED, details: 'the caller is not authenticated' });
+        return { nodeId: who.nodeId };
+      },
+      entitled: (caller, id) => sdsSource.identitiesFor(caller.nodeId).includes(id),
+      mintWit: async (sub, jwk) => {
+        const wit = await ca.mintWit({ sub, cnf: jwk });
+        return { token: wit.token, exp: wit.exp };
+      },
+      bundles: () => ca.bundles(),
+      onBundlesChange: (listener) => ca.onChange((e) => e.type === 'bundle-changed' && listener()),
+      clock,
+      logger: logger.child({ component: 'workload-api' }),
+      onIssued: () => metrics.issued.inc({ kind: 'wit' }),
+    }),
+  );
   server.addService(
     envoyProtos().Authorization,
     extAuthzService({
@@ -217,6 +247,9 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     authenticator,
     sds,
     nodeTokens,
+    registrations: sdsSource,
+    grpcServer: server,
+    config,
     readiness,
     async close() {
       sds.close();
