@@ -227,6 +227,8 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
       },
     }),
   );
+  // The admin API (wimsectl) is added here, before the server starts listening.
+
   const grpcAddress = await bindGrpc(server, config.grpc);
 
   sds.start();
