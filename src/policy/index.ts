@@ -28,3 +28,4 @@ export {
   type AuthorizeOptions,
 } from './authorize.ts';
 export { createHttpPdp, verdictOf, type HttpPdp, type HttpPdpOptions } from './external.ts';
+export { decisionRecord, logSafe, type DecisionRecord } from './decision-log.ts';

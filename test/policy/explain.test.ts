@@ -1,5 +1,5 @@
 import test from 'ava';
-import { explain, policyTest, PolicyStore } from '../../src/policy/index.ts';
+import { decide, decisionRecord, explain, policyTest, PolicyStore } from '../../src/policy/index.ts';
 import { BILLING, compileYaml, EXAMPLE_YAML, PAYMENTS, req } from './helpers.ts';
 
 const policy = compileYaml(EXAMPLE_YAML, 7);
@@ -76,4 +76,29 @@ test('policy explain - long caller lists are cut short', (t) => {
   const p = compileYaml(`version: 1\ndestinations:\n  - {workload: ${PAYMENTS}, rules: [{name: r, paths: [{prefix: /}], callers: [${callers.join(', ')}], authn: [any]}]}\n`);
   const e = explain(req({ caller: 'wimse://example.org/c/x' }), p);
   t.is(e.rules[0]!.caller.why, `not granted by any of ${callers.slice(0, 5).join(', ')} and 35 more`);
+});
+
+test('policy explain - a decision record carries the outcome and the route, cut and escaped', (t) => {
+  const input = req({ path: '/invoices/1' });
+  const d = decide(input, policy, { newId: () => 'id-9' });
+  t.deepEqual(decisionRecord(input, d), {
+    decision_id: 'id-9',
+    allow: true,
+    reason: 'policy.allow',
+    rule: 'read-invoices',
+    destination: PAYMENTS,
+    caller: BILLING,
+    via: 'mtls',
+    method: 'GET',
+    path: '/invoices/1',
+    policy_version: 7,
+    policy_digest: policy.digest,
+  });
+  const hostile = req({ path: `/x\n{"allow":true}${'y'.repeat(1000)}`, caller: 'a\u0000b' });
+  const rec = decisionRecord(hostile, decide(hostile, policy));
+  t.false(rec.allow);
+  t.false(rec.path.includes('\n'));
+  t.true(rec.path.startsWith('/x\\u000a{"allow":true}'));
+  t.is(rec.path.length, 513);
+  t.is(rec.caller, 'a\\u0000b');
 });

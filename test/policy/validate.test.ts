@@ -130,3 +130,24 @@ test('policy validation - JSON and objects go through the same checks', (t) => {
   t.false(r.ok);
   t.deepEqual(checkPolicy(null), { ok: false, errors: ['(root): policy document is empty'] });
 });
+
+test('policy validation - with lines: true each error also points into the file', (t) => {
+  const text = `version: 1
+destinations:
+  - workload: ${PAYMENTS}
+    rules:
+      - name: r
+        paths: [{prefix: /x}]
+        caller: [${BILLING}]
+        authn: [any]
+`;
+  const r = parsePolicyText(text, { lines: true });
+  t.deepEqual(r.ok ? [] : r.errors, [
+    'destinations[0].rules[0].caller: unknown field (line 7, column 17)',
+    'destinations[0].rules[0].paths[0].prefix: a prefix must end with / (it grants whole segments) (line 6, column 26)',
+    'destinations[0].rules[0].callers: required (a non-empty list) (line 5, column 9)',
+  ]);
+  // Without the option the errors are the bare field paths.
+  const plain = parsePolicyText(text);
+  t.deepEqual(plain.ok ? [] : plain.errors[0], 'destinations[0].rules[0].caller: unknown field');
+});
