@@ -23,6 +23,7 @@ import { authenticateCaller, type CallerAuthOptions, type CallerIdentity } from 
 import { SecretCatalog, SecretUnavailable } from './sds-catalog.ts';
 import { applyRequest, newStreamState, type SdsRequest, type SdsStreamState } from './sds-stream-state.ts';
 import type { BuiltSecret } from './sds-secrets.ts';
+import { ResponseEncoder } from './sds-response.ts';
 
 /** The subset of a pino logger we use. Never given keys or tokens. */
 export interface SdsLogger {
@@ -89,10 +90,12 @@ export class SdsServer {
   #unsubscribe: (() => void)[] = [];
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> = Promise.resolve();
+  readonly #encoder: ResponseEncoder;
 
   constructor(opts: SdsServerOptions) {
     this.#opts = opts;
     this.#log = opts.logger ?? quiet;
+    this.#encoder = new ResponseEncoder(opts.controlPlaneId);
     this.catalog = new SecretCatalog(opts.source, { clock: opts.clock, ...(opts.random ? { random: opts.random } : {}) });
     this.#unsubscribe.push(opts.source.subscribe((e) => this.#onSourceEvent(e)));
     if (opts.auth.tokens)
@@ -237,25 +240,20 @@ export class SdsServer {
       out.push(built);
     }
     if (out.length === 0 || ctx.closed) return;
-    const response = {
-      version_info: versionOf(out),
-      resources: out.map((b) => b.any),
-      type_url: TYPE_URL.secret,
-      nonce: randomBytes(16).toString('hex'),
-      ...(this.#opts.controlPlaneId ? { control_plane: { identifier: this.#opts.controlPlaneId } } : {}),
-    };
-    // Serialize first: a throw inside call.write would kill the stream (spec/envoy.md §6.3).
+    const version = versionOf(out);
+    const nonce = randomBytes(16).toString('hex');
+    // Encode first: a throw inside call.write would kill the stream (spec/envoy.md §6.3).
     // The bytes are written as they are (see sdsServiceDefinition).
     let bytes: Buffer;
     try {
-      bytes = envoyProtos().SecretDiscoveryService.StreamSecrets!.responseSerialize(response);
+      bytes = this.#encoder.encode(out, version, nonce);
     } catch (e) {
       this.#stats.serializationErrors++;
       this.#log.warn({ node: nodeId, error: (e as Error).message }, 'sds response failed to serialize; not sent');
       return;
     }
-    ctx.state.lastNonceSent = response.nonce;
-    ctx.state.lastVersionSent = response.version_info;
+    ctx.state.lastNonceSent = nonce;
+    ctx.state.lastVersionSent = version;
     for (const b of out) ctx.state.sent.set(b.name, b.digest);
     this.#stats.responses++;
     const pushed = this.#opts.hooks?.pushed;
