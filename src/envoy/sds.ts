@@ -12,6 +12,7 @@
  * - a name the node may not have (or unknown)-> INVALID_ARGUMENT, naming only the requested name
  * - issuance failed (CA outage)              -> UNAVAILABLE (Envoy retries with backoff)
  * - wrong type_url                           -> INVALID_ARGUMENT
+ * - more than maxStreamsPerNode open streams -> RESOURCE_EXHAUSTED
  */
 import { randomBytes, createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -57,6 +58,11 @@ export interface SdsServerOptions {
   /** Sent as `control_plane.identifier`. */
   readonly controlPlaneId?: string;
   readonly hooks?: SdsHooks;
+  /**
+   * Open streams allowed per node id (Envoy opens one per secret name and provider; Kuma counted
+   * about 2,000 for a large proxy). Beyond it: RESOURCE_EXHAUSTED. Default 20,000.
+   */
+  readonly maxStreamsPerNode?: number;
 }
 
 export interface SdsStats {
@@ -157,9 +163,15 @@ export class SdsServer {
       call.emit('error', statusError(grpc.status.UNAUTHENTICATED, 'missing or invalid node credentials'));
       return;
     }
+    let set = this.#byNode.get(caller.nodeId);
+    if ((set?.size ?? 0) >= (this.#opts.maxStreamsPerNode ?? 20_000)) {
+      this.#stats.rejectedStreams++;
+      this.#log.warn({ node: caller.nodeId }, 'sds stream rejected: too many streams for this node');
+      call.emit('error', statusError(grpc.status.RESOURCE_EXHAUSTED, 'too many open secret streams for this node'));
+      return;
+    }
     const ctx: StreamCtx = { call, caller, state: newStreamState(caller.nodeId), queue: Promise.resolve(), closed: false };
     this.#streams.add(ctx);
-    let set = this.#byNode.get(caller.nodeId);
     if (!set) this.#byNode.set(caller.nodeId, (set = new Set()));
     set.add(ctx);
     this.#opts.hooks?.streamOpened?.();

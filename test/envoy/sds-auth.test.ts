@@ -223,3 +223,24 @@ test('sds listen - TCP+mTLS listener authenticates Envoy by its verified client 
   t.teardown(() => rogue.close());
   t.not((await rogue.open(['default']).status).code, grpc.status.OK);
 });
+
+test('sds auth - streams per node id are capped with RESOURCE_EXHAUSTED', async (t) => {
+  const clock = new ManualClock(Date.now());
+  const source = await TestSecretSource.create({ trustDomain: 'example.org', clock, registrations: { 'sidecar-orders-0': [ORDERS] } });
+  const tokens = new NodeTokenStore();
+  const h = await startSds({ source, clock, auth: { tokens }, maxStreamsPerNode: 2 });
+  const envoy = new FakeEnvoy(h.address, { nodeId: 'sidecar-orders-0', token: tokens.issue('sidecar-orders-0') });
+  t.teardown(async () => {
+    envoy.close();
+    await h.close();
+  });
+  const a = envoy.open(['ALL']);
+  const b = envoy.open(['ROOTCA']);
+  await Promise.all([a.next(), b.next()]);
+  t.is((await envoy.open(['default']).status).code, grpc.status.RESOURCE_EXHAUSTED);
+  // A closed stream frees its place.
+  a.end();
+  await a.status;
+  await new Promise((r) => setTimeout(r, 100));
+  await t.notThrowsAsync(envoy.open(['default']).next());
+});
