@@ -10,6 +10,22 @@ import { systemClock, type Clock } from './identity/clock.ts';
 import { createLogger, type Logger } from './log.ts';
 import { NodeMetrics } from './admin/metrics.ts';
 import { startAdminHttp, type AdminHttp, type Readiness } from './admin/http.ts';
+import { IdentityServer } from './ca/index.ts';
+import { Authenticator } from './authn/authenticator.ts';
+import { ReplayCache } from './authn/replay.ts';
+import { PolicyStore } from './policy/store.ts';
+import { authorize as pdpAuthorize } from './policy/authorize.ts';
+import { createHttpPdp } from './policy/external.ts';
+import type { PolicyWatch } from './policy/file-watch.ts';
+import { audiencesFor } from './policy/compile.ts';
+import { envoyProtos } from './envoy/protos.ts';
+import { extAuthzService } from './envoy/extauthz.ts';
+import { SdsServer } from './envoy/sds.ts';
+import { CaSecretSource } from './envoy/sds-ca-source.ts';
+import { NodeTokenStore, authenticateCaller } from './envoy/sds-auth.ts';
+import { workloadApiService, workloadServiceDefinition } from './workload-api/server.ts';
+import type { PeerCertificate } from 'node:tls';
+import { join } from 'node:path';
 
 export interface NodeOptions {
   clock?: Clock;
@@ -22,6 +38,16 @@ export interface RunningNode {
   readonly grpcAddress: string;
   readonly adminUrl: string | undefined;
   readonly metrics: NodeMetrics;
+  readonly ca: IdentityServer;
+  readonly policy: PolicyStore;
+  readonly authenticator: Authenticator;
+  readonly sds: SdsServer;
+  readonly nodeTokens: NodeTokenStore;
+  /** Registration entries (node id -> workload identifiers), as SDS and the Workload API use them. */
+  readonly registrations: CaSecretSource;
+  /** The gRPC server, for the services added below. */
+  readonly grpcServer: grpc.Server;
+  readonly config: NodeConfig;
   readiness(): Readiness;
   close(): Promise<void>;
 }
@@ -53,17 +79,159 @@ function splitHostPort(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
 }
 
+/** The node-token file (`{"tokens": [{nodeId, sha256, revoked?}]}`); none yet means no tokens. */
+async function loadNodeTokens(path: string): Promise<NodeTokenStore> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new NodeTokenStore();
+    throw e;
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new Error(`${path}: not JSON`);
+  }
+  const r = NodeTokenStore.parse(doc);
+  if (!r.ok) throw new Error(`${path}: ${r.errors.join('; ')}`);
+  return r.value;
+}
+
 export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Promise<RunningNode> {
   const clock = opts.clock ?? systemClock;
   const logger = opts.logger ?? createLogger({ level: config.logging.level });
   const name = config.nodeName ?? hostname();
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
 
-  const metrics = new NodeMetrics({ now: () => clock.now(), defaultMetrics: true });
-  const readiness = (): Readiness => ({ ready: true, reasons: [] });
+  const ca = await IdentityServer.open({
+    stateDir: config.stateDir,
+    trustDomain: config.trustDomain,
+    clock,
+    alg: config.keys.algorithm,
+    timing: {
+      keyTtlSec: config.keys.ttl / 1000,
+      prepareAt: config.keys.prepareAt,
+      activateAt: config.keys.activateAt,
+      rotateIntervalSec: config.keys.rotationInterval / 1000,
+    },
+    wicTtlSec: config.credentials.wicTtl / 1000,
+    witTtlSec: config.credentials.witTtl / 1000,
+    ...(config.credentials.issuer ? { witIssuer: config.credentials.issuer } : {}),
+    federatedBundleFiles: config.federation.map((f) => ({ trustDomain: f.trustDomain, path: f.bundleFile })),
+    logger: logger.child({ component: 'ca' }),
+  });
+  ca.start();
+
+  const metrics = new NodeMetrics({
+    now: () => clock.now(),
+    defaultMetrics: true,
+    keyExpiries: () =>
+      ca.keys().filter((k) => k.status !== 'revoked').map((k) => ({ kind: k.kind, kid: k.kid, state: k.status, notAfter: k.notAfter })),
+  });
+  const readiness = (): Readiness => {
+    const reasons: string[] = [];
+    const now = clock.now();
+    for (const kind of ['x509', 'wit'] as const)
+      if (!ca.keys().some((k) => k.kind === kind && k.status === 'active' && k.notAfter > now)) reasons.push(`no active ${kind} key`);
+    const own = ca.bundle();
+    if (own.x509Authorities.length === 0 || own.witKeys.length === 0) reasons.push('trust bundle is empty');
+    return { ready: reasons.length === 0, reasons };
+  };
+
+  // Authentication (the PEP's first half) and route policy (the PDP).
+  const authenticator = new Authenticator({
+    bundles: () => ca.bundles(),
+    clock,
+    maxSkewSec: config.authn.maxClockSkew / 1000,
+    maxWptLifetimeSec: config.authn.maxWptLifetime / 1000,
+    maxHttpSigWindowSec: config.authn.maxSignatureWindow / 1000,
+    witCache: config.authn.witCacheSize > 0 ? { maxEntries: config.authn.witCacheSize } : false,
+    replay: new ReplayCache({ maxEntries: config.authn.replayCacheSize }),
+    nonceReplay: new ReplayCache({ maxEntries: config.authn.replayCacheSize }),
+  });
+  const policy = new PolicyStore();
+  const policyLog = logger.child({ component: 'policy' });
+  policy.onLoad(({ result, source }) => {
+    if (result.ok) policyLog.info({ source, version: result.version, digest: result.digest, changed: result.changed }, 'policy loaded');
+    else policyLog.error({ source, errors: result.errors, serving: result.serving }, 'policy refused; the previous one keeps serving');
+  });
+  let policyWatch: PolicyWatch | undefined;
+  if (config.policy.file) {
+    policyWatch = policy.watchFile(config.policy.file);
+    await policyWatch.initial;
+  } else policyLog.warn({}, 'no policy file configured: every request is denied');
+  const externalPdp = config.policy.external
+    ? createHttpPdp({ url: config.policy.external.url, timeoutMs: config.policy.external.timeout })
+    : undefined;
+
+  // SDS: credentials and trust bundles to Envoy, for the node ids the registrations name.
+  const tokensFile = config.sds.nodeTokensFile ?? join(config.stateDir, 'node-tokens.json');
+  const nodeTokens = await loadNodeTokens(tokensFile);
+  const sdsSource = new CaSecretSource(ca, config.sds.registrations);
+  const sds = new SdsServer({
+    source: sdsSource,
+    auth: { tokens: nodeTokens },
+    clock,
+    logger: logger.child({ component: 'sds' }),
+    controlPlaneId: name,
+    hooks: {
+      streamOpened: () => metrics.sdsStreams.inc(),
+      streamClosed: () => metrics.sdsStreams.dec(),
+      pushed: (resource) => metrics.sdsPushes.inc({ resource }),
+      nack: () => metrics.sdsNacks.inc(),
+    },
+  });
 
   const server = new grpc.Server({ 'grpc.max_concurrent_streams': 100_000 });
+  sds.register(server);
+  // The Workload API: applications get WITs for keys they hold; callers authenticate as Envoys do.
+  server.addService(
+    workloadServiceDefinition(),
+    workloadApiService({
+      authenticate: (call) => {
+        const peer = (call.getAuthContext?.()?.sslPeerCertificate ?? undefined) as PeerCertificate | undefined;
+        const who = authenticateCaller(call.metadata.get('authorization').map(String), peer, { tokens: nodeTokens });
+        if (!who.ok)
+          throw Object.assign(new Error('the caller is not authenticated'), { code: grpc.status.UNAUTHENTICATED, details: 'the caller is not authenticated' });
+        return { nodeId: who.nodeId };
+      },
+      entitled: (caller, id) => sdsSource.identitiesFor(caller.nodeId).includes(id),
+      mintWit: async (sub, jwk) => {
+        const wit = await ca.mintWit({ sub, cnf: jwk });
+        return { token: wit.token, exp: wit.exp };
+      },
+      bundles: () => ca.bundles(),
+      onBundlesChange: (listener) => ca.onChange((e) => e.type === 'bundle-changed' && listener()),
+      clock,
+      logger: logger.child({ component: 'workload-api' }),
+      onIssued: () => metrics.issued.inc({ kind: 'wit' }),
+    }),
+  );
+  server.addService(
+    envoyProtos().Authorization,
+    extAuthzService({
+      authenticate: (req, ctx) => authenticator.authenticate(req, { audiences: ctx.audiences }),
+      authorize: (input) =>
+        pdpAuthorize(input, policy.current(), {
+          newId: () => input.decisionId,
+          ...(input.transportPeer ? { transportPeer: input.transportPeer } : {}),
+          ...(externalPdp ? { mode: config.policy.external!.mode, external: externalPdp } : {}),
+        }),
+      audiencesFor: (destination) => audiencesFor(policy.current(), destination) ?? [],
+      logger: logger.child({ component: 'ext_authz' }),
+      onCheck: (o) => {
+        metrics.checks.inc({ result: o.allowed ? 'allow' : 'deny', reason: o.code, via: o.via ?? 'none' });
+        metrics.checkDuration.observe({ result: o.allowed ? 'allow' : 'deny' }, o.seconds);
+      },
+    }),
+  );
+  // The admin API (wimsectl) is added here, before the server starts listening.
+
   const grpcAddress = await bindGrpc(server, config.grpc);
+
+  sds.start();
 
   let admin: AdminHttp | undefined;
   if (config.admin.listen !== '') {
@@ -76,10 +244,22 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     grpcAddress,
     adminUrl: admin?.url,
     metrics,
+    ca,
+    policy,
+    authenticator,
+    sds,
+    nodeTokens,
+    registrations: sdsSource,
+    grpcServer: server,
+    config,
     readiness,
     async close() {
+      sds.close();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await admin?.close();
+      policyWatch?.close();
+      ca.stop();
+      await ca.close();
       logger.info({ node: name }, 'node stopped');
     },
   };

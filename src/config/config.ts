@@ -40,10 +40,9 @@ export const configSchema: Field = {
       doc: 'Signing keys of this node and their lifecycle (SPIRE\'s model: prepared, active, old).',
       fields: {
         algorithm: { kind: 'enum', doc: 'Algorithm of the X.509 CA and WIT signing keys.', values: ['ES256', 'EdDSA'], default: 'ES256' },
-        caTtl: { kind: 'duration', doc: 'Lifetime of each X.509 CA key and its root certificate.', default: '24h', minMs: 1000 },
-        witKeyTtl: { kind: 'duration', doc: 'Lifetime of each WIT signing key.', default: '24h', minMs: 1000 },
+        ttl: { kind: 'duration', doc: 'Lifetime of each signing key (X.509 CA key with its root certificate, and WIT key).', default: '24h', minMs: 1000 },
         prepareAt: { kind: 'number', doc: 'Fraction of the active key\'s life after which the next key is prepared (published in bundles, not yet signing).', default: 0.5, min: 0, max: 1, exclusiveMin: true },
-        activateAt: { kind: 'number', doc: 'Fraction of the active key\'s life after which the prepared key becomes active. Must be greater than prepareAt.', default: 5 / 6, min: 0, max: 1, exclusiveMin: true },
+        activateAt: { kind: 'number', doc: 'Fraction of the active key\'s life after which the prepared key becomes active. Must be greater than prepareAt and less than 1.', default: 5 / 6, min: 0, max: 1, exclusiveMin: true },
         rotationInterval: { kind: 'duration', doc: 'How often the rotator checks whether a key must be prepared or activated.', default: '10s', minMs: 10 },
       },
     },
@@ -127,7 +126,6 @@ export const configSchema: Field = {
         maxSignatureWindow: { kind: 'duration', doc: 'Longest accepted expires - created of an HTTP message signature.', default: '5m', minMs: 1000 },
         replayCacheSize: { kind: 'int', doc: 'Entries held by the WPT jti / signature nonce replay cache.', default: 100_000, min: 100 },
         witCacheSize: { kind: 'int', doc: 'Verified WITs cached (keyed by the exact token); 0 disables the cache.', default: 10_000, min: 0 },
-        acceptLegacyWpt: { kind: 'bool', doc: 'Accept the wpt-01 `Workload-Proof-Token` header. Off: such requests are rejected.', default: false },
       },
     },
     policy: {
@@ -138,9 +136,10 @@ export const configSchema: Field = {
         external: {
           kind: 'object',
           optional: true,
-          doc: 'An external PDP asked over HTTP after the local policy allows.',
+          doc: 'An external PDP asked over HTTP. Any timeout, error or malformed answer denies.',
           requires: ['url'],
           fields: {
+            mode: { kind: 'enum', doc: '`both`: asked only after the local policy allows (both must allow); `external`: it alone decides.', values: ['both', 'external'], default: 'both' },
             url: { kind: 'string', doc: 'http(s) URL the decision request is POSTed to.', pattern: /^https?:\/\/\S+$/, patternHelp: 'must be an http:// or https:// URL' },
             timeout: { kind: 'duration', doc: 'Deadline for its answer; a timeout denies.', default: '200ms', minMs: 1, maxMs: 10_000 },
           },
@@ -174,7 +173,7 @@ export interface NodeConfig {
   trustDomain: string;
   nodeName?: string;
   stateDir: string;
-  keys: { algorithm: 'ES256' | 'EdDSA'; caTtl: number; witKeyTtl: number; prepareAt: number; activateAt: number; rotationInterval: number };
+  keys: { algorithm: 'ES256' | 'EdDSA'; ttl: number; prepareAt: number; activateAt: number; rotationInterval: number };
   credentials: { wicTtl: number; witTtl: number; issuer?: string };
   federation: Array<{ trustDomain: string; bundleFile: string }>;
   grpc: {
@@ -190,9 +189,8 @@ export interface NodeConfig {
     maxSignatureWindow: number;
     replayCacheSize: number;
     witCacheSize: number;
-    acceptLegacyWpt: boolean;
   };
-  policy: { file?: string; external?: { url: string; timeout: number } };
+  policy: { file?: string; external?: { mode: 'both' | 'external'; url: string; timeout: number } };
   cluster?: { servers: string[]; credsFile?: string; tlsCaFile?: string; activationTimeout: number; reconcileInterval: number };
   logging: { level: string };
 }
@@ -201,6 +199,7 @@ export interface NodeConfig {
 function crossCheck(c: NodeConfig): string[] {
   const errors: string[] = [];
   if (c.keys.activateAt <= c.keys.prepareAt) errors.push('keys.activateAt: must be greater than keys.prepareAt');
+  if (c.keys.activateAt >= 1) errors.push('keys.activateAt: must be less than 1 (the next key must be active before the current one expires)');
   if (c.grpc.tls && c.grpc.listen.startsWith('unix:')) errors.push('grpc.tls: TLS applies to TCP listeners only; remove it or listen on HOST:PORT');
   const seen = new Set<string>();
   c.sds.registrations.forEach((r, i) => {
