@@ -9,33 +9,18 @@ import { SdsServer } from '../../src/envoy/sds.ts';
 import { listenTcpTls, listenUds } from '../../src/envoy/sds-listen.ts';
 import { TYPE_URL } from '../../src/envoy/protos.ts';
 import { TestAuthority, TestSecretSource } from './helpers/test-source.ts';
-import { FakeEnvoy, secretsOf, startSds } from './helpers/fake-envoy.ts';
+import { FakeEnvoy, secretsOf } from './helpers/fake-envoy.ts';
+import { FRONTEND, ORDERS, sdsFixture } from './helpers/fixture.ts';
 import { tlsCertificateOf } from './helpers/verify.ts';
 
-const ORDERS = 'spiffe://example.org/ns/shop/sa/orders';
-const FRONTEND = 'spiffe://example.org/ns/shop/sa/frontend';
 
 async function setup(t: ExecutionContext) {
-  const clock = new ManualClock(Date.now());
-  const source = await TestSecretSource.create({
-    trustDomain: 'example.org',
-    clock,
-    registrations: { 'sidecar-orders-0': [ORDERS], 'sidecar-frontend-0': [FRONTEND] },
-  });
-  const tokens = new NodeTokenStore();
-  const token = tokens.issue('sidecar-orders-0');
-  const h = await startSds({ source, clock, auth: { tokens } });
-  const clients: FakeEnvoy[] = [];
-  const envoy = (o: { nodeId?: string; token?: string } = {}): FakeEnvoy => {
-    const e = new FakeEnvoy(h.address, { nodeId: o.nodeId ?? 'sidecar-orders-0', ...('token' in o ? (o.token ? { token: o.token } : {}) : { token }) });
-    clients.push(e);
-    return e;
-  };
-  t.teardown(async () => {
-    clients.forEach((c) => c.close());
-    await h.close();
-  });
-  return { clock, source, tokens, token, h, envoy };
+  const f = await sdsFixture(t);
+  const token = f.tokens.issue('sidecar-orders-0');
+  /** An Envoy; by default node sidecar-orders-0 with its (one) token. */
+  const envoy = (o: { nodeId?: string; token?: string } = {}): FakeEnvoy =>
+    f.envoy(o.nodeId ?? 'sidecar-orders-0', 'token' in o ? o.token : token);
+  return { ...f, token, envoy };
 }
 
 test('sds auth - a stream without node credentials is refused with UNAUTHENTICATED', async (t) => {
@@ -225,15 +210,8 @@ test('sds listen - TCP+mTLS listener authenticates Envoy by its verified client 
 });
 
 test('sds auth - streams per node id are capped with RESOURCE_EXHAUSTED', async (t) => {
-  const clock = new ManualClock(Date.now());
-  const source = await TestSecretSource.create({ trustDomain: 'example.org', clock, registrations: { 'sidecar-orders-0': [ORDERS] } });
-  const tokens = new NodeTokenStore();
-  const h = await startSds({ source, clock, auth: { tokens }, maxStreamsPerNode: 2 });
-  const envoy = new FakeEnvoy(h.address, { nodeId: 'sidecar-orders-0', token: tokens.issue('sidecar-orders-0') });
-  t.teardown(async () => {
-    envoy.close();
-    await h.close();
-  });
+  const f = await sdsFixture(t, { maxStreamsPerNode: 2 });
+  const envoy = f.envoy();
   const a = envoy.open(['ALL']);
   const b = envoy.open(['ROOTCA']);
   await Promise.all([a.next(), b.next()]);
