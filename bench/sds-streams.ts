@@ -183,5 +183,6 @@ async function clientMain(): Promise<void> {
   console.log(
     `| ratio sds/baseline | | ${f(sds.openMs / base.openMs, 2)} | ${f(sds.pushMs / base.pushMs, 2)} | | ${f(sds.bytesPerStream / base.bytesPerStream, 2)} | ${f(sds.rssPerStream / base.rssPerStream, 2)} |`,
   );
+  console.log(`command: node --import=tsx bench/sds-streams.ts ${N} ${CHANNELS}   (${process.version})`);
   process.exit(0);
 }
