@@ -10,7 +10,7 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { Checked } from '../identity/result.ts';
-import type { TrustBundleSet } from '../identity/trust-bundle.ts';
+import { pemToDers, type TrustBundleSet } from '../identity/trust-bundle.ts';
 import { trustDomainOf } from '../identity/workload-id.ts';
 import type { IssuedLeaf } from './sds-source.ts';
 
@@ -18,11 +18,11 @@ const MAX_CHAIN = 5;
 
 export function checkLeaf(leaf: IssuedLeaf, workloadId: string, bundles: TrustBundleSet, now: number): Checked<true> {
   const errors: string[] = [];
-  const chain = splitPemCertificates(leaf.chainPem);
+  const chain = pemToDers(leaf.chainPem);
   if (chain.length === 0) return { ok: false, errors: ['chainPem: no certificate'] };
   let certs: X509Certificate[];
   try {
-    certs = chain.map((pem) => new X509Certificate(pem));
+    certs = chain.map((der) => new X509Certificate(der));
   } catch {
     return { ok: false, errors: ['chainPem: not a PEM certificate chain'] };
   }
@@ -60,8 +60,4 @@ export function chainsToRoots(chain: readonly X509Certificate[], roots: readonly
     current = candidates.find((c) => c.ca && signedBy(c));
   }
   return false;
-}
-
-export function splitPemCertificates(pem: string): string[] {
-  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
 }

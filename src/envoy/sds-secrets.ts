@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Checked } from '../identity/result.ts';
-import { derToPem, rootsPem, type TrustBundleSet, type TrustDomainBundle } from '../identity/trust-bundle.ts';
+import { rootsPem, type TrustBundleSet, type TrustDomainBundle } from '../identity/trust-bundle.ts';
 import { MESSAGE, SPIFFE_VALIDATOR_NAME, TYPE_URL, messageType } from './protos.ts';
 import { validateMessage } from './validate-config.ts';
 import type { IssuedLeaf } from './sds-source.ts';
@@ -56,7 +56,7 @@ export function spiffeValidatorSecret(name: string, bundles: TrustBundleSet): Ch
     .sort()
     .map((td) => bundles.get(td)!)
     .filter((b) => b.x509Authorities.length > 0)
-    .map((b) => ({ name: b.trustDomain, trust_bundle: { inline_bytes: b64(b.x509Authorities.map(derToPem).join('')) } }));
+    .map((b) => ({ name: b.trustDomain, trust_bundle: { inline_bytes: b64(rootsPem(b)) } }));
   // The validator needs at least one trust domain (PGV min_items: 1; spec/envoy.md §1.5).
   if (trust_domains.length === 0) return { ok: false, errors: [`${name}: no trust domain has X.509 roots`] };
   return encodeSecret({

@@ -12,6 +12,7 @@
  * - a name the node may not have (or unknown)-> INVALID_ARGUMENT, naming only the requested name
  * - issuance failed (CA outage)              -> UNAVAILABLE (Envoy retries with backoff)
  * - wrong type_url                           -> INVALID_ARGUMENT
+ * - more than maxStreamsPerNode open streams -> RESOURCE_EXHAUSTED
  */
 import { randomBytes, createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -23,6 +24,7 @@ import { authenticateCaller, type CallerAuthOptions, type CallerIdentity } from 
 import { SecretCatalog, SecretUnavailable } from './sds-catalog.ts';
 import { applyRequest, newStreamState, type SdsRequest, type SdsStreamState } from './sds-stream-state.ts';
 import type { BuiltSecret } from './sds-secrets.ts';
+import { ResponseEncoder } from './sds-response.ts';
 
 /** The subset of a pino logger we use. Never given keys or tokens. */
 export interface SdsLogger {
@@ -56,6 +58,11 @@ export interface SdsServerOptions {
   /** Sent as `control_plane.identifier`. */
   readonly controlPlaneId?: string;
   readonly hooks?: SdsHooks;
+  /**
+   * Open streams allowed per node id (Envoy opens one per secret name and provider; Kuma counted
+   * about 2,000 for a large proxy). Beyond it: RESOURCE_EXHAUSTED. Default 20,000.
+   */
+  readonly maxStreamsPerNode?: number;
 }
 
 export interface SdsStats {
@@ -89,10 +96,12 @@ export class SdsServer {
   #unsubscribe: (() => void)[] = [];
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> = Promise.resolve();
+  readonly #encoder: ResponseEncoder;
 
   constructor(opts: SdsServerOptions) {
     this.#opts = opts;
     this.#log = opts.logger ?? quiet;
+    this.#encoder = new ResponseEncoder(opts.controlPlaneId);
     this.catalog = new SecretCatalog(opts.source, { clock: opts.clock, ...(opts.random ? { random: opts.random } : {}) });
     this.#unsubscribe.push(opts.source.subscribe((e) => this.#onSourceEvent(e)));
     if (opts.auth.tokens)
@@ -154,9 +163,15 @@ export class SdsServer {
       call.emit('error', statusError(grpc.status.UNAUTHENTICATED, 'missing or invalid node credentials'));
       return;
     }
+    let set = this.#byNode.get(caller.nodeId);
+    if ((set?.size ?? 0) >= (this.#opts.maxStreamsPerNode ?? 20_000)) {
+      this.#stats.rejectedStreams++;
+      this.#log.warn({ node: caller.nodeId }, 'sds stream rejected: too many streams for this node');
+      call.emit('error', statusError(grpc.status.RESOURCE_EXHAUSTED, 'too many open secret streams for this node'));
+      return;
+    }
     const ctx: StreamCtx = { call, caller, state: newStreamState(caller.nodeId), queue: Promise.resolve(), closed: false };
     this.#streams.add(ctx);
-    let set = this.#byNode.get(caller.nodeId);
     if (!set) this.#byNode.set(caller.nodeId, (set = new Set()));
     set.add(ctx);
     this.#opts.hooks?.streamOpened?.();
@@ -237,25 +252,20 @@ export class SdsServer {
       out.push(built);
     }
     if (out.length === 0 || ctx.closed) return;
-    const response = {
-      version_info: versionOf(out),
-      resources: out.map((b) => b.any),
-      type_url: TYPE_URL.secret,
-      nonce: randomBytes(16).toString('hex'),
-      ...(this.#opts.controlPlaneId ? { control_plane: { identifier: this.#opts.controlPlaneId } } : {}),
-    };
-    // Serialize first: a throw inside call.write would kill the stream (spec/envoy.md §6.3).
+    const version = versionOf(out);
+    const nonce = randomBytes(16).toString('hex');
+    // Encode first: a throw inside call.write would kill the stream (spec/envoy.md §6.3).
     // The bytes are written as they are (see sdsServiceDefinition).
     let bytes: Buffer;
     try {
-      bytes = envoyProtos().SecretDiscoveryService.StreamSecrets!.responseSerialize(response);
+      bytes = this.#encoder.encode(out, version, nonce);
     } catch (e) {
       this.#stats.serializationErrors++;
       this.#log.warn({ node: nodeId, error: (e as Error).message }, 'sds response failed to serialize; not sent');
       return;
     }
-    ctx.state.lastNonceSent = response.nonce;
-    ctx.state.lastVersionSent = response.version_info;
+    ctx.state.lastNonceSent = nonce;
+    ctx.state.lastVersionSent = version;
     for (const b of out) ctx.state.sent.set(b.name, b.digest);
     this.#stats.responses++;
     const pushed = this.#opts.hooks?.pushed;

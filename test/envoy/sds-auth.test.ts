@@ -9,33 +9,18 @@ import { SdsServer } from '../../src/envoy/sds.ts';
 import { listenTcpTls, listenUds } from '../../src/envoy/sds-listen.ts';
 import { TYPE_URL } from '../../src/envoy/protos.ts';
 import { TestAuthority, TestSecretSource } from './helpers/test-source.ts';
-import { FakeEnvoy, secretsOf, startSds } from './helpers/fake-envoy.ts';
+import { FakeEnvoy, secretsOf } from './helpers/fake-envoy.ts';
+import { FRONTEND, ORDERS, sdsFixture } from './helpers/fixture.ts';
 import { tlsCertificateOf } from './helpers/verify.ts';
 
-const ORDERS = 'spiffe://example.org/ns/shop/sa/orders';
-const FRONTEND = 'spiffe://example.org/ns/shop/sa/frontend';
 
 async function setup(t: ExecutionContext) {
-  const clock = new ManualClock(Date.now());
-  const source = await TestSecretSource.create({
-    trustDomain: 'example.org',
-    clock,
-    registrations: { 'sidecar-orders-0': [ORDERS], 'sidecar-frontend-0': [FRONTEND] },
-  });
-  const tokens = new NodeTokenStore();
-  const token = tokens.issue('sidecar-orders-0');
-  const h = await startSds({ source, clock, auth: { tokens } });
-  const clients: FakeEnvoy[] = [];
-  const envoy = (o: { nodeId?: string; token?: string } = {}): FakeEnvoy => {
-    const e = new FakeEnvoy(h.address, { nodeId: o.nodeId ?? 'sidecar-orders-0', ...('token' in o ? (o.token ? { token: o.token } : {}) : { token }) });
-    clients.push(e);
-    return e;
-  };
-  t.teardown(async () => {
-    clients.forEach((c) => c.close());
-    await h.close();
-  });
-  return { clock, source, tokens, token, h, envoy };
+  const f = await sdsFixture(t);
+  const token = f.tokens.issue('sidecar-orders-0');
+  /** An Envoy; by default node sidecar-orders-0 with its (one) token. */
+  const envoy = (o: { nodeId?: string; token?: string } = {}): FakeEnvoy =>
+    f.envoy(o.nodeId ?? 'sidecar-orders-0', 'token' in o ? o.token : token);
+  return { ...f, token, envoy };
 }
 
 test('sds auth - a stream without node credentials is refused with UNAUTHENTICATED', async (t) => {
@@ -222,4 +207,18 @@ test('sds listen - TCP+mTLS listener authenticates Envoy by its verified client 
   });
   t.teardown(() => rogue.close());
   t.not((await rogue.open(['default']).status).code, grpc.status.OK);
+});
+
+test('sds auth - streams per node id are capped with RESOURCE_EXHAUSTED', async (t) => {
+  const f = await sdsFixture(t, { maxStreamsPerNode: 2 });
+  const envoy = f.envoy();
+  const a = envoy.open(['ALL']);
+  const b = envoy.open(['ROOTCA']);
+  await Promise.all([a.next(), b.next()]);
+  t.is((await envoy.open(['default']).status).code, grpc.status.RESOURCE_EXHAUSTED);
+  // A closed stream frees its place.
+  a.end();
+  await a.status;
+  await new Promise((r) => setTimeout(r, 100));
+  await t.notThrowsAsync(envoy.open(['default']).next());
 });

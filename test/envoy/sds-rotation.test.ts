@@ -1,34 +1,14 @@
 import test, { type ExecutionContext } from 'ava';
 import { X509Certificate } from 'node:crypto';
-import { ManualClock } from '../../src/identity/clock.ts';
-import { NodeTokenStore } from '../../src/envoy/sds-auth.ts';
 import { rotationTime, ROTATE_JITTER } from '../../src/envoy/sds-catalog.ts';
-import { TestAuthority, TestSecretSource } from './helpers/test-source.ts';
-import { FakeEnvoy, secretsOf, startSds, type Harness } from './helpers/fake-envoy.ts';
+import { TestAuthority } from './helpers/test-source.ts';
+import { secretsOf } from './helpers/fake-envoy.ts';
+import { FRONTEND, HOUR, ORDERS, sdsFixture } from './helpers/fixture.ts';
 import { keyMatches, spiffeBundlesOf, tlsCertificateOf, trustedCaOf, verifiesTo } from './helpers/verify.ts';
 
-const ORDERS = 'spiffe://example.org/ns/shop/sa/orders';
-const FRONTEND = 'spiffe://example.org/ns/shop/sa/frontend';
-const HOUR = 3_600_000;
-
 async function setup(t: ExecutionContext, random = () => 0.5) {
-  const clock = new ManualClock(Date.now());
-  const source = await TestSecretSource.create({
-    trustDomain: 'example.org',
-    clock,
-    registrations: { 'sidecar-orders-0': [ORDERS], 'sidecar-frontend-0': [FRONTEND] },
-    leafLifetimeMs: HOUR,
-  });
-  const tokens = new NodeTokenStore();
-  const h: Harness = await startSds({ source, clock, auth: { tokens }, random });
-  const orders = new FakeEnvoy(h.address, { nodeId: 'sidecar-orders-0', token: tokens.issue('sidecar-orders-0') });
-  const frontend = new FakeEnvoy(h.address, { nodeId: 'sidecar-frontend-0', token: tokens.issue('sidecar-frontend-0') });
-  t.teardown(async () => {
-    orders.close();
-    frontend.close();
-    await h.close();
-  });
-  return { clock, source, h, orders, frontend };
+  const f = await sdsFixture(t, { random });
+  return { ...f, orders: f.envoy('sidecar-orders-0'), frontend: f.envoy('sidecar-frontend-0') };
 }
 
 test('sds rotation - rotation time is half the lifetime, jittered by at most ±10%', (t) => {

@@ -1,37 +1,13 @@
 import test, { type ExecutionContext } from 'ava';
-import { ManualClock } from '../../src/identity/clock.ts';
-import { NodeTokenStore } from '../../src/envoy/sds-auth.ts';
 import { TYPE_URL } from '../../src/envoy/protos.ts';
-import { TestSecretSource } from './helpers/test-source.ts';
-import { FakeEnvoy, secretsOf, startSds, type Harness } from './helpers/fake-envoy.ts';
+import { secretsOf } from './helpers/fake-envoy.ts';
+import { ORDERS, ORDERS_ADMIN, sdsFixture } from './helpers/fixture.ts';
 import { keyMatches, spiffeBundlesOf, tlsCertificateOf, trustedCaOf, verifiesTo } from './helpers/verify.ts';
-
-const ORDERS = 'spiffe://example.org/ns/shop/sa/orders';
-const ORDERS_ADMIN = 'spiffe://example.org/ns/shop/sa/orders-admin';
-const FRONTEND = 'spiffe://example.org/ns/shop/sa/frontend';
-
-interface Env {
-  h: Harness;
-  source: TestSecretSource;
-  clock: ManualClock;
-  envoy: FakeEnvoy;
-}
 
 const hookCalls: string[] = [];
 
-async function setup(t: ExecutionContext): Promise<Env> {
-  const clock = new ManualClock(Date.now());
-  const source = await TestSecretSource.create({
-    trustDomain: 'example.org',
-    clock,
-    registrations: { 'sidecar-orders-0': [ORDERS, ORDERS_ADMIN], 'sidecar-frontend-0': [FRONTEND] },
-  });
-  const tokens = new NodeTokenStore();
-  const token = tokens.issue('sidecar-orders-0');
-  const h = await startSds({
-    source,
-    clock,
-    auth: { tokens },
+async function setup(t: ExecutionContext) {
+  const f = await sdsFixture(t, {
     hooks: {
       streamOpened: () => hookCalls.push('opened'),
       streamClosed: () => hookCalls.push('closed'),
@@ -39,12 +15,7 @@ async function setup(t: ExecutionContext): Promise<Env> {
       nack: () => hookCalls.push('nack'),
     },
   });
-  const envoy = new FakeEnvoy(h.address, { nodeId: 'sidecar-orders-0', token });
-  t.teardown(async () => {
-    envoy.close();
-    await h.close();
-  });
-  return { h, source, clock, envoy };
+  return { ...f, envoy: f.envoy() };
 }
 
 test('sds stream - one stream per name: exactly one Secret, exact name and type URLs, fresh nonce', async (t) => {

@@ -1,14 +1,11 @@
 import test, { type ExecutionContext } from 'ava';
 import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { ManualClock } from '../../src/identity/clock.ts';
-import { NodeTokenStore } from '../../src/envoy/sds-auth.ts';
-import { TestAuthority, TestSecretSource } from './helpers/test-source.ts';
-import { FakeEnvoy, secretsOf, startSds } from './helpers/fake-envoy.ts';
+import { TestAuthority } from './helpers/test-source.ts';
+import { secretsOf } from './helpers/fake-envoy.ts';
+import { FRONTEND, ORDERS, sdsFixture } from './helpers/fixture.ts';
 import { spiffeBundlesOf, tlsCertificateOf, trustedCaOf } from './helpers/verify.ts';
 
-const ORDERS = 'spiffe://example.org/ns/shop/sa/orders';
-const FRONTEND = 'spiffe://example.org/ns/shop/sa/frontend';
 
 /** What one sidecar got over SDS: its key and chain, and the CA PEMs it trusts. */
 interface Served {
@@ -18,31 +15,17 @@ interface Served {
 }
 
 async function setup(t: ExecutionContext) {
-  const clock = new ManualClock(Date.now());
-  const source = await TestSecretSource.create({
-    trustDomain: 'example.org',
-    clock,
-    registrations: { 'sidecar-orders-0': [ORDERS], 'sidecar-frontend-0': [FRONTEND] },
-  });
-  const tokens = new NodeTokenStore();
-  const h = await startSds({ source, clock, auth: { tokens } });
-  const clients: FakeEnvoy[] = [];
+  const f = await sdsFixture(t);
   /** Fetch `default` plus a trust secret over a real SDS stream, as the node's Envoy would. */
   const served = async (nodeId: string, trust: 'ROOTCA' | 'ALL'): Promise<Served> => {
-    const envoy = new FakeEnvoy(h.address, { nodeId, token: tokens.issue(nodeId) });
-    clients.push(envoy);
-    const r = await envoy.open(['default', trust]).next();
+    const r = await f.envoy(nodeId).open(['default', trust]).next();
     const secrets = secretsOf(r);
     const leaf = tlsCertificateOf(secrets.get('default')!);
     const roots =
       trust === 'ROOTCA' ? trustedCaOf(secrets.get('ROOTCA')!) : [...spiffeBundlesOf(secrets.get('ALL')!).values()].flat();
     return { key: leaf.keyPem, cert: leaf.chainPem, ca: roots.map((c) => c.toString()) };
   };
-  t.teardown(async () => {
-    clients.forEach((c) => c.close());
-    await h.close();
-  });
-  return { clock, source, served };
+  return { clock: f.clock, source: f.source, served };
 }
 
 /** An mTLS server (requestCert + rejectUnauthorized) and a client; resolves with the peer's URI SAN or the error. */

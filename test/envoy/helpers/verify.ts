@@ -1,7 +1,7 @@
 /** Checks on what SDS served, as Envoy would read it. */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { messageType, MESSAGE, SPIFFE_VALIDATOR_NAME, TYPE_URL } from '../../../src/envoy/protos.ts';
-import { splitPemCertificates } from '../../../src/envoy/sds-leaf-check.ts';
+import { pemToDers } from '../../../src/identity/trust-bundle.ts';
 
 export interface ServedLeaf {
   chainPem: string;
@@ -15,7 +15,7 @@ export function tlsCertificateOf(secret: Record<string, any>): ServedLeaf {
   if (!tc) throw new Error(`${secret.name} is not a tls_certificate`);
   const chainPem = Buffer.from(tc.certificate_chain.inline_bytes).toString('utf8');
   const keyPem = Buffer.from(tc.private_key.inline_bytes).toString('utf8');
-  const leaf = new X509Certificate(splitPemCertificates(chainPem)[0]!);
+  const leaf = new X509Certificate(pemToDers(chainPem)[0]!);
   const uriSans = (leaf.subjectAltName ?? '').split(', ').filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
   return { chainPem, keyPem, leaf, uriSans };
 }
@@ -23,7 +23,7 @@ export function tlsCertificateOf(secret: Record<string, any>): ServedLeaf {
 /** ROOTCA: PEM roots of `trusted_ca`. */
 export function trustedCaOf(secret: Record<string, any>): X509Certificate[] {
   const pem = Buffer.from(secret.validation_context.trusted_ca.inline_bytes).toString('utf8');
-  return splitPemCertificates(pem).map((p) => new X509Certificate(p));
+  return pemToDers(pem).map((d) => new X509Certificate(d));
 }
 
 /** ALL: trust domain -> roots, in the served order, from the SPIFFE validator config. */
@@ -35,7 +35,7 @@ export function spiffeBundlesOf(secret: Record<string, any>): Map<string, X509Ce
   const cfg = t.toObject(t.decode(cvc.typed_config.value), { bytes: Buffer }) as any;
   const m = new Map<string, X509Certificate[]>();
   for (const td of cfg.trust_domains)
-    m.set(td.name, splitPemCertificates(Buffer.from(td.trust_bundle.inline_bytes).toString('utf8')).map((p) => new X509Certificate(p)));
+    m.set(td.name, pemToDers(Buffer.from(td.trust_bundle.inline_bytes).toString('utf8')).map((d) => new X509Certificate(d)));
   return m;
 }
 
