@@ -42,7 +42,7 @@ export interface NatsBusOptions extends BusOptions {
   testHooks?: { dropAnnounce?: (subject: string) => boolean };
 }
 
-const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class NatsBackend implements BusBackend {
   readonly #opts: NatsBusOptions;
@@ -175,7 +175,8 @@ export class NatsBackend implements BusBackend {
   }
 
   kvUpdate(kvKey: string, bytes: Uint8Array, expectedRevision: number): Promise<number> {
-    return this.#call('update', (kv) => kv.update(kvKey, bytes, expectedRevision)).catch((err) => {
+    // `previousSeq: 0` means "the key must not exist" (Nats-Expected-Last-Subject-Sequence).
+    return this.#call('update', (kv) => kv.put(kvKey, bytes, { previousSeq: expectedRevision })).catch((err) => {
       if (err instanceof ClusterError && err.code === 'ERR_CLUSTER_REVISION_MISMATCH')
         throw new ClusterError(err.code, `"${kvKey}" is not at revision ${expectedRevision}`, { expectedRevision, cause: err.cause });
       throw err;

@@ -1,0 +1,96 @@
+import test from 'ava';
+import { connect, type NatsConnection } from 'nats';
+import { NatsBus, bucketName, type Bus, type BusOptions, type NatsBusOptions } from '../../src/cluster/index.ts';
+import { startNatsServer, type NatsServer } from '../helpers/nats-server.ts';
+import { runBusContract, type Group } from './contract.ts';
+import { eventually, keyRecord, policyRecord } from './fixtures.ts';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+let server: NatsServer;
+let raw: NatsConnection;
+let groups = 0;
+
+test.before(async () => {
+  server = await startNatsServer({ teardown: (fn) => cleanups.push(fn) });
+  raw = await connect({ servers: server.url });
+});
+
+test.after.always(async () => {
+  await raw?.close();
+  for (const fn of cleanups.reverse()) await fn();
+});
+
+export function natsGroup(
+  t: { teardown(fn: () => Promise<void>): void },
+  servers: () => string[],
+  extra: Partial<NatsBusOptions> = {},
+): Group & { nodeOpts(name: string, opts?: Partial<NatsBusOptions>): NatsBusOptions } {
+  const trustDomain = `g${++groups}-${process.pid}.example.org`;
+  const nodeOpts = (name: string, opts: Partial<NatsBusOptions> = {}): NatsBusOptions => ({
+    servers: servers(),
+    trustDomain,
+    nodeName: name,
+    requestTimeoutMs: 2_000,
+    retryMs: 100,
+    startTimeoutMs: 10_000,
+    ...extra,
+    ...opts,
+  });
+  const kv = () => raw.jetstream().views.kv(bucketName(trustDomain), { bindOnly: true });
+  return {
+    trustDomain,
+    nodeOpts,
+    async node(name: string, opts: Partial<BusOptions> = {}): Promise<Bus> {
+      const bus = new NatsBus(nodeOpts(name, opts));
+      t.teardown(() => bus.close());
+      await bus.start();
+      return bus;
+    },
+    async inject(subject, bytes) {
+      raw.publish(subject, bytes);
+      await raw.flush();
+    },
+    async storeRaw(key, bytes) {
+      return (await kv()).put(key, bytes);
+    },
+    async eraseRaw(key) {
+      await (await kv()).purge(key);
+    },
+  };
+}
+
+runBusContract(test, { name: 'nats', group: async (t) => natsGroup(t, () => [server.url]) });
+
+test('cluster nats - three nodes: a change on node 1 reaches nodes 2 and 3, with a dropped fast-path message repaired by reconcile', async (t) => {
+  const g = natsGroup(t, () => [server.url]);
+  let drop = false;
+  const n1 = new NatsBus({ ...g.nodeOpts('n1', { reconcileIntervalMs: 0 }), testHooks: { dropAnnounce: () => drop } });
+  t.teardown(() => n1.close());
+  await n1.start();
+  const [n2, n3] = await Promise.all([g.node('n2', { reconcileIntervalMs: 300, gapGraceMs: 60_000 }), g.node('n3', { reconcileIntervalMs: 300, gapGraceMs: 60_000 })]);
+  await n1.put('keys', 'n1/k1', keyRecord('n1', 'k1'));
+  await eventually('n2 and n3 have n1/k1', () => n2.get('keys', 'n1/k1') !== undefined && n3.get('keys', 'n1/k1') !== undefined);
+  drop = true;
+  const rev = await n1.put('keys', 'n1/k1', keyRecord('n1', 'k1', { state: 'active', keySeq: 2 }));
+  t.true(rev > 0);
+  await eventually('periodic reconcile repairs the dropped message', () =>
+    [n2, n3].every((n) => n.get('keys', 'n1/k1')?.record.state === 'active' && n.get('keys', 'n1/k1')?.revision === rev),
+  );
+  t.true(n2.stats().repaired >= 1);
+});
+
+test('cluster nats - a bus pointed at a server that is down starts disconnected and catches up once it is up', async (t) => {
+  const { startNatsServer: start } = await import('../helpers/nats-server.ts');
+  const own = await start(t, 'late');
+  await own.kill();
+  const g = natsGroup(t, () => [own.url]);
+  const a = new NatsBus(g.nodeOpts('a', { startTimeoutMs: 200 }));
+  t.teardown(() => a.close());
+  await a.start();
+  t.false(a.connected);
+  t.is(await a.put('policy', 'current', policyRecord('offline')), 0);
+  await own.start();
+  await eventually('a connected and flushed', () => a.connected && a.stats().pending === 0, 10_000);
+  const b = await g.node('b');
+  t.is(b.get('policy', 'current')?.record.version, 'offline');
+});
