@@ -72,7 +72,10 @@ export class NatsBackend implements BusBackend {
     let ready!: () => void;
     const first = new Promise<void>((r) => (ready = r));
     this.#loop = this.#connectLoop(ready);
-    await Promise.race([first, delay(this.#opts.startTimeoutMs ?? 5_000)]);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => (timer = setTimeout(r, this.#opts.startTimeoutMs ?? 5_000)));
+    await Promise.race([first, timeout]);
+    clearTimeout(timer);
   }
 
   #connectionOptions(): ConnectionOptions {
