@@ -65,6 +65,8 @@ export class ReplicatedBus implements Bus {
   readonly #subscribers = new Map<RecordKind, Set<EventHandler>>();
   readonly #connHandlers = new Set<(connected: boolean) => void>();
   readonly #gaps = new GapTracker();
+  /** Local revisions above the store's last revision seen by the previous reconcile. */
+  #suspects = new Map<string, number>();
   #seq = 0;
   #started?: Promise<void>;
   #closed = false;
@@ -388,15 +390,24 @@ export class ReplicatedBus implements Bus {
     const before = await this.#backend.lastRevision();
     const snap = await this.#backend.snapshot();
     const inStore = new Map<string, { env: Envelope; revision: number }>();
+    const suspects = this.#suspects;
+    const nextSuspects = new Map<string, number>();
     for (const sv of snap.entries) {
       const env = this.#decodeStored(sv);
       if (!env) continue;
       inStore.set(sv.kvKey, { env, revision: sv.revision });
       const cur = this.#local.get(sv.kvKey);
-      // A revision above the store's last one cannot be real (the store was reset or a peer lied).
-      const impossible = cur !== undefined && cur.pendingBase === undefined && cur.revision > snap.lastRevision;
-      if (this.#applyRemote(sv.kvKey, env, sv.revision, impossible)) report.applied += 1;
+      // A revision above the store's last one cannot be real (the store was reset, or a peer
+      // announced a made-up revision). A change announced while this reconcile ran can look the
+      // same once, so the store wins only when the same revision is still there next time.
+      let force = false;
+      if (cur !== undefined && cur.pendingBase === undefined && cur.revision > snap.lastRevision) {
+        force = suspects.get(sv.kvKey) === cur.revision;
+        nextSuspects.set(sv.kvKey, cur.revision);
+      }
+      if (this.#applyRemote(sv.kvKey, env, sv.revision, force)) report.applied += 1;
     }
+    this.#suspects = nextSuspects;
     report.flushed = await this.#flushPending();
     for (const [id, l] of this.#local) {
       if (l.env.origin !== this.nodeName || l.pendingBase !== undefined) continue;

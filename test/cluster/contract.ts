@@ -227,6 +227,22 @@ export function runBusContract(test: TestFn, h: Harness): void {
     await eventually('b has a/k1', () => b.get('keys', 'a/k1')?.origin === 'a');
   });
 
+  test(title('a change announced with a made-up revision is undone by the store on reconcile'), async (t) => {
+    const g = await h.group(t);
+    const [a, b] = await Promise.all([g.node('a', { reconcileIntervalMs: 0 }), g.node('b', { reconcileIntervalMs: 0, gapGraceMs: 60_000 })]);
+    const r1 = await a.put('policy', 'current', policyRecord('v1'));
+    await eventually('b at v1', () => b.get('policy', 'current')?.revision === r1);
+    const forged = { v: 1, kind: 'policy', key: 'current', origin: 'a', seq: Date.now() + 50_000, record: policyRecord('forged'), revision: 1_000_000_000 };
+    await g.inject(changeSubject(g.trustDomain, 'policy', 'a'), json(forged));
+    await eventually('b took the forged value', () => b.get('policy', 'current')?.record.version === 'forged');
+    await b.reconcile();
+    await b.reconcile();
+    t.is(b.get('policy', 'current')?.record.version, 'v1');
+    t.is(b.get('policy', 'current')?.revision, r1);
+    const r2 = await a.put('policy', 'current', policyRecord('v2'));
+    await eventually('b follows the store again', () => b.get('policy', 'current')?.revision === r2);
+  });
+
   test(title('events reach other nodes once and are not stored'), async (t) => {
     const g = await h.group(t);
     const [a, b] = await Promise.all([g.node('a'), g.node('b')]);
