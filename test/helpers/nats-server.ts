@@ -31,6 +31,8 @@ export interface NatsServerSpec {
   monitorPort: number;
   storeDir: string;
   cluster?: { name: string; port: number; routes: number[] };
+  /** Extra command-line flags (e.g. TLS). */
+  extraArgs?: string[];
 }
 
 export class NatsServer {
@@ -43,7 +45,7 @@ export class NatsServer {
   }
 
   get url(): string {
-    return `nats://127.0.0.1:${this.spec.port}`;
+    return `${this.spec.extraArgs?.includes('--tls') ? 'tls' : 'nats'}://127.0.0.1:${this.spec.port}`;
   }
 
   get running(): boolean {
@@ -61,7 +63,7 @@ export class NatsServer {
       a.push('--cluster_name', s.cluster.name, '--cluster', `nats://127.0.0.1:${s.cluster.port}`);
       if (s.cluster.routes.length) a.push('--routes', s.cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(','));
     }
-    return a;
+    return [...a, ...(s.extraArgs ?? [])];
   }
 
   /** Start the process; `waitReady` polls /healthz (JetStream enabled only, or fully current). */
@@ -110,10 +112,10 @@ interface Teardown {
   teardown(fn: () => Promise<void> | void): void;
 }
 
-async function makeServer(t: Teardown, name: string, cluster?: { name: string; port: number; routes: number[] }): Promise<NatsServer> {
+async function makeServer(t: Teardown, name: string, cluster?: { name: string; port: number; routes: number[] }, extraArgs?: string[]): Promise<NatsServer> {
   const storeDir = await mkdtemp(join(tmpdir(), 'wimse-nats-'));
   const [port, monitorPort] = [await freePort(), await freePort()];
-  const server = new NatsServer({ name, port, monitorPort, storeDir, ...(cluster ? { cluster } : {}) });
+  const server = new NatsServer({ name, port, monitorPort, storeDir, ...(cluster ? { cluster } : {}), ...(extraArgs ? { extraArgs } : {}) });
   t.teardown(async () => {
     await server.kill();
     await rm(storeDir, { recursive: true, force: true });
@@ -122,8 +124,8 @@ async function makeServer(t: Teardown, name: string, cluster?: { name: string; p
 }
 
 /** One JetStream-enabled nats-server on free loopback ports. */
-export async function startNatsServer(t: Teardown, name = 'n1'): Promise<NatsServer> {
-  const server = await makeServer(t, name);
+export async function startNatsServer(t: Teardown, name = 'n1', extraArgs?: string[]): Promise<NatsServer> {
+  const server = await makeServer(t, name, undefined, extraArgs);
   await server.start();
   return server;
 }
