@@ -1,7 +1,7 @@
 /** The cluster bus: contracts, the in-process and NATS implementations, presence and activation gating. */
 export * from './types.ts';
 export { ClusterError, isClusterError, type ClusterErrorCode } from './errors.ts';
-export { checkRecord, policyDigest, isNodeName } from './records.ts';
+export { checkRecord, policyDigest, isNodeName, expectedKey as recordKey } from './records.ts';
 export { MAX_MESSAGE_BYTES, type Envelope } from './envelope.ts';
 export { bucketName, changeSubject, eventSubject, encodeToken, decodeToken, kvKey } from './naming.ts';
 export { MemoryBus, MemoryHub, type MemoryBusOptions } from './memory-bus.ts';

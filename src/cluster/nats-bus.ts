@@ -120,12 +120,13 @@ export class NatsBackend implements BusBackend {
       },
     });
     void this.#followStatus(nc);
-    while (!this.#closed && !this.#kv) {
+    // JetStream may still be electing leaders (or be disabled): back off up to 5 s between tries.
+    for (let wait = this.#opts.reconnectWaitMs ?? 250; !this.#closed && !this.#kv; wait = Math.min(wait * 2, 5_000)) {
       try {
         this.#kv = await this.#openBucket(nc);
       } catch (err) {
-        this.#log.warn({ err: String(err) }, 'JetStream bucket not available yet; retrying');
-        await delay(this.#opts.reconnectWaitMs ?? 250);
+        this.#log.warn({ err: String(err), retryInMs: wait }, 'JetStream bucket not available yet; retrying');
+        await delay(wait);
       }
     }
     if (this.#closed) return;

@@ -76,6 +76,8 @@ export class ReplicatedBus implements Bus {
   #reconcileTimer?: NodeJS.Timeout;
   #retryTimer?: NodeJS.Timeout;
   #gapTimer?: NodeJS.Timeout;
+  #catchUpTimer?: NodeJS.Timeout;
+  #catchUpBackoff = 0;
   readonly #stats: Omit<BusStats, 'pending'> = {
     applied: 0,
     stale: 0,
@@ -376,11 +378,21 @@ export class ReplicatedBus implements Bus {
     return this.#reconciling;
   }
 
+  /** Reconcile, and after a failure try again soon (backing off to 1 s) rather than at the next period. */
   async #reconcileQuietly(): Promise<void> {
     try {
       await this.reconcile();
+      this.#catchUpBackoff = 0;
     } catch (err) {
-      this.#log.warn({ code: (err as ClusterError).code, err: String(err) }, 'cluster reconcile failed; will retry');
+      this.#catchUpBackoff = Math.min(Math.max(this.#catchUpBackoff * 2, this.#retryMs), 1_000);
+      this.#log.warn({ code: (err as ClusterError).code, err: String(err), retryInMs: this.#catchUpBackoff }, 'cluster reconcile failed; will retry');
+      if (!this.#catchUpTimer && !this.#closed) {
+        this.#catchUpTimer = setTimeout(() => {
+          this.#catchUpTimer = undefined;
+          if (this.connected) void this.#reconcileQuietly();
+        }, this.#catchUpBackoff);
+        this.#catchUpTimer.unref();
+      }
     }
   }
 
@@ -497,7 +509,7 @@ export class ReplicatedBus implements Bus {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const t of [this.#reconcileTimer, this.#retryTimer, this.#gapTimer]) if (t) clearTimeout(t);
+    for (const t of [this.#reconcileTimer, this.#retryTimer, this.#gapTimer, this.#catchUpTimer]) if (t) clearTimeout(t);
     await this.#reconciling?.catch(() => undefined);
     await this.#backend.close();
   }
