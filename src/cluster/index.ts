@@ -6,4 +6,5 @@ export { MAX_MESSAGE_BYTES, type Envelope } from './envelope.ts';
 export { bucketName, changeSubject, eventSubject, encodeToken, decodeToken, kvKey } from './naming.ts';
 export { MemoryBus, MemoryHub, type MemoryBusOptions } from './memory-bus.ts';
 export { NatsBus, type NatsBusOptions } from './nats-bus.ts';
+export { publishOwnKeys, type OwnKeysResult } from './own-keys.ts';
 export { Presence, NodeHeartbeat, allNodesTrust, liveNodes, trustReport, type TrustReport, type NodeTrust, type PresenceOptions, type HeartbeatOptions } from './presence.ts';
