@@ -2,11 +2,9 @@
  * The replication logic shared by every bus implementation; a `BusBackend` supplies the store
  * and the broadcast.
  *
- * Ordering: every stored write gets a store revision, and a node applies a value only if its
- * revision is higher than the one it holds; a value from the same origin with an older sequence is
- * ignored too. Duplicates and reordered messages are therefore harmless (idempotent,
- * revision-ordered). Writes made while the store is unreachable are kept locally ("pending") and
- * written when it is back: node-owned kinds unconditionally (only their owner writes them),
+ * Ordering is the replica's rule (replica.ts). Writes made while the store is unreachable are
+ * kept locally ("pending") and written when it is back: node-owned kinds unconditionally (only
+ * their owner writes them),
  * shared kinds by compare-and-set against the revision they were based on, so a concurrent
  * write made elsewhere in the meantime wins and the conflict is counted.
  *
@@ -18,6 +16,7 @@ import type { BusBackend, StoredValue } from './backend.ts';
 import { decodeEnvelope, encodeEnvelope, MAX_MESSAGE_BYTES, type Envelope } from './envelope.ts';
 import { ClusterError, isClusterError } from './errors.ts';
 import { GapTracker } from './gap-tracker.ts';
+import { Replica } from './replica.ts';
 import { changeSubject, eventSubject, kvKey, parseKvKey, parseSubject, subjectPrefix } from './naming.ts';
 import { checkKeySyntax, checkRecord, expectedKey, isNodeName, ownerOfKey } from './records.ts';
 import {
@@ -39,15 +38,6 @@ import {
 } from './types.ts';
 import { parseTrustDomain } from '../identity/index.ts';
 
-interface Local {
-  env: Envelope;
-  /** 0 while pending. */
-  revision: number;
-  /** Defined while this node's write is not stored yet: the revision it was based on. */
-  pendingBase?: number;
-}
-
-type Handler = (change: Change) => void;
 type EventHandler = (record: unknown, meta: EventMeta) => void;
 
 export class ReplicatedBus implements Bus {
@@ -60,8 +50,7 @@ export class ReplicatedBus implements Bus {
   readonly #reconcileMs: number;
   readonly #retryMs: number;
   readonly #gapGraceMs: number;
-  readonly #local = new Map<string, Local>();
-  readonly #watchers = new Map<RecordKind, Set<Handler>>();
+  readonly #replica: Replica;
   readonly #subscribers = new Map<RecordKind, Set<EventHandler>>();
   readonly #connHandlers = new Set<(connected: boolean) => void>();
   readonly #gaps = new GapTracker();
@@ -104,6 +93,7 @@ export class ReplicatedBus implements Bus {
     this.#reconcileMs = opts.reconcileIntervalMs ?? 30_000;
     this.#retryMs = opts.retryMs ?? 1_000;
     this.#gapGraceMs = opts.gapGraceMs ?? 250;
+    this.#replica = new Replica(this.nodeName, this.#log);
   }
 
   get connected(): boolean {
@@ -149,8 +139,8 @@ export class ReplicatedBus implements Bus {
     if (!this.connected) throw new ClusterError('ERR_CLUSTER_UNAVAILABLE', 'the shared store is unreachable');
     const id = kvKey(kind, key);
     const revision = await this.#backend.kvUpdate(id, encodeEnvelope(env), expectedRevision);
-    const cur = this.#local.get(id);
-    if (!cur || cur.revision < revision || cur.pendingBase !== undefined) this.#set(id, { env, revision }, true);
+    const cur = this.#replica.value(id);
+    if (!cur || cur.revision < revision || cur.pendingBase !== undefined) this.#replica.set(id, { env, revision }, true);
     this.#announce(env, revision);
     return revision;
   }
@@ -179,15 +169,15 @@ export class ReplicatedBus implements Bus {
 
   /** Per-origin sequence: monotonic, and above any earlier run's (clock-based floor, raised by catch-up). */
   #nextSeq(): number {
-    this.#seq = Math.max(this.#seq + 1, this.#clock.now());
+    this.#seq = Math.max(this.#seq + 1, this.#replica.maxOwnSeq + 1, this.#clock.now());
     return this.#seq;
   }
 
   async #write(env: Envelope): Promise<number> {
     const id = kvKey(env.kind, env.key!);
-    const cur = this.#local.get(id);
+    const cur = this.#replica.value(id);
     const base = cur ? (cur.pendingBase ?? cur.revision) : 0;
-    this.#set(id, { env, revision: 0, pendingBase: base }, true);
+    this.#replica.set(id, { env, revision: 0, pendingBase: base }, true);
     if (!this.connected) {
       this.#scheduleRetry();
       return 0;
@@ -205,9 +195,9 @@ export class ReplicatedBus implements Bus {
 
   /** A write of ours reached the store: record its revision and announce it. */
   #stored(id: string, env: Envelope, revision: number): void {
-    const cur = this.#local.get(id);
-    if (cur && cur.env === env) this.#local.set(id, { env, revision });
-    else if (cur && cur.pendingBase === undefined && cur.revision < revision) this.#set(id, { env, revision }, true);
+    const cur = this.#replica.value(id);
+    if (cur && cur.env === env) this.#replica.learnRevision(id, env, revision);
+    else if (cur && cur.pendingBase === undefined && cur.revision < revision) this.#replica.set(id, { env, revision }, true);
     this.#announce(env, revision);
   }
 
@@ -224,22 +214,15 @@ export class ReplicatedBus implements Bus {
   // ---- reads --------------------------------------------------------------------------------
 
   get<K extends RecordKind>(kind: K, key: string): Entry<K> | undefined {
-    const l = this.#local.get(kvKey(kind, key));
-    return l ? (toEntry(l) as Entry<K> | undefined) : undefined;
+    return this.#replica.get(kind, key) as Entry<K> | undefined;
   }
 
   list<K extends RecordKind>(kind: K): Entry<K>[] {
-    const out: Entry<K>[] = [];
-    for (const l of this.#local.values()) {
-      if (l.env.kind !== kind) continue;
-      const e = toEntry(l);
-      if (e) out.push(e as Entry<K>);
-    }
-    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return this.#replica.list(kind) as Entry<K>[];
   }
 
   watch<K extends RecordKind>(kind: K, handler: (change: Change<K>) => void): () => void {
-    return addTo(this.#watchers, kind, handler as Handler);
+    return this.#replica.watch(kind, handler as (change: Change) => void);
   }
 
   // ---- events -------------------------------------------------------------------------------
@@ -258,7 +241,10 @@ export class ReplicatedBus implements Bus {
   }
 
   subscribe<K extends RecordKind>(kind: K, handler: (record: RecordOf[K], meta: EventMeta) => void): () => void {
-    return addTo(this.#subscribers, kind, handler as EventHandler);
+    let set = this.#subscribers.get(kind);
+    if (!set) this.#subscribers.set(kind, (set = new Set()));
+    set.add(handler as EventHandler);
+    return () => set.delete(handler as EventHandler);
   }
 
   onConnectionChange(handler: (connected: boolean) => void): () => void {
@@ -295,42 +281,16 @@ export class ReplicatedBus implements Bus {
     if (this.#onInvalid) safely(this.#log, () => this.#onInvalid!(info));
   }
 
-  /** Apply a stored value if it is newer than ours. Returns true when the local state changed. */
+  /** Apply a stored value by the replica's rule. Returns true when the local state changed. */
   #applyRemote(id: string, env: Envelope, revision: number, force = false): boolean {
-    const cur = this.#local.get(id);
-    if (cur && !force) {
-      const sameWrite = env.origin === cur.env.origin && env.seq === cur.env.seq;
-      if (sameWrite) {
-        // Our own write seen back (or a peer's write seen twice): at most learn its revision.
-        if (cur.revision < revision) this.#local.set(id, { env: cur.env, revision });
-        this.#stats.stale += 1;
-        return false;
-      }
-      const olderSeq = env.origin === cur.env.origin && env.seq < cur.env.seq;
-      const floor = cur.pendingBase ?? cur.revision;
-      if (olderSeq || revision <= floor) {
-        this.#stats.stale += 1;
-        return false;
-      }
-      if (cur.pendingBase !== undefined) {
-        // Someone else wrote after the value our pending write was based on: theirs wins.
-        this.#stats.conflicts += 1;
-        this.#log.warn({ kind: env.kind, key: env.key, winner: env.origin }, 'cluster write lost to a concurrent write');
-      }
+    const outcome = this.#replica.apply(id, env, revision, force);
+    if (outcome === 'stale') {
+      this.#stats.stale += 1;
+      return false;
     }
-    if (env.origin === this.nodeName && env.seq > this.#seq) this.#seq = env.seq;
-    this.#set(id, { env, revision }, false);
+    if (outcome === 'conflict') this.#stats.conflicts += 1;
     this.#stats.applied += 1;
     return true;
-  }
-
-  #set(id: string, l: Local, local: boolean): void {
-    this.#local.set(id, l);
-    const { kind, key } = l.env;
-    const entry = toEntry(l);
-    const change: Change = { kind, key: key!, deleted: !entry, origin: l.env.origin, revision: l.revision, local };
-    if (entry) change.entry = entry;
-    for (const h of this.#watchers.get(kind) ?? []) safely(this.#log, () => h(change));
   }
 
   #onConnection(connected: boolean): void {
@@ -408,7 +368,7 @@ export class ReplicatedBus implements Bus {
       const env = this.#decodeStored(sv);
       if (!env) continue;
       inStore.set(sv.kvKey, { env, revision: sv.revision });
-      const cur = this.#local.get(sv.kvKey);
+      const cur = this.#replica.value(sv.kvKey);
       // A revision above the store's last one cannot be real (the store was reset, or a peer
       // announced a made-up revision). A change announced while this reconcile ran can look the
       // same once, so the store wins only when the same revision is still there next time.
@@ -421,7 +381,7 @@ export class ReplicatedBus implements Bus {
     }
     this.#suspects = nextSuspects;
     report.flushed = await this.#flushPending();
-    for (const [id, l] of this.#local) {
+    for (const [id, l] of this.#replica.values()) {
       if (l.env.origin !== this.nodeName || l.pendingBase !== undefined) continue;
       const stored = inStore.get(id);
       const lost = !stored || (stored.env.origin === this.nodeName && stored.env.seq < l.env.seq);
@@ -459,7 +419,7 @@ export class ReplicatedBus implements Bus {
   /** Write back what this node wrote while the store was unreachable. Returns how many were stored. */
   async #flushPending(): Promise<number> {
     let flushed = 0;
-    for (const [id, l] of [...this.#local]) {
+    for (const [id, l] of this.#replica.values()) {
       if (l.pendingBase === undefined || !this.connected) continue;
       const bytes = encodeEnvelope(l.env);
       try {
@@ -488,7 +448,7 @@ export class ReplicatedBus implements Bus {
       if (!this.connected) return; // the reconnect catch-up flushes
       this.#flushPending().then(
         () => {
-          if (this.#pendingCount() > 0) this.#scheduleRetry();
+          if (this.#replica.pendingCount() > 0) this.#scheduleRetry();
         },
         () => this.#scheduleRetry(),
       );
@@ -496,14 +456,8 @@ export class ReplicatedBus implements Bus {
     this.#retryTimer.unref();
   }
 
-  #pendingCount(): number {
-    let n = 0;
-    for (const l of this.#local.values()) if (l.pendingBase !== undefined) n += 1;
-    return n;
-  }
-
   stats(): BusStats {
-    return { ...this.#stats, invalid: { ...this.#stats.invalid }, pending: this.#pendingCount() };
+    return { ...this.#stats, invalid: { ...this.#stats.invalid }, pending: this.#replica.pendingCount() };
   }
 
   async close(): Promise<void> {
@@ -517,19 +471,6 @@ export class ReplicatedBus implements Bus {
   #assertOpen(): void {
     if (this.#closed) throw new ClusterError('ERR_CLUSTER_CLOSED', 'the bus is closed');
   }
-}
-
-function toEntry(l: Local): Entry | undefined {
-  const { env } = l;
-  if (env.deleted || env.record === undefined) return undefined;
-  return { kind: env.kind, key: env.key!, record: env.record, origin: env.origin, seq: env.seq, revision: l.revision };
-}
-
-function addTo<T>(map: Map<RecordKind, Set<T>>, kind: RecordKind, h: T): () => void {
-  let set = map.get(kind);
-  if (!set) map.set(kind, (set = new Set()));
-  set.add(h);
-  return () => set.delete(h);
 }
 
 function safely(log: BusLogger, fn: () => void): void {
