@@ -1,5 +1,6 @@
 /**
- * Cluster propagation: 3 control-plane nodes on a 3-server NATS JetStream cluster (loopback),
+ * Cluster propagation: 3 control-plane nodes, each on its own server of a 3-server NATS JetStream
+ * cluster (loopback),
  * bucket with 3 replicas.
  *
  *   node --import=tsx bench/cluster-propagation.ts [changes=300]
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
     trustDomain: 'bench.example.org',
     nodeName: name,
     replicas: 3,
+    preferListedOrder: true,
     requestTimeoutMs: 2_000,
     retryMs: 200,
     reconcileIntervalMs: 5_000,

@@ -38,6 +38,8 @@ export interface NatsBusOptions extends BusOptions {
   reconnectWaitMs?: number;
   /** Client ping interval (detects a dead server). Default 2 000 ms. */
   pingIntervalMs?: number;
+  /** Try `servers` in the given order instead of a random one (pin a node to a nearby server). Default false. */
+  preferListedOrder?: boolean;
   /** Test hooks only. */
   testHooks?: { dropAnnounce?: (subject: string) => boolean };
 }
@@ -89,6 +91,7 @@ export class NatsBackend implements BusBackend {
       pingInterval: o.pingIntervalMs ?? 2_000,
       maxPingOut: 2,
       timeout: o.requestTimeoutMs ?? 2_000,
+      noRandomize: o.preferListedOrder ?? false,
     };
     if (o.credsFile) {
       const file = o.credsFile;

@@ -87,17 +87,17 @@ export class Replica {
     return outcome;
   }
 
-  get(kind: RecordKind, key: string): Entry | undefined {
+  get<K extends RecordKind>(kind: K, key: string): Entry<K> | undefined {
     const l = this.#values.get(kvKey(kind, key));
-    return l ? toEntry(l) : undefined;
+    return l ? (toEntry(l) as Entry<K> | undefined) : undefined;
   }
 
-  list(kind: RecordKind): Entry[] {
-    const out: Entry[] = [];
+  list<K extends RecordKind>(kind: K): Entry<K>[] {
+    const out: Entry<K>[] = [];
     for (const l of this.#values.values()) {
       if (l.env.kind !== kind) continue;
       const e = toEntry(l);
-      if (e) out.push(e);
+      if (e) out.push(e as Entry<K>);
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }

@@ -214,11 +214,11 @@ export class ReplicatedBus implements Bus {
   // ---- reads --------------------------------------------------------------------------------
 
   get<K extends RecordKind>(kind: K, key: string): Entry<K> | undefined {
-    return this.#replica.get(kind, key) as Entry<K> | undefined;
+    return this.#replica.get(kind, key);
   }
 
   list<K extends RecordKind>(kind: K): Entry<K>[] {
-    return this.#replica.list(kind) as Entry<K>[];
+    return this.#replica.list(kind);
   }
 
   watch<K extends RecordKind>(kind: K, handler: (change: Change<K>) => void): () => void {
