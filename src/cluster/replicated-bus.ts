@@ -36,7 +36,7 @@ import {
   type RecordKind,
   type RecordOf,
 } from './types.ts';
-import { parseTrustDomain } from '../identity/index.ts';
+import { parseTrustDomain, systemClock } from '../identity/index.ts';
 
 type EventHandler = (record: unknown, meta: EventMeta) => void;
 
@@ -87,7 +87,7 @@ export class ReplicatedBus implements Bus {
     this.trustDomain = td.value;
     this.nodeName = opts.nodeName;
     this.#backend = backend;
-    this.#clock = opts.clock ?? { now: () => Date.now() };
+    this.#clock = opts.clock ?? systemClock;
     this.#log = opts.logger ?? noopLogger;
     this.#onInvalid = opts.onInvalid;
     this.#reconcileMs = opts.reconcileIntervalMs ?? 30_000;

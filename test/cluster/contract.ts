@@ -26,8 +26,14 @@ export interface Harness {
 
 const json = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(v));
 
-export function runBusContract(test: TestFn, h: Harness): void {
+export function runBusContract(avaTest: TestFn, h: Harness): void {
   const title = (s: string): string => `cluster ${h.name} contract - ${s}`;
+  // Every contract case is bounded: 20 s even on a loaded machine.
+  const test = (name: string, fn: (t: ExecutionContext) => Promise<void>): void =>
+    avaTest(name, async (t) => {
+      t.timeout(20_000);
+      await fn(t);
+    });
 
   test(title('a put is readable at once on the writer, with origin, sequence and revision'), async (t) => {
     const g = await h.group(t);
