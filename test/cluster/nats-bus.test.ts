@@ -94,3 +94,25 @@ test('cluster nats - a bus pointed at a server that is down starts disconnected 
   const b = await g.node('b');
   t.is(b.get('policy', 'current')?.record.version, 'offline');
 });
+
+test('cluster nats - activation gating over NATS: resolves once every live node reports the key', async (t) => {
+  const { NodeHeartbeat, Presence } = await import('../../src/cluster/index.ts');
+  const { ManualClock } = await import('../../src/identity/index.ts');
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const g = natsGroup(t, () => [server.url]);
+  const buses = await Promise.all(['a', 'b', 'c'].map((name) => g.node(name)));
+  const trusted: Record<string, string[]> = { a: ['k1'], b: ['k1'], c: ['k1'] };
+  const beats = buses.map((bus) => new NodeHeartbeat(bus, { clock, intervalMs: 60_000, trustedKids: () => trusted[bus.nodeName]! }));
+  for (const h of beats) t.teardown(async () => h.stop());
+  await Promise.all(beats.map((h) => h.start()));
+  const presence = new Presence(buses[0]!, { clock, heartbeatTimeoutMs: 15_000, recheckMs: 50 });
+  await eventually('a sees 3 live nodes', () => presence.liveNodes().length === 3);
+  const waiting = presence.waitUntilTrustedEverywhere('k2', { timeoutMs: 10_000 });
+  for (const name of ['c', 'b', 'a']) {
+    t.false(presence.allNodesTrust('k2'));
+    trusted[name]!.push('k2');
+    await beats[['a', 'b', 'c'].indexOf(name)]!.beat();
+  }
+  t.true(await waiting);
+  t.deepEqual(presence.report('k2').missing, []);
+});
