@@ -421,24 +421,45 @@ export class ReplicatedBus implements Bus {
     let flushed = 0;
     for (const [id, l] of this.#replica.values()) {
       if (l.pendingBase === undefined || !this.connected) continue;
-      const bytes = encodeEnvelope(l.env);
-      try {
-        const revision = NODE_OWNED_KINDS.has(l.env.kind) ? await this.#backend.kvPut(id, bytes) : await this.#backend.kvUpdate(id, bytes, l.pendingBase);
-        this.#stored(id, l.env, revision);
-        flushed += 1;
-      } catch (err) {
-        if (!isClusterError(err, 'ERR_CLUSTER_REVISION_MISMATCH')) throw err;
-        const now = await this.#backend.kvGet(id);
-        const env = now && this.#decodeStored(now);
-        if (now && env) this.#applyRemote(id, env, now.revision);
-        else {
-          // Deleted at the store level since: nothing to lose by writing.
-          this.#stored(id, l.env, await this.#backend.kvPut(id, bytes));
-          flushed += 1;
-        }
-      }
+      if (await this.#flushOne(id, l.env, l.pendingBase)) flushed += 1;
     }
     return flushed;
+  }
+
+  /**
+   * Node-owned kinds are written unconditionally. Shared kinds are written by compare-and-set
+   * against the pending write's base; when that loses, the store's value tells what happened:
+   * our own write stored after all (a timeout that was not a failure), our own earlier write
+   * (rebase on it), or someone else's (theirs wins).
+   */
+  async #flushOne(id: string, env: Envelope, base: number): Promise<boolean> {
+    const bytes = encodeEnvelope(env);
+    if (NODE_OWNED_KINDS.has(env.kind)) {
+      this.#stored(id, env, await this.#backend.kvPut(id, bytes));
+      return true;
+    }
+    for (let expected = base, attempt = 0; attempt < 3; attempt++) {
+      try {
+        this.#stored(id, env, await this.#backend.kvUpdate(id, bytes, expected));
+        return true;
+      } catch (err) {
+        if (!isClusterError(err, 'ERR_CLUSTER_REVISION_MISMATCH')) throw err;
+      }
+      const now = await this.#backend.kvGet(id);
+      const stored = now && this.#decodeStored(now);
+      if (!now || !stored) {
+        // Deleted at the store level since: nothing to lose by writing.
+        this.#stored(id, env, await this.#backend.kvPut(id, bytes));
+        return true;
+      }
+      if (stored.origin === this.nodeName && stored.seq < env.seq) {
+        expected = now.revision;
+        continue;
+      }
+      this.#applyRemote(id, stored, now.revision);
+      return false;
+    }
+    return false;
   }
 
   #scheduleRetry(): void {

@@ -72,3 +72,17 @@ test('cluster memory - a shared write made while cut off loses to a concurrent w
   t.is(a.stats().conflicts, 1);
   t.is(g.hub.bucket(g.trustDomain).values.get(kvKey('policy', 'current'))?.revision, bRev);
 });
+
+test('cluster memory - a pending shared write based on our own in-flight write rebases on it instead of sticking', async (t) => {
+  const g = memoryGroup(t);
+  const [a, b] = await Promise.all([g.node('a', { retryMs: 20 }), g.node('b')]);
+  const first = a.put('policy', 'current', policyRecord('first'));
+  g.hub.setOnline(false); // the first write reached the store; the second will not
+  const second = a.put('policy', 'current', policyRecord('second'));
+  t.true((await first) > 0);
+  t.is(await second, 0);
+  g.hub.setOnline(true);
+  await eventually('second stored and seen by b', () => a.stats().pending === 0 && b.get('policy', 'current')?.record.version === 'second');
+  t.is(a.stats().conflicts, 0);
+  t.is(a.get('policy', 'current')?.revision, g.hub.bucket(g.trustDomain).values.get(kvKey('policy', 'current'))?.revision);
+});
