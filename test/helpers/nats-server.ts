@@ -123,23 +123,51 @@ async function makeServer(t: Teardown, name: string, cluster?: { name: string; p
   return server;
 }
 
+/**
+ * Ports are found free and then handed to nats-server, so another process can take one in
+ * between: a start that fails is retried on fresh ports.
+ */
+async function withRetries<T>(attempts: number, fn: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= attempts) throw err;
+    }
+  }
+}
+
 /** One JetStream-enabled nats-server on free loopback ports. */
 export async function startNatsServer(t: Teardown, name = 'n1', extraArgs?: string[]): Promise<NatsServer> {
-  const server = await makeServer(t, name, undefined, extraArgs);
-  await server.start();
-  return server;
+  return withRetries(3, async () => {
+    const server = await makeServer(t, name, undefined, extraArgs);
+    try {
+      await server.start();
+    } catch (err) {
+      await server.kill();
+      throw err;
+    }
+    return server;
+  });
 }
 
 /** A JetStream cluster of `size` servers (full mesh of routes), ready when every /healthz is ok. */
 export async function startNatsCluster(t: Teardown, size = 3): Promise<NatsServer[]> {
-  const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
-  const clusterName = `c${clusterPorts[0]}`;
-  const servers: NatsServer[] = [];
-  for (let i = 0; i < size; i++) {
-    const routes = clusterPorts.filter((_, j) => j !== i);
-    servers.push(await makeServer(t, `s${i + 1}`, { name: clusterName, port: clusterPorts[i]!, routes }));
-  }
-  await Promise.all(servers.map((s) => s.start({ waitReady: false })));
-  await Promise.all(servers.map((s) => s.waitReady('healthy', 30_000)));
-  return servers;
+  return withRetries(2, async () => {
+    const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+    const clusterName = `c${clusterPorts[0]}`;
+    const servers: NatsServer[] = [];
+    for (let i = 0; i < size; i++) {
+      const routes = clusterPorts.filter((_, j) => j !== i);
+      servers.push(await makeServer(t, `s${i + 1}`, { name: clusterName, port: clusterPorts[i]!, routes }));
+    }
+    try {
+      await Promise.all(servers.map((s) => s.start({ waitReady: false })));
+      await Promise.all(servers.map((s) => s.waitReady('healthy', 30_000)));
+    } catch (err) {
+      await Promise.all(servers.map((s) => s.kill()));
+      throw err;
+    }
+    return servers;
+  });
 }
