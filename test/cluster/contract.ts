@@ -191,6 +191,22 @@ export function runBusContract(avaTest: TestFn, h: Harness): void {
     t.is(refused.length, sends.length);
   });
 
+  test(title('bad values in the store are counted and never applied'), async (t) => {
+    const g = await h.group(t);
+    const refused: InvalidInfo[] = [];
+    const b = await g.node('b', { reconcileIntervalMs: 0, gapGraceMs: 60_000, onInvalid: (i) => refused.push(i) });
+    const rec = keyRecord('a', 'k1');
+    await g.storeRaw(kvKey('keys', 'a/k1'), new TextEncoder().encode('{"v":1,'));
+    // Stored under a's key, but claims to come from mallory.
+    await g.storeRaw(kvKey('keys', 'a/k2'), json({ v: 1, kind: 'keys', key: 'a/k2', origin: 'mallory', seq: 1, record: keyRecord('a', 'k2') }));
+    // A valid envelope stored under another key than its own.
+    await g.storeRaw(kvKey('keys', 'a/k3'), json({ v: 1, kind: 'keys', key: 'a/k1', origin: 'a', seq: 1, record: rec }));
+    await g.storeRaw('nonsense.key', json({ v: 1 }));
+    await b.reconcile();
+    t.deepEqual(refused.map((r) => r.reason).sort(), ['bad_json', 'key_mismatch', 'key_mismatch', 'origin_mismatch']);
+    t.deepEqual(b.list('keys'), []);
+  });
+
   test(title('a change whose message was lost is repaired by reconcile'), async (t) => {
     const g = await h.group(t);
     const [a, b] = await Promise.all([g.node('a', { reconcileIntervalMs: 0 }), g.node('b', { reconcileIntervalMs: 0, gapGraceMs: 60_000 })]);
