@@ -116,3 +116,18 @@ test('cluster nats - activation gating over NATS: resolves once every live node 
   t.true(await waiting);
   t.deepEqual(presence.report('k2').missing, []);
 });
+
+test('cluster nats - createBus picks NATS when the configuration has a cluster section, the in-process bus otherwise', async (t) => {
+  const { createBus, MemoryBus: Mem } = await import('../../src/cluster/index.ts');
+  const td = `create-${process.pid}.example.org`;
+  const single = createBus({ trustDomain: td, nodeName: 'solo' });
+  t.true(single instanceof Mem);
+  const a = createBus({ trustDomain: td, nodeName: 'a', cluster: { servers: [server.url], reconcileInterval: 30_000 } });
+  const b = createBus({ trustDomain: td, nodeName: 'b', cluster: { servers: [server.url] } });
+  t.true(a instanceof NatsBus);
+  for (const x of [single, a, b]) t.teardown(() => x.close());
+  await Promise.all([single.start(), a.start(), b.start()]);
+  await a.put('policy', 'current', policyRecord('via-config'));
+  await eventually('b sees it', () => b.get('policy', 'current')?.record.version === 'via-config');
+  t.is(single.get('policy', 'current'), undefined);
+});
