@@ -9,15 +9,16 @@
  * write made elsewhere in the meantime wins and the conflict is counted.
  *
  * Convergence (anchors §5.3, §5.5: core NATS is at most once, JetStream acknowledges before
- * fsync): catch up from the store on start, on reconnect, when a revision gap stays open, and
- * periodically; each reconcile also re-asserts this node's own values the store lost.
+ * fsync): catch up from the store (convergence.ts) on start, on reconnect, when a revision gap
+ * stays open, and periodically.
  */
-import type { BusBackend, StoredValue } from './backend.ts';
+import type { BusBackend } from './backend.ts';
 import { decodeEnvelope, encodeEnvelope, MAX_MESSAGE_BYTES, type Envelope } from './envelope.ts';
-import { ClusterError, isClusterError } from './errors.ts';
+import { ClusterError } from './errors.ts';
 import { GapTracker } from './gap-tracker.ts';
+import { Convergence } from './convergence.ts';
 import { Replica } from './replica.ts';
-import { changeSubject, eventSubject, kvKey, parseKvKey, parseSubject, subjectPrefix } from './naming.ts';
+import { changeSubject, eventSubject, kvKey, parseSubject, subjectPrefix } from './naming.ts';
 import { checkKeySyntax, checkRecord, expectedKey, isNodeName, ownerOfKey } from './records.ts';
 import {
   INVALID_REASONS,
@@ -51,11 +52,10 @@ export class ReplicatedBus implements Bus {
   readonly #retryMs: number;
   readonly #gapGraceMs: number;
   readonly #replica: Replica;
+  readonly #convergence: Convergence;
   readonly #subscribers = new Map<RecordKind, Set<EventHandler>>();
   readonly #connHandlers = new Set<(connected: boolean) => void>();
   readonly #gaps = new GapTracker();
-  /** Local revisions above the store's last revision seen by the previous reconcile. */
-  #suspects = new Map<string, number>();
   #seq = 0;
   #started?: Promise<void>;
   #closed = false;
@@ -94,6 +94,15 @@ export class ReplicatedBus implements Bus {
     this.#retryMs = opts.retryMs ?? 1_000;
     this.#gapGraceMs = opts.gapGraceMs ?? 250;
     this.#replica = new Replica(this.nodeName, this.#log);
+    this.#convergence = new Convergence({
+      nodeName: this.nodeName,
+      backend,
+      replica: this.#replica,
+      connected: () => this.connected,
+      apply: (id, env, revision, force) => this.#applyRemote(id, env, revision, force),
+      stored: (id, env, revision) => this.#stored(id, env, revision),
+      invalid: (info) => this.#invalid(info),
+    });
   }
 
   get connected(): boolean {
@@ -357,109 +366,13 @@ export class ReplicatedBus implements Bus {
   }
 
   async #reconcileOnce(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { applied: 0, reasserted: 0, flushed: 0, removed: 0 };
-    if (!this.connected) return report;
-    const before = await this.#backend.lastRevision();
-    const snap = await this.#backend.snapshot();
-    const inStore = new Map<string, { env: Envelope; revision: number }>();
-    const suspects = this.#suspects;
-    const nextSuspects = new Map<string, number>();
-    for (const sv of snap.entries) {
-      const env = this.#decodeStored(sv);
-      if (!env) continue;
-      inStore.set(sv.kvKey, { env, revision: sv.revision });
-      const cur = this.#replica.value(sv.kvKey);
-      // A revision above the store's last one cannot be real (the store was reset, or a peer
-      // announced a made-up revision). A change announced while this reconcile ran can look the
-      // same once, so the store wins only when the same revision is still there next time.
-      let force = false;
-      if (cur !== undefined && cur.pendingBase === undefined && cur.revision > snap.lastRevision) {
-        force = suspects.get(sv.kvKey) === cur.revision;
-        nextSuspects.set(sv.kvKey, cur.revision);
-      }
-      if (this.#applyRemote(sv.kvKey, env, sv.revision, force)) report.applied += 1;
-    }
-    this.#suspects = nextSuspects;
-    report.flushed = await this.#flushPending();
-    for (const [id, l] of this.#replica.values()) {
-      if (l.env.origin !== this.nodeName || l.pendingBase !== undefined) continue;
-      const stored = inStore.get(id);
-      const lost = !stored || (stored.env.origin === this.nodeName && stored.env.seq < l.env.seq);
-      if (!lost) continue;
-      try {
-        const base = stored ? stored.revision : (snap.markers.get(id) ?? 0);
-        const revision = await this.#backend.kvUpdate(id, encodeEnvelope(l.env), base);
-        this.#stored(id, l.env, revision);
-        report.reasserted += 1;
-      } catch (err) {
-        if (!isClusterError(err, 'ERR_CLUSTER_REVISION_MISMATCH')) throw err;
-      }
-    }
-    this.#gaps.reset(before);
+    if (!this.connected) return { applied: 0, reasserted: 0, flushed: 0, removed: 0 };
+    const { report, coveredRevision } = await this.#convergence.reconcile();
+    this.#gaps.reset(coveredRevision);
     this.#stats.reconciles += 1;
     this.#stats.repaired += report.applied + report.reasserted;
     if (report.applied || report.reasserted || report.flushed) this.#log.info({ ...report }, 'cluster reconcile repaired drift');
     return report;
-  }
-
-  #decodeStored(sv: StoredValue): Envelope | undefined {
-    const where = parseKvKey(sv.kvKey);
-    if (!where) {
-      this.#invalid({ reason: 'key_mismatch', source: sv.kvKey, errors: ['not a key of ours'] });
-      return undefined;
-    }
-    const d = decodeEnvelope(sv.bytes, { kind: where.kind, key: where.key, event: false, requireRevision: false });
-    if (!d.ok) {
-      this.#invalid({ reason: d.reason, source: sv.kvKey, errors: d.errors });
-      return undefined;
-    }
-    return d.env;
-  }
-
-  /** Write back what this node wrote while the store was unreachable. Returns how many were stored. */
-  async #flushPending(): Promise<number> {
-    let flushed = 0;
-    for (const [id, l] of this.#replica.values()) {
-      if (l.pendingBase === undefined || !this.connected) continue;
-      if (await this.#flushOne(id, l.env, l.pendingBase)) flushed += 1;
-    }
-    return flushed;
-  }
-
-  /**
-   * Node-owned kinds are written unconditionally. Shared kinds are written by compare-and-set
-   * against the pending write's base; when that loses, the store's value tells what happened:
-   * our own write stored after all (a timeout that was not a failure), our own earlier write
-   * (rebase on it), or someone else's (theirs wins).
-   */
-  async #flushOne(id: string, env: Envelope, base: number): Promise<boolean> {
-    const bytes = encodeEnvelope(env);
-    if (NODE_OWNED_KINDS.has(env.kind)) {
-      this.#stored(id, env, await this.#backend.kvPut(id, bytes));
-      return true;
-    }
-    for (let expected = base, attempt = 0; attempt < 3; attempt++) {
-      try {
-        this.#stored(id, env, await this.#backend.kvUpdate(id, bytes, expected));
-        return true;
-      } catch (err) {
-        if (!isClusterError(err, 'ERR_CLUSTER_REVISION_MISMATCH')) throw err;
-      }
-      const now = await this.#backend.kvGet(id);
-      const stored = now && this.#decodeStored(now);
-      if (!now || !stored) {
-        // Deleted at the store level since: nothing to lose by writing.
-        this.#stored(id, env, await this.#backend.kvPut(id, bytes));
-        return true;
-      }
-      if (stored.origin === this.nodeName && stored.seq < env.seq) {
-        expected = now.revision;
-        continue;
-      }
-      this.#applyRemote(id, stored, now.revision);
-      return false;
-    }
-    return false;
   }
 
   #scheduleRetry(): void {
@@ -467,7 +380,7 @@ export class ReplicatedBus implements Bus {
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       if (!this.connected) return; // the reconnect catch-up flushes
-      this.#flushPending().then(
+      this.#convergence.flushPending().then(
         () => {
           if (this.#replica.pendingCount() > 0) this.#scheduleRetry();
         },
