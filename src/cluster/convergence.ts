@@ -39,7 +39,7 @@ export class Convergence {
   /** Returns the report and the revision up to which the local replica is now complete. */
   async reconcile(): Promise<{ report: ReconcileReport; coveredRevision: number }> {
     const { backend, replica, nodeName } = this.#h;
-    const report: ReconcileReport = { applied: 0, reasserted: 0, flushed: 0, removed: 0 };
+    const report: ReconcileReport = { applied: 0, reasserted: 0, flushed: 0 };
     const coveredRevision = await backend.lastRevision();
     const snap = await backend.snapshot();
     const inStore = new Map<string, { env: Envelope; revision: number }>();

@@ -366,7 +366,7 @@ export class ReplicatedBus implements Bus {
   }
 
   async #reconcileOnce(): Promise<ReconcileReport> {
-    if (!this.connected) return { applied: 0, reasserted: 0, flushed: 0, removed: 0 };
+    if (!this.connected) return { applied: 0, reasserted: 0, flushed: 0 };
     const { report, coveredRevision } = await this.#convergence.reconcile();
     this.#gaps.reset(coveredRevision);
     this.#stats.reconciles += 1;

@@ -155,10 +155,12 @@ export interface BusStats {
 }
 
 export interface ReconcileReport {
+  /** Values newer in the store than locally, now applied. */
   applied: number;
+  /** This node's own values the store had lost or held in an older version, written again. */
   reasserted: number;
+  /** Pending writes of this node now stored. */
   flushed: number;
-  removed: number;
 }
 
 /** pino-compatible subset. */
