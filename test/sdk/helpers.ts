@@ -1,0 +1,159 @@
+/**
+ * A real Workload API for the SDK tests: the project's gRPC service (workloadApiService) on
+ * loopback, with ports that check node tokens and mint real WITs signed by a test issuer key.
+ */
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { SignJWT } from 'jose';
+import { pino } from 'pino';
+import { ManualClock, nowSeconds, type Clock } from '../../src/identity/clock.ts';
+import type { PublicJwk } from '../../src/identity/jwk.ts';
+import type { TrustBundleSet, WitKey } from '../../src/identity/trust-bundle.ts';
+import { workloadApiService, workloadServiceDefinition, type WorkloadApiPorts, type WorkloadCaller } from '../../src/workload-api/server.ts';
+import type { Timers } from '../../src/sdk/timers.ts';
+
+export const TRUST_DOMAIN = 'example.org';
+export const CLIENT_ID = 'spiffe://example.org/ns/default/sa/client';
+export const SERVER_ID = 'spiffe://example.org/ns/default/sa/server';
+export const NODE_TOKEN = 'node-token-' + randomBytes(8).toString('hex');
+
+export interface TestWorkloadApi {
+  address: string;
+  clock: Clock;
+  /** Every FetchWIT request as received. */
+  requests: { workload_id: string; proof: string }[];
+  /** Make the next `n` mints fail (an internal error on the server). */
+  failNext(n: number): void;
+  /** Replace the WIT the server returns (a misbehaving server). */
+  tamper: ((wit: string) => string | Promise<string>) | undefined;
+  issued: number;
+  witTtlSec: number;
+  issuerKey: { privateKey: KeyObject; jwk: WitKey };
+  bundles(): TrustBundleSet;
+  rotateIssuer(): void;
+  close(): Promise<void>;
+}
+
+export async function startWorkloadApi(opts: { clock?: Clock; witTtlSec?: number; entitlements?: Record<string, string[]>; bind?: string } = {}): Promise<TestWorkloadApi> {
+  const clock = opts.clock ?? new ManualClock(Date.UTC(2026, 5, 1));
+  const entitlements = opts.entitlements ?? { 'node-1': [CLIENT_ID, SERVER_ID] };
+  const tokens = new Map([[NODE_TOKEN, 'node-1']]);
+  const listeners = new Set<() => void>();
+  const newIssuer = () => {
+    const kp = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = { ...(kp.publicKey.export({ format: 'jwk' }) as PublicJwk), kid: randomBytes(6).toString('hex'), alg: 'ES256' } as WitKey;
+    return { privateKey: kp.privateKey, jwk };
+  };
+  let failures = 0;
+  const api: TestWorkloadApi = {
+    address: '',
+    clock,
+    requests: [],
+    failNext: (n) => (failures = n),
+    tamper: undefined,
+    issued: 0,
+    witTtlSec: opts.witTtlSec ?? 3600,
+    issuerKey: newIssuer(),
+    bundles: () => new Map([[TRUST_DOMAIN, { trustDomain: TRUST_DOMAIN, x509Authorities: [], witKeys: [api.issuerKey.jwk] }]]),
+    rotateIssuer: () => {
+      api.issuerKey = newIssuer();
+      for (const l of listeners) l();
+    },
+    close: async () => undefined,
+  };
+  const ports: WorkloadApiPorts = {
+    authenticate(call): WorkloadCaller {
+      const auth = call.metadata.get('authorization')[0];
+      const m = typeof auth === 'string' ? /^Bearer (.+)$/.exec(auth) : null;
+      const node = m ? tokens.get(m[1]!) : undefined;
+      if (!node) throw Object.assign(new Error('bad node token'), { code: grpc.status.UNAUTHENTICATED, details: 'bad node token', metadata: new grpc.Metadata() });
+      return { nodeId: node };
+    },
+    entitled: (caller, id) => (entitlements[caller.nodeId] ?? []).includes(id),
+    async mintWit(sub, jwk) {
+      if (failures > 0) {
+        failures--;
+        throw new Error('issuer unavailable');
+      }
+      const now = nowSeconds(clock);
+      const exp = now + api.witTtlSec;
+      let token = await new SignJWT({ cnf: { jwk } })
+        .setProtectedHeader({ alg: 'ES256', typ: 'wit+jwt', kid: api.issuerKey.jwk.kid })
+        .setSubject(sub)
+        .setIssuedAt(now)
+        .setExpirationTime(exp)
+        .setJti(randomBytes(12).toString('base64url'))
+        .sign(api.issuerKey.privateKey);
+      if (api.tamper) token = await api.tamper(token);
+      api.issued++;
+      return { token, exp };
+    },
+    bundles: () => api.bundles(),
+    onBundlesChange: (l) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    clock,
+    logger: pino({ level: 'silent' }),
+  };
+  const impl = workloadApiService(ports);
+  const server = new grpc.Server();
+  server.addService(workloadServiceDefinition(), {
+    ...impl,
+    FetchWIT(call: grpc.ServerUnaryCall<{ workload_id: string; proof: string }, unknown>, cb: grpc.sendUnaryData<unknown>) {
+      api.requests.push({ ...call.request });
+      (impl.FetchWIT as grpc.handleUnaryCall<unknown, unknown>)(call, cb);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(opts.bind ?? '127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  api.address = opts.bind?.startsWith('unix:') ? opts.bind : `127.0.0.1:${port}`;
+  api.close = () => new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  return api;
+}
+
+/** Timers driven by a ManualClock: `advance` moves the clock and runs what fell due. */
+export class ManualTimers implements Timers {
+  #next = 1;
+  readonly #pending = new Map<number, { at: number; fn: () => void }>();
+  constructor(readonly clock: ManualClock) {}
+  set(fn: () => void, delayMs: number): unknown {
+    const id = this.#next++;
+    this.#pending.set(id, { at: this.clock.now() + Math.max(0, delayMs), fn });
+    return id;
+  }
+  clear(h: unknown): void {
+    this.#pending.delete(h as number);
+  }
+  /** The earliest due time, if any timer is pending. */
+  nextAt(): number | undefined {
+    let min: number | undefined;
+    for (const t of this.#pending.values()) if (min === undefined || t.at < min) min = t.at;
+    return min;
+  }
+  get size(): number {
+    return this.#pending.size;
+  }
+  advance(ms: number): void {
+    const target = this.clock.now() + ms;
+    for (;;) {
+      let due: [number, { at: number; fn: () => void }] | undefined;
+      for (const e of this.#pending) if (e[1].at <= target && (!due || e[1].at < due[1].at)) due = e;
+      if (!due) break;
+      this.#pending.delete(due[0]);
+      if (due[1].at > this.clock.now()) this.clock.set(due[1].at);
+      due[1].fn();
+    }
+    this.clock.set(target);
+  }
+}
+
+/** Wait until `cond` holds (real time, bounded). */
+export async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
