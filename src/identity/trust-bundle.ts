@@ -7,8 +7,12 @@
  *
  * Wire form: the SPIFFE trust bundle format (a JWKS). Roots are keys with `use: "x509-svid"` and
  * a one-element `x5c`; WIT keys are keys with `use: "wit-svid"` and a `kid`. Several trust domains
- * travel together as a SPIFFE bundle map, `{"trust_domains": {"<td>": <JWKS>}}`, which is what
- * Envoy's SPIFFE certificate validator reads from `trust_bundles`.
+ * travel together as a SPIFFE bundle map, `{"trust_domains": {"<td>": <JWKS>}}`.
+ *
+ * Envoy's SPIFFE certificate validator (`trust_bundles`, spiffe_validator.cc `parseTrustBundles`)
+ * reads a stricter subset: every key MUST have `use: "x509-svid"` and a non-empty `x5c` (any
+ * other `use`, e.g. `wit-svid`, fails the whole map), every trust domain MUST have at least one
+ * key, and the map at least one trust domain. `toEnvoyBundleMap` produces exactly that subset.
  *
  * Parsing skips keys whose `use` it does not know and rejects malformed keys, naming the trust
  * domain and the key index.
@@ -84,6 +88,20 @@ export function toSpiffeBundle(b: TrustDomainBundle): Record<string, unknown> {
 export function toSpiffeBundleMap(set: TrustBundleSet): { trust_domains: Record<string, unknown> } {
   const trust_domains: Record<string, unknown> = {};
   for (const td of [...set.keys()].sort()) trust_domains[td] = toSpiffeBundle(set.get(td)!);
+  return { trust_domains };
+}
+
+/**
+ * The bundle map for Envoy's SPIFFE validator (`SPIFFECertValidatorConfig.trust_bundles`):
+ * X.509 roots only, trust domains without roots left out (Envoy rejects a domain with no keys).
+ */
+export function toEnvoyBundleMap(set: TrustBundleSet): { trust_domains: Record<string, unknown> } {
+  const trust_domains: Record<string, unknown> = {};
+  for (const td of [...set.keys()].sort()) {
+    const b = set.get(td)!;
+    if (b.x509Authorities.length === 0) continue;
+    trust_domains[td] = toSpiffeBundle({ ...b, witKeys: [] });
+  }
   return { trust_domains };
 }
 

@@ -1,0 +1,358 @@
+/**
+ * The Identity Server core: signing keys on SPIRE's lifecycle, journaled on disk, issuing WICs
+ * and WITs, and publishing the trust bundle. Pure of gRPC/Envoy/NATS; other modules use it
+ * through this class.
+ *
+ * Ordering guarantee: every change is written to the journal (durably) before it is published
+ * (bundle, events) or used (signing). A node killed at any moment restarts with every key it
+ * ever published.
+ */
+import { parseTrustDomain, parseWorkloadId, type Clock, type TrustBundleSet, type TrustDomainBundle } from '../identity/index.ts';
+import { buildOwnBundle, bundleSet, loadFederatedBundles } from './bundle.ts';
+import { CaRequestError, JournalCorruptError, JournalMismatchError, NoActiveKeyError } from './errors.ts';
+import { acquireLock, ensureJournalDir, journalPath, readJournal, removeStaleTemps, writeJournal } from './journal.ts';
+import { KEY_KINDS, type KeyKind, type KeyRecord } from './key-record.ts';
+import { generateKeyMaterial, toPkcs8Pem } from './keys.ts';
+import { resolveLeafKey } from './leaf-key.ts';
+import { applyActivate, applyPrepare, applyPrune, applyRevoke, applyTaint, type Transition } from './lifecycle.ts';
+import { loadLiveKey, withMaterial, type LiveKey } from './live-key.ts';
+import { silentLogger, type CaLogger } from './logger.ts';
+import { decide, Rotator } from './rotator.ts';
+import { keyTimes, resolveTiming, slotOf, type Slot, type Timing } from './slot.ts';
+import type { CaEvent, IdentityServerOptions, IssuedWic, KeyInfo, WicRequest, WitRequest } from './types.ts';
+import { buildWic } from './wic.ts';
+import { checkCnfJwk, signWit, type MintedWit } from './wit.ts';
+import { createCaCertificate, NOT_BEFORE_CUSHION_MS } from './x509-ca.ts';
+
+const DNS_NAME = /^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const KEY = (kind: KeyKind, kid: string) => `${kind}/${kid}`;
+
+export class IdentityServer {
+  readonly trustDomain: string;
+  readonly timing: Timing;
+  readonly rotator: Rotator;
+  readonly #opts: IdentityServerOptions;
+  readonly #clock: Clock;
+  readonly #log: CaLogger;
+  readonly #path: string;
+  readonly #release: () => Promise<void>;
+  #records: KeyRecord[];
+  #live = new Map<string, LiveKey>();
+  #sequence: number;
+  #own!: TrustDomainBundle;
+  #federated: Map<string, TrustDomainBundle>;
+  #listeners = new Set<(e: CaEvent) => void>();
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  private constructor(
+    opts: IdentityServerOptions,
+    path: string,
+    release: () => Promise<void>,
+    body: { sequence: number; keys: KeyRecord[] },
+    federated: Map<string, TrustDomainBundle>,
+  ) {
+    this.#opts = opts;
+    this.trustDomain = opts.trustDomain;
+    this.timing = resolveTiming(opts.timing);
+    this.#clock = opts.clock;
+    this.#log = opts.logger ?? silentLogger;
+    this.#path = path;
+    this.#release = release;
+    this.#records = body.keys;
+    this.#sequence = body.sequence;
+    this.#federated = federated;
+    this.#records.forEach((r, i) => {
+      if (r.status === 'revoked' || r.origin !== undefined) return;
+      try {
+        this.#live.set(KEY(r.kind, r.kid), loadLiveKey(r));
+      } catch (e) {
+        throw new JournalCorruptError(path, 'bad_body', `keys[${i}] (${r.kind} ${r.kid}): ${(e as Error).message}`);
+      }
+    });
+    this.#rebuildBundle();
+    this.rotator = new Rotator({ target: this, clock: this.#clock, intervalMs: this.timing.rotateIntervalSec * 1000, logger: this.#log });
+  }
+
+  /**
+   * Load the journal (or start fresh when there is none), check every key, make sure each kind
+   * has an active key. A damaged journal throws `JournalCorruptError` and nothing is written.
+   */
+  static async open(opts: IdentityServerOptions): Promise<IdentityServer> {
+    checkOptions(opts);
+    const dir = await ensureJournalDir(opts.stateDir);
+    const release = await acquireLock(dir);
+    try {
+      await removeStaleTemps(dir);
+      const path = journalPath(opts.stateDir);
+      const body = await readJournal(path);
+      if (body && body.trustDomain !== opts.trustDomain)
+        throw new JournalMismatchError(path, `journal is for trust domain "${body.trustDomain}", not "${opts.trustDomain}"`);
+      const federated = await loadFederatedBundles(opts.federatedBundleFiles ?? [], opts.trustDomain);
+      const ca = new IdentityServer(opts, path, release, { sequence: body?.sequence ?? 0, keys: [...(body?.keys ?? [])] }, federated);
+      (opts.logger ?? silentLogger).info({ path, keys: ca.#records.length, fresh: !body }, 'key journal loaded');
+      for (const kind of KEY_KINDS) for (const verb of decide(ca.slot(kind), ca.#clock.now())) await ca[verb](kind);
+      await ca.prune();
+      return ca;
+    } catch (e) {
+      await release();
+      throw e;
+    }
+  }
+
+  // ---- reading ---------------------------------------------------------------------------
+
+  slot(kind: KeyKind): Slot {
+    return slotOf(kind, this.#records);
+  }
+
+  keys(): KeyInfo[] {
+    return this.#records.map((r) => ({
+      kind: r.kind,
+      kid: r.kid,
+      alg: r.alg,
+      status: r.status,
+      notBefore: r.notBefore,
+      notAfter: r.notAfter,
+      ...(r.activatedAt !== undefined ? { activatedAt: r.activatedAt } : {}),
+      ...(r.taintedAt !== undefined ? { taintedAt: r.taintedAt } : {}),
+      ...(r.revokedAt !== undefined ? { revokedAt: r.revokedAt } : {}),
+    }));
+  }
+
+  /** Our own trust domain's bundle. */
+  bundle(): TrustDomainBundle {
+    return this.#own;
+  }
+
+  /** Own + federated trust domains. */
+  bundles(): TrustBundleSet {
+    return bundleSet(this.#own, this.#federated);
+  }
+
+  onChange(listener: (e: CaEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  // ---- issuing ---------------------------------------------------------------------------
+
+  async issueWic(req: WicRequest): Promise<IssuedWic> {
+    const id = this.#checkId(req.id);
+    const dnsNames = [...(req.dnsNames ?? [])];
+    for (const d of dnsNames)
+      if (typeof d !== 'string' || !DNS_NAME.test(d)) throw new CaRequestError('ca.invalid_dns_name', `invalid DNS name ${JSON.stringify(d)}`);
+    const ttlSec = ttl(req.ttlSec, this.#opts.wicTtlSec ?? 3600, 'ttlSec');
+    const leaf = await resolveLeafKey(req.key ?? { generate: 'ES256' });
+    const signer = this.#active('x509');
+    const now = this.#clock.now();
+    const notBefore = floorSec(now - NOT_BEFORE_CUSHION_MS);
+    const notAfter = floorSec(Math.min(now + ttlSec * 1000, signer.record.notAfter));
+    if (notAfter <= now) throw new NoActiveKeyError('x509');
+    const built = buildWic({ signer: signer.wicSigner!, id, dnsNames, publicKey: leaf.publicKey, notBefore, notAfter });
+    return {
+      id,
+      certPem: built.pem,
+      chainPem: built.pem,
+      ...(leaf.privateKeyPem !== undefined ? { privateKeyPem: leaf.privateKeyPem } : {}),
+      notBefore,
+      notAfter,
+      serial: built.serial.toUpperCase(),
+      caKid: signer.record.kid,
+    };
+  }
+
+  async mintWit(req: WitRequest): Promise<MintedWit> {
+    const sub = this.#checkId(req.sub);
+    const cnf = checkCnfJwk(req.cnf);
+    const ttlSec = ttl(req.ttlSec, this.#opts.witTtlSec ?? 3600, 'ttlSec');
+    const signer = this.#active('wit');
+    const now = this.#clock.now();
+    if (Math.floor(signer.record.notAfter / 1000) <= Math.floor(now / 1000)) throw new NoActiveKeyError('wit');
+    const { record: r, material: m } = signer;
+    return signWit({
+      signer: { kid: r.kid, alg: r.alg, privateKey: m.privateKey, notAfter: r.notAfter },
+      sub,
+      cnf,
+      nowMs: now,
+      ttlSec,
+      ...(this.#opts.witIssuer !== undefined ? { iss: this.#opts.witIssuer } : {}),
+    });
+  }
+
+  #checkId(id: string): string {
+    const r = parseWorkloadId(id);
+    if (!r.ok) throw new CaRequestError('ca.invalid_workload_id', `${r.reason}: ${r.message}`);
+    // A CA speaks only for its own trust domain (mutual-tls-02; identifier-03 §4).
+    if (r.value.trustDomain !== this.trustDomain)
+      throw new CaRequestError('ca.wrong_trust_domain', `identifier is in trust domain "${r.value.trustDomain}", this CA issues for "${this.trustDomain}"`);
+    return r.value.uri;
+  }
+
+  /** Only an ACTIVE, unexpired key signs; anything else fails closed. */
+  #active(kind: KeyKind): LiveKey {
+    if (this.#closed) throw new NoActiveKeyError(kind);
+    const cur = this.slot(kind).current;
+    const live = cur && this.#live.get(KEY(kind, cur.kid));
+    if (!live || live.record.status !== 'active' || this.#clock.now() >= live.record.notAfter) throw new NoActiveKeyError(kind);
+    return live;
+  }
+
+  // ---- operator verbs (also driven by the rotator) ---------------------------------------
+
+  async prepare(kind: KeyKind): Promise<KeyInfo> {
+    const live = await this.#newKey(kind);
+    await this.#serial(() => this.#commit(applyPrepare(this.#records, live.record), [live], [{ type: 'key-prepared', kind, kid: live.record.kid }]));
+    return this.#info(kind, live.record.kid);
+  }
+
+  async activate(kind: KeyKind): Promise<KeyInfo> {
+    const kid = await this.#serial(async () => {
+      const t = applyActivate(this.#records, kind, this.#clock.now());
+      await this.#commit(t, [], [{ type: 'key-activated', kind, kid: t.activated! }]);
+      return t.activated!;
+    });
+    return this.#info(kind, kid);
+  }
+
+  /** Stop trusting a key for signing now; SDS re-issues what it signed (event `key-tainted`). */
+  async taint(kind: KeyKind, kid: string): Promise<KeyInfo> {
+    const replacement = this.slot(kind).current?.kid === kid ? await this.#newKey(kind) : undefined;
+    await this.#serial(async () => {
+      const t = applyTaint(this.#records, kind, kid, this.#clock.now(), replacement?.record);
+      const added = replacement && t.records.some((r) => r.kind === kind && r.kid === replacement.record.kid) ? [replacement] : [];
+      const events: CaEvent[] = [];
+      if (added.length) events.push({ type: 'key-prepared', kind, kid: replacement!.record.kid });
+      if (t.activated) events.push({ type: 'key-activated', kind, kid: t.activated });
+      events.push({ type: 'key-tainted', kind, kid });
+      await this.#commit(t, added, events);
+    });
+    return this.#info(kind, kid);
+  }
+
+  /** Remove a tainted key from the bundle and erase its private key. */
+  async revoke(kind: KeyKind, kid: string): Promise<KeyInfo> {
+    await this.#serial(() => this.#commit(applyRevoke(this.#records, kind, kid, this.#clock.now()), [], [{ type: 'key-revoked', kind, kid }]));
+    return this.#info(kind, kid);
+  }
+
+  /** Drop keys whose trust has run out (see lifecycle.ts). */
+  async prune(): Promise<number> {
+    return this.#serial(async () => {
+      const t = applyPrune(this.#records, this.#clock.now(), this.timing.pruneGraceSec * 1000);
+      if (t.removed.length === 0) return 0;
+      await this.#commit(t, [], t.removed.map((r) => ({ type: 'key-removed', kind: r.kind, kid: r.kid }) as const));
+      return t.removed.length;
+    });
+  }
+
+  /** Re-read the federation files; the bundle set changes only if they all load. */
+  async reloadFederation(): Promise<void> {
+    const next = await loadFederatedBundles(this.#opts.federatedBundleFiles ?? [], this.trustDomain);
+    this.#federated = next;
+    this.#emit({ type: 'bundle-changed', trustDomain: this.trustDomain, sequence: this.#sequence });
+  }
+
+  start(): void {
+    this.rotator.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.rotator.stop();
+  }
+
+  /** Stop the rotator, wait for writes in flight, release the state directory. */
+  async close(): Promise<void> {
+    await this.stop();
+    await this.#queue.catch(() => {});
+    this.#closed = true;
+    await this.#release();
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  async #newKey(kind: KeyKind): Promise<LiveKey> {
+    const alg = (kind === 'x509' ? this.#opts.x509Alg : this.#opts.witAlg) ?? this.#opts.alg ?? 'ES256';
+    const material = generateKeyMaterial(alg);
+    const times = keyTimes(this.#clock.now(), this.timing);
+    const certPem =
+      kind === 'x509' ? await createCaCertificate({ trustDomain: this.trustDomain, material, notBefore: times.notBefore, notAfter: times.notAfter }) : undefined;
+    const record: KeyRecord = {
+      kind,
+      kid: material.kid,
+      alg,
+      status: 'prepared',
+      ...times,
+      publicJwk: material.publicJwk,
+      privateKeyPem: toPkcs8Pem(material.privateKey),
+      ...(certPem !== undefined ? { certPem } : {}),
+    };
+    return withMaterial(record, material);
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new Error('identity server is closed'));
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Journal first (durable), then swap the in-memory state, then publish events. */
+  async #commit(t: Transition, added: readonly LiveKey[], events: CaEvent[]): Promise<void> {
+    const sequence = t.bundleChanged ? this.#sequence + 1 : this.#sequence;
+    await writeJournal(this.#path, { trustDomain: this.trustDomain, sequence, keys: t.records });
+    for (const l of added) this.#live.set(KEY(l.record.kind, l.record.kid), l);
+    const live = new Map<string, LiveKey>();
+    for (const r of t.records) {
+      const l = this.#live.get(KEY(r.kind, r.kid));
+      if (l && r.status !== 'revoked') live.set(KEY(r.kind, r.kid), { ...l, record: r });
+    }
+    this.#live = live;
+    this.#records = t.records;
+    this.#sequence = sequence;
+    for (const e of events) this.#log.info(e, 'key lifecycle');
+    if (t.bundleChanged) {
+      this.#rebuildBundle();
+      events.push({ type: 'bundle-changed', trustDomain: this.trustDomain, sequence });
+    }
+    for (const e of events) this.#emit(e);
+  }
+
+  #rebuildBundle(): void {
+    this.#own = buildOwnBundle(this.trustDomain, this.#records, this.#sequence, this.#opts.refreshHintSec);
+  }
+
+  #emit(e: CaEvent): void {
+    for (const l of this.#listeners)
+      try {
+        l(e);
+      } catch (err) {
+        this.#log.error({ event: e.type, err: (err as Error).message }, 'change listener failed');
+      }
+  }
+
+  #info(kind: KeyKind, kid: string): KeyInfo {
+    const k = this.keys().find((x) => x.kind === kind && x.kid === kid);
+    if (!k) throw new Error(`${kind} key ${kid} vanished`);
+    return k;
+  }
+}
+
+function checkOptions(o: IdentityServerOptions): void {
+  if (typeof o.stateDir !== 'string' || !o.stateDir) throw new TypeError('"stateDir" must be a non-empty string');
+  const td = parseTrustDomain(o.trustDomain);
+  if (!td.ok) throw new TypeError(`"trustDomain" is invalid: ${td.message}`);
+  if (!o.clock || typeof o.clock.now !== 'function') throw new TypeError('"clock" is required');
+  for (const f of ['alg', 'x509Alg', 'witAlg'] as const)
+    if (o[f] !== undefined && o[f] !== 'ES256' && o[f] !== 'EdDSA') throw new TypeError(`"${f}" must be ES256 or EdDSA`);
+  for (const f of ['wicTtlSec', 'witTtlSec'] as const) if (o[f] !== undefined) ttl(o[f], 1, f);
+  resolveTiming(o.timing);
+}
+
+function ttl(v: number | undefined, dflt: number, name: string): number {
+  const t = v ?? dflt;
+  if (!Number.isSafeInteger(t) || t <= 0) throw new TypeError(`"${name}" must be a positive integer (seconds)`);
+  return t;
+}
+
+const floorSec = (ms: number): number => Math.floor(ms / 1000) * 1000;

@@ -1,0 +1,72 @@
+/** The public types of the Identity Server facade (identity-server.ts). */
+import type { Clock, PublicJwk } from '../identity/index.ts';
+import type { FederatedBundleFile } from './bundle.ts';
+import type { CaAlg, KeyKind, KeyStatus } from './key-record.ts';
+import type { LeafKeySource } from './leaf-key.ts';
+import type { CaLogger } from './logger.ts';
+import type { Timing } from './slot.ts';
+
+export interface IdentityServerOptions {
+  readonly stateDir: string;
+  readonly trustDomain: string;
+  readonly clock: Clock;
+  /** Algorithm of new keys of both kinds (default ES256); `x509Alg`/`witAlg` override per kind. */
+  readonly alg?: CaAlg;
+  readonly x509Alg?: CaAlg;
+  readonly witAlg?: CaAlg;
+  readonly timing?: Partial<Timing>;
+  /** Default lifetime of WICs and WITs (1 h each). */
+  readonly wicTtlSec?: number;
+  readonly witTtlSec?: number;
+  /** `iss` of minted WITs (creds §3: RECOMMENDED); omitted when unset. */
+  readonly witIssuer?: string;
+  readonly federatedBundleFiles?: readonly FederatedBundleFile[];
+  readonly refreshHintSec?: number;
+  readonly logger?: CaLogger;
+}
+
+export type CaEvent =
+  | { readonly type: 'bundle-changed'; readonly trustDomain: string; readonly sequence: number }
+  | { readonly type: 'key-prepared' | 'key-activated' | 'key-tainted' | 'key-revoked' | 'key-removed'; readonly kind: KeyKind; readonly kid: string };
+
+export interface KeyInfo {
+  readonly kind: KeyKind;
+  readonly kid: string;
+  readonly alg: CaAlg;
+  readonly status: KeyStatus;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly activatedAt?: number;
+  readonly taintedAt?: number;
+  readonly revokedAt?: number;
+}
+
+export interface WicRequest {
+  /** The workload identifier: the certificate's one URI SAN. */
+  readonly id: string;
+  /** Default: a fresh ES256 key pair generated here. */
+  readonly key?: LeafKeySource;
+  readonly dnsNames?: readonly string[];
+  readonly ttlSec?: number;
+}
+
+export interface IssuedWic {
+  readonly id: string;
+  readonly certPem: string;
+  /** The leaf only: roots are self-signed and travel in the bundle. */
+  readonly chainPem: string;
+  /** PKCS#8 PEM, only when the key pair was generated here. */
+  readonly privateKeyPem?: string;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  /** Upper-case hex, as node:crypto X509Certificate.serialNumber prints it. */
+  readonly serial: string;
+  readonly caKid: string;
+}
+
+export interface WitRequest {
+  readonly sub: string;
+  /** The workload's public key; `alg` REQUIRED. */
+  readonly cnf: PublicJwk;
+  readonly ttlSec?: number;
+}
