@@ -1,14 +1,18 @@
 /**
  * A real Workload API for the SDK tests: the project's gRPC service (workloadApiService) on
- * loopback, with ports that check node tokens and mint real WITs signed by a test issuer key.
+ * loopback or a Unix socket, backed by the real Identity Server (src/ca) in a temp directory,
+ * with ports that check node tokens and entitlements.
  */
-import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { SignJWT } from 'jose';
 import { pino } from 'pino';
-import { ManualClock, nowSeconds, type Clock } from '../../src/identity/clock.ts';
+import { IdentityServer } from '../../src/ca/index.ts';
+import { ManualClock, type Clock } from '../../src/identity/clock.ts';
 import type { PublicJwk } from '../../src/identity/jwk.ts';
-import type { TrustBundleSet, WitKey } from '../../src/identity/trust-bundle.ts';
+import type { TrustBundleSet } from '../../src/identity/trust-bundle.ts';
 import { workloadApiService, workloadServiceDefinition, type WorkloadApiPorts, type WorkloadCaller } from '../../src/workload-api/server.ts';
 import type { Timers } from '../../src/sdk/timers.ts';
 
@@ -19,7 +23,8 @@ export const NODE_TOKEN = 'node-token-' + randomBytes(8).toString('hex');
 
 export interface TestWorkloadApi {
   address: string;
-  clock: Clock;
+  clock: ManualClock;
+  ca: IdentityServer;
   /** Every FetchWIT request as received. */
   requests: { workload_id: string; proof: string }[];
   /** Make the next `n` mints fail (an internal error on the server). */
@@ -27,38 +32,26 @@ export interface TestWorkloadApi {
   /** Replace the WIT the server returns (a misbehaving server). */
   tamper: ((wit: string) => string | Promise<string>) | undefined;
   issued: number;
-  witTtlSec: number;
-  issuerKey: { privateKey: KeyObject; jwk: WitKey };
   bundles(): TrustBundleSet;
-  rotateIssuer(): void;
   close(): Promise<void>;
 }
 
-export async function startWorkloadApi(opts: { clock?: Clock; witTtlSec?: number; entitlements?: Record<string, string[]>; bind?: string } = {}): Promise<TestWorkloadApi> {
+export async function startWorkloadApi(opts: { clock?: ManualClock; witTtlSec?: number; entitlements?: Record<string, string[]>; bind?: string } = {}): Promise<TestWorkloadApi> {
   const clock = opts.clock ?? new ManualClock(Date.UTC(2026, 5, 1));
+  const stateDir = await mkdtemp(join(tmpdir(), 'sdk-ca-'));
+  const ca = await IdentityServer.open({ stateDir, trustDomain: TRUST_DOMAIN, clock, witTtlSec: opts.witTtlSec ?? 3600 });
   const entitlements = opts.entitlements ?? { 'node-1': [CLIENT_ID, SERVER_ID] };
   const tokens = new Map([[NODE_TOKEN, 'node-1']]);
-  const listeners = new Set<() => void>();
-  const newIssuer = () => {
-    const kp = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const jwk = { ...(kp.publicKey.export({ format: 'jwk' }) as PublicJwk), kid: randomBytes(6).toString('hex'), alg: 'ES256' } as WitKey;
-    return { privateKey: kp.privateKey, jwk };
-  };
   let failures = 0;
   const api: TestWorkloadApi = {
     address: '',
     clock,
+    ca,
     requests: [],
     failNext: (n) => (failures = n),
     tamper: undefined,
     issued: 0,
-    witTtlSec: opts.witTtlSec ?? 3600,
-    issuerKey: newIssuer(),
-    bundles: () => new Map([[TRUST_DOMAIN, { trustDomain: TRUST_DOMAIN, x509Authorities: [], witKeys: [api.issuerKey.jwk] }]]),
-    rotateIssuer: () => {
-      api.issuerKey = newIssuer();
-      for (const l of listeners) l();
-    },
+    bundles: () => ca.bundles(),
     close: async () => undefined,
   };
   const ports: WorkloadApiPorts = {
@@ -70,29 +63,18 @@ export async function startWorkloadApi(opts: { clock?: Clock; witTtlSec?: number
       return { nodeId: node };
     },
     entitled: (caller, id) => (entitlements[caller.nodeId] ?? []).includes(id),
-    async mintWit(sub, jwk) {
+    async mintWit(sub: string, jwk: PublicJwk) {
       if (failures > 0) {
         failures--;
         throw new Error('issuer unavailable');
       }
-      const now = nowSeconds(clock);
-      const exp = now + api.witTtlSec;
-      let token = await new SignJWT({ cnf: { jwk } })
-        .setProtectedHeader({ alg: 'ES256', typ: 'wit+jwt', kid: api.issuerKey.jwk.kid })
-        .setSubject(sub)
-        .setIssuedAt(now)
-        .setExpirationTime(exp)
-        .setJti(randomBytes(12).toString('base64url'))
-        .sign(api.issuerKey.privateKey);
-      if (api.tamper) token = await api.tamper(token);
+      const minted = await ca.mintWit({ sub, cnf: jwk });
+      const token = api.tamper ? await api.tamper(minted.token) : minted.token;
       api.issued++;
-      return { token, exp };
+      return { token, exp: minted.exp };
     },
-    bundles: () => api.bundles(),
-    onBundlesChange: (l) => {
-      listeners.add(l);
-      return () => listeners.delete(l);
-    },
+    bundles: () => ca.bundles(),
+    onBundlesChange: (l) => ca.onChange((e) => e.type === 'bundle-changed' && l()),
     clock,
     logger: pino({ level: 'silent' }),
   };
@@ -109,7 +91,11 @@ export async function startWorkloadApi(opts: { clock?: Clock; witTtlSec?: number
     server.bindAsync(opts.bind ?? '127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   api.address = opts.bind?.startsWith('unix:') ? opts.bind : `127.0.0.1:${port}`;
-  api.close = () => new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  api.close = async () => {
+    await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    await ca.close();
+    await rm(stateDir, { recursive: true, force: true });
+  };
   return api;
 }
 
@@ -156,4 +142,11 @@ export async function until(cond: () => boolean, timeoutMs = 5000): Promise<void
     if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** The WIT verification key of the test trust domain with this kid. */
+export function witKey(api: TestWorkloadApi, kid: string): PublicJwk {
+  const k = api.bundles().get(TRUST_DOMAIN)?.witKeys.find((w) => w.kid === kid);
+  if (!k) throw new Error(`no WIT key ${kid}`);
+  return k;
 }

@@ -4,11 +4,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { SignJWT, decodeJwt, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
+import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import { ManualClock, nowSeconds } from '../../src/identity/clock.ts';
 import { WorkloadClient, WorkloadApiError, fromGrpcError, type WorkloadCredential } from '../../src/sdk/index.ts';
 import { openChannel, callMetadata } from '../../src/sdk/connection.ts';
-import { CLIENT_ID, NODE_TOKEN, ManualTimers, SERVER_ID, startWorkloadApi, until } from './helpers.ts';
+import { CLIENT_ID, NODE_TOKEN, ManualTimers, SERVER_ID, startWorkloadApi, until, witKey } from './helpers.ts';
 
 const setup = async (opts: { witTtlSec?: number; entitlements?: Record<string, string[]> } = {}) => {
   const clock = new ManualClock(Date.UTC(2026, 5, 1));
@@ -23,7 +23,8 @@ test('sdk client - fetches a WIT bound to a key it generated; only the public ke
   t.teardown(async () => { await client.close(); await api.close(); });
   const cred = await client.start();
   // The WIT verifies with the issuer key and names our identity and our key.
-  const { payload, protectedHeader } = await jwtVerify(cred.wit, await importJWK(api.issuerKey.jwk, 'ES256'), { currentDate: new Date(clock.now()) });
+  const kid = decodeProtectedHeader(cred.wit).kid!;
+  const { payload, protectedHeader } = await jwtVerify(cred.wit, await importJWK(witKey(api, kid), 'ES256'), { currentDate: new Date(clock.now()) });
   t.is(protectedHeader.typ, 'wit+jwt');
   t.is(payload.sub, CLIENT_ID);
   const cnf = (payload as { cnf: { jwk: Record<string, unknown> } }).cnf.jwk;
@@ -135,16 +136,14 @@ test('sdk client - a WIT bound to another key, or for another identity, is refus
   const client = new WorkloadClient({ address: api.address, nodeToken: NODE_TOKEN, workloadId: CLIENT_ID, clock, timers, watchBundles: false });
   t.teardown(async () => { await client.close(); await api.close(); });
   const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const mint = (sub: string, jwk: object) =>
-    new SignJWT({ cnf: { jwk } }).setProtectedHeader({ alg: 'ES256', typ: 'wit+jwt', kid: api.issuerKey.jwk.kid }).setSubject(sub)
-      .setExpirationTime(nowSeconds(clock) + 600).sign(api.issuerKey.privateKey);
-  api.tamper = () => mint(CLIENT_ID, { ...other.publicKey.export({ format: 'jwk' }), alg: 'ES256' });
+  // Real WITs from the real CA, but not the ones asked for.
+  api.tamper = async () => (await api.ca.mintWit({ sub: CLIENT_ID, cnf: { ...(other.publicKey.export({ format: 'jwk' }) as object), alg: 'ES256' } as never })).token;
   const e1 = (await t.throwsAsync(client.start())) as WorkloadApiError;
   t.is(e1.code, 'workload_api.bad_response');
   t.regex(e1.message, /cnf\.jwk/);
   api.tamper = (wit) => {
     const jwk = (decodeJwt(wit) as { cnf: { jwk: object } }).cnf.jwk;
-    return mint(SERVER_ID, jwk);
+    return api.ca.mintWit({ sub: SERVER_ID, cnf: jwk as never }).then((m) => m.token);
   };
   const e2 = (await t.throwsAsync(client.renewNow())) as WorkloadApiError;
   t.is(e2.code, 'workload_api.bad_response');
@@ -189,14 +188,15 @@ test('sdk client - keeps the trust bundles current from WatchBundles', async (t)
   t.teardown(async () => { await client.close(); await api.close(); });
   await client.start();
   const first = await client.waitForBundles();
-  t.is(first.get('example.org')?.witKeys[0]?.kid, api.issuerKey.jwk.kid);
-  const oldKid = api.issuerKey.jwk.kid;
-  let seen: string | undefined;
-  client.on('bundles', (b) => (seen = b.get('example.org')?.witKeys[0]?.kid));
-  api.rotateIssuer();
-  await until(() => seen === api.issuerKey.jwk.kid);
-  t.not(seen, oldKid);
-  t.is(client.bundles().get('example.org')?.witKeys[0]?.kid, api.issuerKey.jwk.kid);
+  const kids = (b: ReturnType<typeof client.bundles>) => (b.get('example.org')?.witKeys ?? []).map((k) => k.kid);
+  t.deepEqual(kids(first), kids(api.bundles()));
+  let seen: string[] = [];
+  client.on('bundles', (b) => (seen = kids(b)));
+  // The CA prepares its next WIT key: it is published in the bundle before it signs anything.
+  const next = await api.ca.prepare('wit');
+  await until(() => seen.includes(next.kid));
+  t.true(kids(client.bundles()).includes(next.kid));
+  t.is(kids(client.bundles()).length, kids(first).length + 1);
 });
 
 test('sdk client - close stops renewal; options are checked at construction', async (t) => {
