@@ -10,6 +10,7 @@ import { systemClock, type Clock } from './identity/clock.ts';
 import { createLogger, type Logger } from './log.ts';
 import { NodeMetrics } from './admin/metrics.ts';
 import { startAdminHttp, type AdminHttp, type Readiness } from './admin/http.ts';
+import { IdentityServer } from './ca/index.ts';
 
 export interface NodeOptions {
   clock?: Clock;
@@ -22,6 +23,7 @@ export interface RunningNode {
   readonly grpcAddress: string;
   readonly adminUrl: string | undefined;
   readonly metrics: NodeMetrics;
+  readonly ca: IdentityServer;
   readiness(): Readiness;
   close(): Promise<void>;
 }
@@ -59,8 +61,40 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
   const name = config.nodeName ?? hostname();
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
 
-  const metrics = new NodeMetrics({ now: () => clock.now(), defaultMetrics: true });
-  const readiness = (): Readiness => ({ ready: true, reasons: [] });
+  const ca = await IdentityServer.open({
+    stateDir: config.stateDir,
+    trustDomain: config.trustDomain,
+    clock,
+    alg: config.keys.algorithm,
+    timing: {
+      keyTtlSec: config.keys.ttl / 1000,
+      prepareAt: config.keys.prepareAt,
+      activateAt: config.keys.activateAt,
+      rotateIntervalSec: config.keys.rotationInterval / 1000,
+    },
+    wicTtlSec: config.credentials.wicTtl / 1000,
+    witTtlSec: config.credentials.witTtl / 1000,
+    ...(config.credentials.issuer ? { witIssuer: config.credentials.issuer } : {}),
+    federatedBundleFiles: config.federation.map((f) => ({ trustDomain: f.trustDomain, path: f.bundleFile })),
+    logger: logger.child({ component: 'ca' }),
+  });
+  ca.start();
+
+  const metrics = new NodeMetrics({
+    now: () => clock.now(),
+    defaultMetrics: true,
+    keyExpiries: () =>
+      ca.keys().filter((k) => k.status !== 'revoked').map((k) => ({ kind: k.kind, kid: k.kid, state: k.status, notAfter: k.notAfter })),
+  });
+  const readiness = (): Readiness => {
+    const reasons: string[] = [];
+    const now = clock.now();
+    for (const kind of ['x509', 'wit'] as const)
+      if (!ca.keys().some((k) => k.kind === kind && k.status === 'active' && k.notAfter > now)) reasons.push(`no active ${kind} key`);
+    const own = ca.bundle();
+    if (own.x509Authorities.length === 0 || own.witKeys.length === 0) reasons.push('trust bundle is empty');
+    return { ready: reasons.length === 0, reasons };
+  };
 
   const server = new grpc.Server({ 'grpc.max_concurrent_streams': 100_000 });
   const grpcAddress = await bindGrpc(server, config.grpc);
@@ -76,10 +110,13 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     grpcAddress,
     adminUrl: admin?.url,
     metrics,
+    ca,
     readiness,
     async close() {
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await admin?.close();
+      ca.stop();
+      await ca.close();
       logger.info({ node: name }, 'node stopped');
     },
   };

@@ -40,10 +40,9 @@ export const configSchema: Field = {
       doc: 'Signing keys of this node and their lifecycle (SPIRE\'s model: prepared, active, old).',
       fields: {
         algorithm: { kind: 'enum', doc: 'Algorithm of the X.509 CA and WIT signing keys.', values: ['ES256', 'EdDSA'], default: 'ES256' },
-        caTtl: { kind: 'duration', doc: 'Lifetime of each X.509 CA key and its root certificate.', default: '24h', minMs: 1000 },
-        witKeyTtl: { kind: 'duration', doc: 'Lifetime of each WIT signing key.', default: '24h', minMs: 1000 },
+        ttl: { kind: 'duration', doc: 'Lifetime of each signing key (X.509 CA key with its root certificate, and WIT key).', default: '24h', minMs: 1000 },
         prepareAt: { kind: 'number', doc: 'Fraction of the active key\'s life after which the next key is prepared (published in bundles, not yet signing).', default: 0.5, min: 0, max: 1, exclusiveMin: true },
-        activateAt: { kind: 'number', doc: 'Fraction of the active key\'s life after which the prepared key becomes active. Must be greater than prepareAt.', default: 5 / 6, min: 0, max: 1, exclusiveMin: true },
+        activateAt: { kind: 'number', doc: 'Fraction of the active key\'s life after which the prepared key becomes active. Must be greater than prepareAt and less than 1.', default: 5 / 6, min: 0, max: 1, exclusiveMin: true },
         rotationInterval: { kind: 'duration', doc: 'How often the rotator checks whether a key must be prepared or activated.', default: '10s', minMs: 10 },
       },
     },
@@ -174,7 +173,7 @@ export interface NodeConfig {
   trustDomain: string;
   nodeName?: string;
   stateDir: string;
-  keys: { algorithm: 'ES256' | 'EdDSA'; caTtl: number; witKeyTtl: number; prepareAt: number; activateAt: number; rotationInterval: number };
+  keys: { algorithm: 'ES256' | 'EdDSA'; ttl: number; prepareAt: number; activateAt: number; rotationInterval: number };
   credentials: { wicTtl: number; witTtl: number; issuer?: string };
   federation: Array<{ trustDomain: string; bundleFile: string }>;
   grpc: {
@@ -201,6 +200,7 @@ export interface NodeConfig {
 function crossCheck(c: NodeConfig): string[] {
   const errors: string[] = [];
   if (c.keys.activateAt <= c.keys.prepareAt) errors.push('keys.activateAt: must be greater than keys.prepareAt');
+  if (c.keys.activateAt >= 1) errors.push('keys.activateAt: must be less than 1 (the next key must be active before the current one expires)');
   if (c.grpc.tls && c.grpc.listen.startsWith('unix:')) errors.push('grpc.tls: TLS applies to TCP listeners only; remove it or listen on HOST:PORT');
   const seen = new Set<string>();
   c.sds.registrations.forEach((r, i) => {

@@ -10,7 +10,7 @@ test('config - embedded defaults: example.org, ./state, no NATS, SPIRE timing', 
   t.is(c.stateDir, '/srv/state');
   t.is(c.cluster, undefined);
   t.is(c.keys.algorithm, 'ES256');
-  t.is(c.keys.caTtl, 24 * 3600_000);
+  t.is(c.keys.ttl, 24 * 3600_000);
   t.is(c.keys.prepareAt, 0.5);
   t.is(c.keys.activateAt, 5 / 6);
   t.is(c.credentials.wicTtl, 3600_000);
@@ -37,7 +37,8 @@ const bad: Array<[string, string[]]> = [
   ['grpc:\n  listn: 1.2.3.4:5\n', ['grpc.listn: unknown field']],
   ['trustDomain: Example.org\n', ['trustDomain: not a valid trust domain (trust_domain_uppercase)']],
   ['keys:\n  prepareAt: 0.9\n  activateAt: 0.5\n', ['keys.activateAt: must be greater than keys.prepareAt']],
-  ['keys:\n  caTtl: 24 hours\n', ['keys.caTtl: must be a duration']],
+  ['keys:\n  ttl: 24 hours\n', ['keys.ttl: must be a duration']],
+  ['keys:\n  activateAt: 1\n', ['keys.activateAt: must be less than 1']],
   ['keys:\n  algorithm: RS256\n', ['keys.algorithm: must be one of ES256, EdDSA']],
   ['grpc:\n  listen: localhost\n', ['grpc.listen: must be HOST:PORT']],
   ['sds:\n  registrations:\n    - nodeId: a\n      workloads: [wimse://example.org/pay/../admin]\n', ['sds.registrations[0].workloads[0]: not a valid workload identifier (path_dot_segment)']],

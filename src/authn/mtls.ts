@@ -1,0 +1,143 @@
+/**
+ * The mTLS peer as a workload identity (draft-ietf-wimse-mutual-tls-02, workload-creds-02 §6.1,
+ * spec/wimse.md §5). The leaf's single URI SAN names the workload; its trust domain names the
+ * only anchors the chain may lead to: a CA of domain A cannot vouch for an identifier of domain B.
+ *
+ * Profile (X509-SVID compatible, spec/wimse.md §10.17): leaf CA:false, keyUsage present with
+ * digitalSignature and without keyCertSign, exactly one URI SAN, EKU (if present) includes
+ * clientAuth; every certificate valid at `now`; each certificate signed by the next, issuers are
+ * CAs, and the last one is a root of that trust domain or signed by one. Name constraints and path
+ * length constraints are not evaluated. All failures are 401 without a challenge.
+ */
+import { X509Certificate } from 'node:crypto';
+import { throwAuthnError, type FailureMode } from './errors.ts';
+import type { TransportPeer } from './request.ts';
+import { OID_CLIENT_AUTH, readCertExtensions } from './x509-extensions.ts';
+import { parseWorkloadId, type WorkloadId } from '../identity/workload-id.ts';
+import { pemToDers, type TrustBundleSet, type TrustDomainBundle } from '../identity/trust-bundle.ts';
+
+export const MAX_CHAIN_PEM_BYTES = 64 * 1024;
+export const MAX_CHAIN_LENGTH = 8;
+
+const MTLS_FAILURE: FailureMode = { area: 'mtls', status: 401 };
+
+function fail(reason: string, detail: string): never {
+  return throwAuthnError(MTLS_FAILURE, reason, detail);
+}
+
+/** Verify the transport peer; returns its workload identifier. Throws AuthnError `mtls.*`. */
+export function verifyMtlsPeer(peer: TransportPeer, bundles: TrustBundleSet, nowSec: number): WorkloadId {
+  if (peer.certificateChainPem === undefined) {
+    // Envoy already validated the chain against the same bundles (its SPIFFE validator).
+    if (peer.verifiedPrincipal === undefined) return fail('no_certificate', 'no client certificate');
+    return identifierOf(peer.verifiedPrincipal, bundles);
+  }
+  const id = verifyChain(peer.certificateChainPem, bundles, nowSec);
+  if (peer.verifiedPrincipal !== undefined && peer.verifiedPrincipal !== id.uri)
+    fail('principal_mismatch', 'the proxy-verified principal differs from the certificate');
+  return id;
+}
+
+function identifierOf(uri: string, bundles: TrustBundleSet): WorkloadId {
+  const r = parseWorkloadId(uri);
+  if (!r.ok) return fail('bad_identifier', `the URI SAN is not a workload identifier (${r.reason})`);
+  if (!bundles.has(r.value.trustDomain)) fail('unknown_trust_domain', 'the trust domain is not configured');
+  return r.value;
+}
+
+function verifyChain(pem: string, bundles: TrustBundleSet, nowSec: number): WorkloadId {
+  if (pem.length > MAX_CHAIN_PEM_BYTES) fail('malformed', 'certificate chain too large');
+  // Count the markers first: the PEM scanner is linear per certificate, so bound their number.
+  if (pem.split('-----BEGIN').length - 1 > MAX_CHAIN_LENGTH) fail('malformed', 'certificate chain too long');
+  const ders = pemToDers(pem);
+  if (ders.length === 0) fail('malformed', 'no certificate in the PEM chain');
+  if (ders.length > MAX_CHAIN_LENGTH) fail('malformed', 'certificate chain too long');
+  let certs: X509Certificate[] = [];
+  let ext: ReturnType<typeof readCertExtensions>;
+  try {
+    certs = ders.map((d) => new X509Certificate(d));
+    ext = readCertExtensions(ders[0]!);
+  } catch {
+    return fail('malformed', 'not a valid X.509 certificate');
+  }
+  const leaf = certs[0]!;
+
+  // The identity: exactly one URI SAN (workload-creds-02 §6.1), in a configured trust domain.
+  if (ext!.uriSans.length === 0) fail('no_uri_san', 'the certificate has no URI SAN');
+  if (ext!.uriSans.length > 1) fail('multiple_uri_sans', 'the certificate has more than one URI SAN');
+  const id = identifierOf(ext!.uriSans[0]!, bundles);
+  const bundle = bundles.get(id.trustDomain)!;
+
+  // Leaf profile.
+  if (leaf.ca || ext!.isCa) fail('leaf_is_ca', 'the leaf certificate is a CA');
+  const ku = ext!.keyUsage;
+  if (!ku || !ku.digitalSignature || ku.keyCertSign || ku.cRLSign)
+    fail('bad_key_usage', 'the leaf keyUsage must be digitalSignature and not keyCertSign/cRLSign');
+  if (ext!.extKeyUsage && !ext!.extKeyUsage.includes(OID_CLIENT_AUTH))
+    fail('bad_extended_key_usage', 'the leaf extendedKeyUsage does not allow clientAuth');
+
+  // Validity of every certificate presented.
+  const nowMs = nowSec * 1000;
+  for (const c of certs) checkValidity(c, nowMs);
+
+  // Signatures along the presented chain (RFC 5280 §6.1, without policy/name constraints).
+  for (let i = 0; i + 1 < certs.length; i++) {
+    const child = certs[i]!;
+    const issuer = certs[i + 1]!;
+    if (!issuer.ca || !signedBy(child, issuer)) fail('untrusted', 'the certificate chain is broken');
+  }
+  const top = certs[certs.length - 1]!;
+  if (anchoredIn(top, bundle, nowMs)) return id;
+  // Diagnose: a chain that leads to another domain's roots is the cross-domain case.
+  for (const other of bundles.values())
+    if (other !== bundle && anchoredIn(top, other, nowMs))
+      fail('wrong_trust_domain', 'the certificate was issued by another trust domain');
+  return fail('untrusted', "the certificate chain does not lead to the trust domain's roots");
+}
+
+function checkValidity(c: X509Certificate, nowMs: number): void {
+  const from = Date.parse(c.validFrom);
+  const to = Date.parse(c.validTo);
+  if (!Number.isFinite(from) || !Number.isFinite(to)) fail('malformed', 'unreadable validity');
+  if (nowMs < from) fail('not_yet_valid', 'a certificate is not valid yet');
+  if (nowMs > to) fail('expired', 'a certificate has expired');
+}
+
+const signedBy = (child: X509Certificate, issuer: X509Certificate): boolean => {
+  try {
+    return child.checkIssued(issuer) && child.verify(issuer.publicKey);
+  } catch {
+    return false;
+  }
+};
+
+/** Parsed roots per bundle; a bundle update is a new object, so entries never go stale. */
+const parsedRoots = new WeakMap<TrustDomainBundle, X509Certificate[]>();
+
+function rootsOf(b: TrustDomainBundle): X509Certificate[] {
+  let roots = parsedRoots.get(b);
+  if (!roots) {
+    roots = [];
+    for (const der of b.x509Authorities) {
+      try {
+        roots.push(new X509Certificate(der));
+      } catch {
+        // parseSpiffeBundle already rejects these; skip rather than trust.
+      }
+    }
+    parsedRoots.set(b, roots);
+  }
+  return roots;
+}
+
+/** `top` is one of the bundle's roots, or is signed by one that is valid now. */
+function anchoredIn(top: X509Certificate, b: TrustDomainBundle, nowMs: number): boolean {
+  for (const root of rootsOf(b)) {
+    if (root.raw.equals(top.raw)) return true;
+    if (root.ca && signedBy(top, root)) {
+      checkValidity(root, nowMs);
+      return true;
+    }
+  }
+  return false;
+}

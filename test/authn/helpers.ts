@@ -1,0 +1,139 @@
+/**
+ * Test issuers and clients: real keys, real signatures. Well-formed WITs are minted with jose
+ * (an independent JOSE implementation); odd ones (duplicate members, raw header bytes) with
+ * node:crypto over exactly the bytes given.
+ */
+import { generateKeyPairSync, sign as cryptoSign, createPrivateKey, type KeyObject } from 'node:crypto';
+import { SignJWT, importJWK } from 'jose';
+import { createWpt, headersFrom, type AuthnRequest, type TransportPeer } from '../../src/authn/index.ts';
+import { Authenticator, type AuthenticatorOptions } from '../../src/authn/authenticator.ts';
+import { ManualClock } from '../../src/identity/clock.ts';
+import type { PublicJwk, SigningAlg } from '../../src/identity/jwk.ts';
+import type { TrustDomainBundle, WitKey } from '../../src/identity/trust-bundle.ts';
+
+export const NOW = 1_790_000_000;
+export const AUD = 'https://svc-b.example.org/api';
+
+export interface KeyPair {
+  alg: SigningAlg;
+  privateKey: KeyObject;
+  publicJwk: PublicJwk & { alg: string };
+}
+
+export function keyPair(alg: SigningAlg = 'ES256'): KeyPair {
+  const { privateKey, publicKey } =
+    alg === 'ES256'
+      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : alg === 'ES384'
+        ? generateKeyPairSync('ec', { namedCurve: 'P-384' })
+        : generateKeyPairSync('ed25519');
+  const jwk = publicKey.export({ format: 'jwk' }) as PublicJwk;
+  return { alg, privateKey, publicJwk: { ...jwk, alg } };
+}
+
+export interface Issuer extends KeyPair {
+  trustDomain: string;
+  kid: string;
+  witKey: WitKey;
+}
+
+export function issuer(trustDomain: string, alg: SigningAlg = 'ES256', kid = `${trustDomain}-k1`): Issuer {
+  const kp = keyPair(alg);
+  return { ...kp, trustDomain, kid, witKey: { ...kp.publicJwk, kid, alg } as WitKey };
+}
+
+export function bundleOf(trustDomain: string, witKeys: WitKey[], x509Authorities: Uint8Array[] = []): TrustDomainBundle {
+  return { trustDomain, witKeys, x509Authorities };
+}
+
+export const bundleSet = (...bs: TrustDomainBundle[]): Map<string, TrustDomainBundle> => new Map(bs.map((b) => [b.trustDomain, b]));
+
+const enc = (o: unknown): string => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64url');
+
+/** Sign exactly the given header/payload (objects are JSON-serialized; strings used verbatim). */
+export function signRaw(header: unknown, payload: unknown, key: KeyObject, alg: string): string {
+  const input = `${enc(header)}.${enc(payload)}`;
+  const h = alg === 'ES256' ? 'sha256' : alg === 'ES384' ? 'sha384' : null;
+  const sig = h ? cryptoSign(h, Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }) : cryptoSign(null, Buffer.from(input), key);
+  return `${input}.${sig.toString('base64url')}`;
+}
+
+export interface WitSpec {
+  sub?: string;
+  workload?: KeyPair;
+  claims?: Record<string, unknown>;
+  header?: Record<string, unknown>;
+  /** Remove these claims / header parameters. */
+  omit?: string[];
+  omitHeader?: string[];
+}
+
+/** Claims and header of a good WIT, with overrides applied. */
+export function witParts(iss: Issuer, spec: WitSpec = {}): { header: Record<string, unknown>; claims: Record<string, unknown> } {
+  const workload = spec.workload ?? keyPair('ES256');
+  const claims: Record<string, unknown> = {
+    sub: spec.sub ?? `spiffe://${iss.trustDomain}/ns/default/sa/client`,
+    iat: NOW - 60,
+    exp: NOW + 3600,
+    jti: 'wit-jti-1',
+    cnf: { jwk: workload.publicJwk },
+    ...spec.claims,
+  };
+  const header: Record<string, unknown> = { alg: iss.alg, typ: 'wit+jwt', kid: iss.kid, ...spec.header };
+  for (const k of spec.omit ?? []) delete claims[k];
+  for (const k of spec.omitHeader ?? []) delete header[k];
+  return { header, claims };
+}
+
+/** A WIT signed with jose (independent implementation). */
+export async function mintWit(iss: Issuer, spec: WitSpec = {}): Promise<string> {
+  const { header, claims } = witParts(iss, spec);
+  const key = await importJWK(iss.privateKey.export({ format: 'jwk' }) as never, iss.alg);
+  return new SignJWT(claims).setProtectedHeader(header as never).sign(key as never);
+}
+
+/** A WIT signed over exactly these parts with node:crypto (for shapes jose refuses to produce). */
+export function mintWitRaw(iss: Issuer, spec: WitSpec = {}, signWith: KeyObject = iss.privateKey, alg: string = iss.alg): string {
+  const { header, claims } = witParts(iss, spec);
+  return signRaw(header, claims, signWith, alg);
+}
+
+export interface ReqSpec {
+  headers?: [string, string][];
+  peer?: TransportPeer;
+  method?: string;
+  path?: string;
+}
+
+export function request(spec: ReqSpec = {}): AuthnRequest {
+  return {
+    method: spec.method ?? 'GET',
+    path: spec.path ?? '/api',
+    query: '',
+    headers: headersFrom(spec.headers ?? []),
+    ...(spec.peer ? { peer: spec.peer } : {}),
+  };
+}
+
+/** A WIT+WPT request from `workload`. */
+export function wptRequest(wit: string, workload: KeyPair, extra: Partial<Parameters<typeof createWpt>[0]> = {}, headers: [string, string][] = []): AuthnRequest {
+  const wpt = createWpt({ wit, privateKey: workload.privateKey, alg: workload.alg, aud: AUD, nowSec: NOW, ...extra });
+  return request({ headers: [['Workload-Identity-Token', wit], ['Authorization', `WPT ${wpt}`], ...headers] });
+}
+
+export interface Env {
+  clock: ManualClock;
+  auth: Authenticator;
+  iss: Issuer;
+  workload: KeyPair;
+}
+
+/** One trust domain `example.org` with one ES256 WIT key, clock at NOW. */
+export function env(opts: Partial<AuthenticatorOptions> = {}, issuerAlg: SigningAlg = 'ES256', workloadAlg: SigningAlg = 'ES256'): Env {
+  const iss = issuer('example.org', issuerAlg);
+  const clock = new ManualClock(NOW * 1000);
+  const auth = new Authenticator({ bundles: bundleSet(bundleOf('example.org', [iss.witKey])), clock, audiences: [AUD], ...opts });
+  return { clock, auth, iss, workload: keyPair(workloadAlg) };
+}
+
+export const privateFromJwk = (jwk: Record<string, unknown>): KeyObject => createPrivateKey({ key: jwk as never, format: 'jwk' });
