@@ -34,8 +34,17 @@ export interface RequestAuthenticator {
 
 export interface WimseMiddlewareCoreOptions {
   authenticator: RequestAuthenticator;
-  /** Accepted WPT `aud` / `wimse-aud` values for this service: trusted configuration, never Host. */
-  audiences: readonly string[];
+  /**
+   * Accepted WPT `aud` / `wimse-aud` values, matched exactly: trusted configuration, never Host
+   * (wpt-02 §3.1 "Audience validation").
+   */
+  audiences?: readonly string[];
+  /**
+   * This service's origins (`https://svc.example.org`), from trusted configuration. Each one
+   * accepts the audience `<origin><path>` for a request to `<path>`: the default audience a
+   * client derives from the target URI without query or fragment.
+   */
+  origins?: readonly string[];
   clock?: Clock;
   /** Largest body buffered, bytes. Default 1 MiB; larger requests get 413. */
   maxBodyBytes?: number;
@@ -52,13 +61,14 @@ const DEFAULT_MAX_BODY = 1 << 20;
 
 export function createWimseMiddleware(opts: WimseMiddlewareCoreOptions): (req: IncomingMessage, res: ServerResponse, next: Next) => void {
   if (typeof opts?.authenticator?.authenticate !== 'function') throw new TypeError('"authenticator" must have authenticate()');
-  if (!Array.isArray(opts.audiences) || opts.audiences.length === 0 || opts.audiences.some((a) => typeof a !== 'string' || a === ''))
-    throw new TypeError('"audiences" must be a non-empty list of non-empty strings');
+  const audiences = stringList('audiences', opts.audiences);
+  const origins = stringList('origins', opts.origins).map(checkOrigin);
+  if (audiences.length + origins.length === 0) throw new TypeError('"audiences" or "origins" must name this service');
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
   if (!Number.isInteger(maxBody) || maxBody < 0) throw new TypeError('"maxBodyBytes" must be a non-negative integer');
   if (opts.credential !== undefined && typeof opts.credential !== 'function') throw new TypeError('"credential" must be a function');
   const clock = opts.clock ?? systemClock;
-  const audiences = [...opts.audiences];
+  const audiencesFor = (path: string): string[] => (origins.length === 0 ? audiences : [...audiences, ...origins.map((o) => o + path)]);
 
   const deny = (req: IncomingMessage, res: ServerResponse, err: AuthnError): void => {
     opts.onDenied?.(err, req);
@@ -71,7 +81,7 @@ export function createWimseMiddleware(opts: WimseMiddlewareCoreOptions): (req: I
         const areq = toAuthnRequest(req, body);
         let caller: WimseCaller;
         try {
-          caller = opts.authenticator.authenticate(areq, { audiences });
+          caller = opts.authenticator.authenticate(areq, { audiences: audiencesFor(areq.path) });
         } catch (e) {
           // Fail closed: anything that is not an AuthnError is our failure, never an allow.
           deny(req, res, isAuthnError(e) ? e : new AuthnError('internal.error', 500, 'internal error while authenticating'));
@@ -99,6 +109,24 @@ export function createWimseMiddleware(opts: WimseMiddlewareCoreOptions): (req: I
       },
     );
   };
+}
+
+function stringList(name: string, v: unknown): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.some((a) => typeof a !== 'string' || a === '')) throw new TypeError(`"${name}" must be a list of non-empty strings`);
+  return [...(v as string[])];
+}
+
+/** `scheme://authority` with no path, as the WHATWG URL parser serializes it. */
+function checkOrigin(o: string): string {
+  let u: URL;
+  try {
+    u = new URL(o);
+  } catch {
+    throw new TypeError(`"origins": ${o} is not a URL`);
+  }
+  if (u.origin === 'null' || (u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) throw new TypeError(`"origins": ${o} must be scheme://host[:port] only`);
+  return u.origin;
 }
 
 /** An RFC 9457 problem answer; it names the code, never token contents. */
