@@ -10,3 +10,23 @@ export { createWitRequestProof } from './proof.ts';
 export { planRenewal, backoffDelay } from './renewal.ts';
 export { systemTimers, type Timers } from './timers.ts';
 export type { ConnectionOptions } from './connection.ts';
+export {
+  signRequestHttpSig,
+  defaultAudience,
+  WIT_HEADER,
+  type OutgoingRequest,
+  type CredentialSource,
+  type HttpSigOptions,
+  type SignedRequestContext,
+} from './outgoing.ts';
+export { signRequestWpt, type WptOptions } from './sign-wpt.ts';
+export { wimseFetch, type WimseFetchOptions, type WimseFetchSource, type WimseResponse, type WimseResponseInfo } from './fetch.ts';
+export {
+  wimseMiddleware,
+  sendProblem,
+  type WimseMiddlewareOptions,
+  type WimseCaller,
+  type WimseIncomingMessage,
+  type RequestAuthenticator,
+  type Next,
+} from './middleware.ts';

@@ -14,6 +14,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { systemClock, type Clock } from '../identity/clock.ts';
 import { AuthnError, isAuthnError } from '../authn/errors.ts';
 import type { AuthnRequest } from '../authn/request.ts';
+import { Authenticator } from '../authn/authenticator.ts';
+import type { SettingsInput } from '../authn/options.ts';
+import type { TrustBundleSet } from '../identity/trust-bundle.ts';
 import { BodyTooLarge, readBody, toAuthnRequest } from './node-request.ts';
 import { holdAndSignResponse } from './response-signing.ts';
 import type { WorkloadCredential } from './workload-client.ts';
@@ -32,8 +35,14 @@ export interface RequestAuthenticator {
   authenticate(req: AuthnRequest, call: { audiences?: readonly string[] }): WimseCaller;
 }
 
-export interface WimseMiddlewareCoreOptions {
-  authenticator: RequestAuthenticator;
+export interface WimseMiddlewareOptions extends SettingsInput {
+  /**
+   * The trust bundles (a set, or a getter for the live one such as `() => client.bundles()`).
+   * Used to build the core Authenticator when `authenticator` is not given.
+   */
+  bundles?: TrustBundleSet | (() => TrustBundleSet);
+  /** A ready Authenticator (src/authn), shared with other entry points. */
+  authenticator?: RequestAuthenticator;
   /**
    * Accepted WPT `aud` / `wimse-aud` values, matched exactly: trusted configuration, never Host
    * (wpt-02 §3.1 "Audience validation").
@@ -59,15 +68,16 @@ export type Next = (err?: unknown) => void;
 
 const DEFAULT_MAX_BODY = 1 << 20;
 
-export function createWimseMiddleware(opts: WimseMiddlewareCoreOptions): (req: IncomingMessage, res: ServerResponse, next: Next) => void {
-  if (typeof opts?.authenticator?.authenticate !== 'function') throw new TypeError('"authenticator" must have authenticate()');
+export function wimseMiddleware(opts: WimseMiddlewareOptions): (req: IncomingMessage, res: ServerResponse, next: Next) => void {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
+  const clock = opts.clock ?? systemClock;
+  const authenticator = buildAuthenticator(opts, clock);
   const audiences = stringList('audiences', opts.audiences);
   const origins = stringList('origins', opts.origins).map(checkOrigin);
   if (audiences.length + origins.length === 0) throw new TypeError('"audiences" or "origins" must name this service');
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
   if (!Number.isInteger(maxBody) || maxBody < 0) throw new TypeError('"maxBodyBytes" must be a non-negative integer');
   if (opts.credential !== undefined && typeof opts.credential !== 'function') throw new TypeError('"credential" must be a function');
-  const clock = opts.clock ?? systemClock;
   const audiencesFor = (path: string): string[] => (origins.length === 0 ? audiences : [...audiences, ...origins.map((o) => o + path)]);
 
   const deny = (req: IncomingMessage, res: ServerResponse, err: AuthnError): void => {
@@ -81,7 +91,7 @@ export function createWimseMiddleware(opts: WimseMiddlewareCoreOptions): (req: I
         const areq = toAuthnRequest(req, body);
         let caller: WimseCaller;
         try {
-          caller = opts.authenticator.authenticate(areq, { audiences: audiencesFor(areq.path) });
+          caller = authenticator.authenticate(areq, { audiences: audiencesFor(areq.path) });
         } catch (e) {
           // Fail closed: anything that is not an AuthnError is our failure, never an allow.
           deny(req, res, isAuthnError(e) ? e : new AuthnError('internal.error', 500, 'internal error while authenticating'));
@@ -109,6 +119,16 @@ export function createWimseMiddleware(opts: WimseMiddlewareCoreOptions): (req: I
       },
     );
   };
+}
+
+function buildAuthenticator(opts: WimseMiddlewareOptions, clock: Clock): RequestAuthenticator {
+  if (opts.authenticator !== undefined) {
+    if (typeof opts.authenticator?.authenticate !== 'function') throw new TypeError('"authenticator" must have authenticate()');
+    return opts.authenticator;
+  }
+  if (opts.bundles === undefined) throw new TypeError('"bundles" is required when no "authenticator" is given');
+  const { authenticator: _a, audiences: _au, origins: _o, maxBodyBytes: _m, credential: _c, onDenied: _d, ...rest } = opts;
+  return new Authenticator({ ...rest, bundles: opts.bundles, clock });
 }
 
 function stringList(name: string, v: unknown): string[] {

@@ -70,11 +70,16 @@ function tlsPeer(req: IncomingMessage): TransportPeer | undefined {
   let cert: PeerCertificate | DetailedPeerCertificate = sock.getPeerCertificate(true);
   if (!cert || !cert.raw) return undefined;
   const pems: string[] = [];
+  const certs: PeerCertificate[] = [];
   const seen = new Set<string>();
   while (cert && cert.raw && !seen.has(cert.fingerprint256)) {
     seen.add(cert.fingerprint256);
     pems.push(derToPem(cert.raw));
+    certs.push(cert);
     cert = (cert as DetailedPeerCertificate).issuerCertificate;
   }
+  // The leaf and intermediates only: a self-issued root comes from the bundle, not the peer.
+  const last = certs[certs.length - 1];
+  if (certs.length > 1 && last && JSON.stringify(last.subject) === JSON.stringify(last.issuer)) pems.pop();
   return { certificateChainPem: pems.join('') };
 }

@@ -20,6 +20,9 @@ import { callMetadata, checkTokenOptions, openChannel, type ConnectionOptions, t
 import { WorkloadApiError, fromGrpcError } from './errors.ts';
 import { generateWorkloadKey, sameKey, WORKLOAD_KEY_ALGS, type WorkloadKeyAlg, type WorkloadKeyPair } from './keys.ts';
 import { Listeners } from './listeners.ts';
+import { wimseFetch, type WimseFetchOptions, type WimseResponse } from './fetch.ts';
+import { signRequestHttpSig, type HttpSigOptions, type OutgoingRequest, type SignedRequestContext } from './outgoing.ts';
+import { signRequestWpt, type WptOptions } from './sign-wpt.ts';
 import { createWitRequestProof } from './proof.ts';
 import { backoffDelay, planRenewal } from './renewal.ts';
 import { systemTimers, type Timers } from './timers.ts';
@@ -146,6 +149,21 @@ export class WorkloadClient {
     if (!this.#stub) return Promise.reject(new TypeError('call start() first'));
     this.#inflight ??= this.#fetch().finally(() => (this.#inflight = undefined));
     return this.#inflight;
+  }
+
+  /** Add the WIT and `Authorization: WPT <wpt>` to `req` (draft-ietf-wimse-wpt-02). */
+  signRequestWpt(req: OutgoingRequest, opts: WptOptions = {}): void {
+    signRequestWpt(this, req, { clock: this.#clock, ...opts });
+  }
+
+  /** Add the WIT and a WIMSE HTTP message signature to `req` (http-signature-07). */
+  signRequestHttpSig(req: OutgoingRequest, opts: HttpSigOptions = {}): SignedRequestContext {
+    return signRequestHttpSig(this, req, { clock: this.#clock, ...opts });
+  }
+
+  /** fetch() with this workload's credentials; see `wimseFetch`. */
+  fetch(url: string | URL, init: RequestInit | undefined, opts: WimseFetchOptions): Promise<WimseResponse> {
+    return wimseFetch(this, url, init, { clock: this.#clock, ...opts });
   }
 
   async close(): Promise<void> {
