@@ -11,6 +11,15 @@ import { createLogger, type Logger } from './log.ts';
 import { NodeMetrics } from './admin/metrics.ts';
 import { startAdminHttp, type AdminHttp, type Readiness } from './admin/http.ts';
 import { IdentityServer } from './ca/index.ts';
+import { Authenticator } from './authn/authenticator.ts';
+import { ReplayCache } from './authn/replay.ts';
+import { PolicyStore } from './policy/store.ts';
+import { authorize as pdpAuthorize } from './policy/authorize.ts';
+import { createHttpPdp } from './policy/external.ts';
+import type { PolicyWatch } from './policy/file-watch.ts';
+import { audiencesFor } from './policy/compile.ts';
+import { envoyProtos } from './envoy/protos.ts';
+import { extAuthzService } from './envoy/extauthz.ts';
 
 export interface NodeOptions {
   clock?: Clock;
@@ -24,6 +33,8 @@ export interface RunningNode {
   readonly adminUrl: string | undefined;
   readonly metrics: NodeMetrics;
   readonly ca: IdentityServer;
+  readonly policy: PolicyStore;
+  readonly authenticator: Authenticator;
   readiness(): Readiness;
   close(): Promise<void>;
 }
@@ -96,7 +107,51 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     return { ready: reasons.length === 0, reasons };
   };
 
+  // Authentication (the PEP's first half) and route policy (the PDP).
+  const authenticator = new Authenticator({
+    bundles: () => ca.bundles(),
+    clock,
+    maxSkewSec: config.authn.maxClockSkew / 1000,
+    maxWptLifetimeSec: config.authn.maxWptLifetime / 1000,
+    maxHttpSigWindowSec: config.authn.maxSignatureWindow / 1000,
+    witCache: config.authn.witCacheSize > 0 ? { maxEntries: config.authn.witCacheSize } : false,
+    replay: new ReplayCache({ maxEntries: config.authn.replayCacheSize }),
+    nonceReplay: new ReplayCache({ maxEntries: config.authn.replayCacheSize }),
+  });
+  const policy = new PolicyStore();
+  const policyLog = logger.child({ component: 'policy' });
+  policy.onLoad(({ result, source }) => {
+    if (result.ok) policyLog.info({ source, version: result.version, digest: result.digest, changed: result.changed }, 'policy loaded');
+    else policyLog.error({ source, errors: result.errors, serving: result.serving }, 'policy refused; the previous one keeps serving');
+  });
+  let policyWatch: PolicyWatch | undefined;
+  if (config.policy.file) {
+    policyWatch = policy.watchFile(config.policy.file);
+    await policyWatch.initial;
+  } else policyLog.warn({}, 'no policy file configured: every request is denied');
+  const externalPdp = config.policy.external
+    ? createHttpPdp({ url: config.policy.external.url, timeoutMs: config.policy.external.timeout })
+    : undefined;
+
   const server = new grpc.Server({ 'grpc.max_concurrent_streams': 100_000 });
+  server.addService(
+    envoyProtos().Authorization,
+    extAuthzService({
+      authenticate: (req, ctx) => authenticator.authenticate(req, { audiences: ctx.audiences }),
+      authorize: (input) =>
+        pdpAuthorize(input, policy.current(), {
+          newId: () => input.decisionId,
+          ...(input.transportPeer ? { transportPeer: input.transportPeer } : {}),
+          ...(externalPdp ? { mode: config.policy.external!.mode, external: externalPdp } : {}),
+        }),
+      audiencesFor: (destination) => audiencesFor(policy.current(), destination) ?? [],
+      logger: logger.child({ component: 'ext_authz' }),
+      onCheck: (o) => {
+        metrics.checks.inc({ result: o.allowed ? 'allow' : 'deny', reason: o.code, via: o.via ?? 'none' });
+        metrics.checkDuration.observe({ result: o.allowed ? 'allow' : 'deny' }, o.seconds);
+      },
+    }),
+  );
   const grpcAddress = await bindGrpc(server, config.grpc);
 
   let admin: AdminHttp | undefined;
@@ -111,10 +166,13 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     adminUrl: admin?.url,
     metrics,
     ca,
+    policy,
+    authenticator,
     readiness,
     async close() {
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await admin?.close();
+      policyWatch?.close();
       ca.stop();
       await ca.close();
       logger.info({ node: name }, 'node stopped');

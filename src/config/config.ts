@@ -126,7 +126,6 @@ export const configSchema: Field = {
         maxSignatureWindow: { kind: 'duration', doc: 'Longest accepted expires - created of an HTTP message signature.', default: '5m', minMs: 1000 },
         replayCacheSize: { kind: 'int', doc: 'Entries held by the WPT jti / signature nonce replay cache.', default: 100_000, min: 100 },
         witCacheSize: { kind: 'int', doc: 'Verified WITs cached (keyed by the exact token); 0 disables the cache.', default: 10_000, min: 0 },
-        acceptLegacyWpt: { kind: 'bool', doc: 'Accept the wpt-01 `Workload-Proof-Token` header. Off: such requests are rejected.', default: false },
       },
     },
     policy: {
@@ -137,9 +136,10 @@ export const configSchema: Field = {
         external: {
           kind: 'object',
           optional: true,
-          doc: 'An external PDP asked over HTTP after the local policy allows.',
+          doc: 'An external PDP asked over HTTP. Any timeout, error or malformed answer denies.',
           requires: ['url'],
           fields: {
+            mode: { kind: 'enum', doc: '`both`: asked only after the local policy allows (both must allow); `external`: it alone decides.', values: ['both', 'external'], default: 'both' },
             url: { kind: 'string', doc: 'http(s) URL the decision request is POSTed to.', pattern: /^https?:\/\/\S+$/, patternHelp: 'must be an http:// or https:// URL' },
             timeout: { kind: 'duration', doc: 'Deadline for its answer; a timeout denies.', default: '200ms', minMs: 1, maxMs: 10_000 },
           },
@@ -189,9 +189,8 @@ export interface NodeConfig {
     maxSignatureWindow: number;
     replayCacheSize: number;
     witCacheSize: number;
-    acceptLegacyWpt: boolean;
   };
-  policy: { file?: string; external?: { url: string; timeout: number } };
+  policy: { file?: string; external?: { mode: 'both' | 'external'; url: string; timeout: number } };
   cluster?: { servers: string[]; credsFile?: string; tlsCaFile?: string; activationTimeout: number; reconcileInterval: number };
   logging: { level: string };
 }

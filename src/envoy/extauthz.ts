@@ -24,6 +24,8 @@ export interface Authenticated {
 }
 
 export interface AuthzInput {
+  /** The id this decision is logged and answered under. */
+  decisionId: string;
   caller: string;
   via: AuthMethod;
   transportPeer?: string;
@@ -82,6 +84,7 @@ export async function check(msg: CheckRequestMessage, ports: CheckPorts): Promis
     const who = await ports.authenticate(req, { audiences });
     via = who.via;
     const decision = await ports.authorize({
+      decisionId,
       caller: who.caller,
       via: who.via,
       ...(who.transportPeer ? { transportPeer: who.transportPeer } : {}),

@@ -1,0 +1,106 @@
+import test from 'ava';
+import { generateKeyPairSync } from 'node:crypto';
+import { startTestNode } from '../helpers/node.ts';
+import { createWpt } from '../../src/authn/wpt.ts';
+
+const B = 'wimse://example.org/svc/b';
+const A = 'wimse://example.org/svc/a';
+const POLICY = `version: 1
+destinations:
+  - workload: ${B}
+    audiences: [https://b.example.org]
+    rules:
+      - name: a-reads
+        paths: [{prefix: /orders/}]
+        methods: [GET]
+        callers: [${A}]
+        authn: [wpt, httpsig]
+`;
+
+function checkRequest(headers: Record<string, string>, path = '/orders/1') {
+  return {
+    attributes: {
+      source: { address: { socket_address: { address: '10.0.0.1', port_value: 5555 } } },
+      request: {
+        time: { seconds: Math.floor(Date.now() / 1000) },
+        http: {
+          id: '1234',
+          method: 'GET',
+          path,
+          host: 'b.example.org',
+          scheme: 'https',
+          protocol: 'HTTP/1.1',
+          headers: { ':authority': 'b.example.org', ':method': 'GET', ':path': path, ':scheme': 'https', ...headers },
+        },
+      },
+      context_extensions: { destination_workload: B, audience: 'https://b.example.org' },
+    },
+  };
+}
+
+async function callerCredentials(node: Awaited<ReturnType<typeof startTestNode>>['node']) {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = { ...(publicKey.export({ format: 'jwk' }) as Record<string, string>), alg: 'ES256' };
+  const wit = await node.ca.mintWit({ sub: A, cnf: jwk as any });
+  const wpt = createWpt({ wit: wit.token, privateKey, alg: 'ES256', aud: 'https://b.example.org', nowSec: Math.floor(Date.now() / 1000) });
+  return { wit: wit.token, wpt };
+}
+
+test('node ext_authz - a WIT+WPT caller allowed by policy gets OK with its identity for the app', async (t) => {
+  const { node, check } = await startTestNode(t, { policy: POLICY });
+  const { wit, wpt } = await callerCredentials(node);
+  const res = await check(checkRequest({ 'workload-identity-token': wit, authorization: `WPT ${wpt}`, 'x-wimse-caller': 'spoofed' }));
+  t.is(res.status.code, 0);
+  const set = Object.fromEntries(res.ok_response.headers.map((h: any) => [h.header.key, h.header.value]));
+  t.is(set['x-wimse-caller'], A);
+  t.is(set['x-wimse-auth'], 'wpt');
+  t.truthy(set['x-wimse-decision-id']);
+  t.deepEqual(res.ok_response.headers_to_remove, ['x-wimse-transport-peer']);
+  t.is(res.dynamic_metadata.fields.caller.stringValue, A);
+});
+
+test('node ext_authz - the same WPT replayed is denied 401 with a WPT challenge', async (t) => {
+  const { node, check } = await startTestNode(t, { policy: POLICY });
+  const { wit, wpt } = await callerCredentials(node);
+  const req = checkRequest({ 'workload-identity-token': wit, authorization: `WPT ${wpt}` });
+  t.is((await check(req)).status.code, 0);
+  const res = await check(req);
+  t.not(res.status.code, 0);
+  t.is(res.denied_response.status.code, 'Unauthorized');
+  const hdr = Object.fromEntries(res.denied_response.headers.map((h: any) => [h.header.key, h.header.value]));
+  t.is(hdr['www-authenticate'], 'WPT');
+  t.is(hdr['content-type'], 'application/problem+json');
+  t.is(JSON.parse(res.denied_response.body).code, 'wpt.replay');
+});
+
+test('node ext_authz - a path outside the grant is denied 403 by policy', async (t) => {
+  const { node, check } = await startTestNode(t, { policy: POLICY });
+  const { wit, wpt } = await callerCredentials(node);
+  const res = await check(checkRequest({ 'workload-identity-token': wit, authorization: `WPT ${wpt}` }, '/admin'));
+  t.is(res.denied_response.status.code, 'Forbidden');
+  t.is(JSON.parse(res.denied_response.body).code, 'policy.route_not_granted');
+});
+
+test('node ext_authz - with no policy file every request is denied (default deny)', async (t) => {
+  const { node, check } = await startTestNode(t);
+  const { wit, wpt } = await callerCredentials(node);
+  const res = await check(checkRequest({ 'workload-identity-token': wit, authorization: `WPT ${wpt}` }));
+  t.is(res.denied_response.status.code, 'Forbidden');
+  t.is(JSON.parse(res.denied_response.body).code, 'policy.empty');
+});
+
+test('node ext_authz - a request with no credentials is denied, not allowed', async (t) => {
+  const { check } = await startTestNode(t, { policy: POLICY });
+  const res = await check(checkRequest({}));
+  t.not(res.status.code, 0);
+  t.is(JSON.parse(res.denied_response.body).code, 'request.no_credentials');
+});
+
+test('node - ready once it has active keys and a bundle; /readyz says so', async (t) => {
+  const { node } = await startTestNode(t);
+  t.deepEqual(node.readiness(), { ready: true, reasons: [] });
+  const res = await fetch(`${node.adminUrl}/readyz`);
+  t.is(res.status, 200);
+  const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
+  t.regex(metrics, /wimse_key_expiry_seconds\{kind="x509",kid="[^"]+",state="active"\} \d+/);
+});
