@@ -36,7 +36,7 @@ export interface TestWorkloadApi {
   close(): Promise<void>;
 }
 
-export async function startWorkloadApi(opts: { clock?: ManualClock; witTtlSec?: number; entitlements?: Record<string, string[]>; bind?: string } = {}): Promise<TestWorkloadApi> {
+export async function startWorkloadApi(opts: { clock?: ManualClock; witTtlSec?: number; entitlements?: Record<string, string[]>; bind?: string; tls?: boolean } = {}): Promise<TestWorkloadApi> {
   const clock = opts.clock ?? new ManualClock(Date.UTC(2026, 5, 1));
   const stateDir = await mkdtemp(join(tmpdir(), 'sdk-ca-'));
   const ca = await IdentityServer.open({ stateDir, trustDomain: TRUST_DOMAIN, clock, witTtlSec: opts.witTtlSec ?? 3600 });
@@ -87,10 +87,16 @@ export async function startWorkloadApi(opts: { clock?: ManualClock; witTtlSec?: 
       (impl.FetchWIT as grpc.handleUnaryCall<unknown, unknown>)(call, cb);
     },
   });
+  // With `tls`, the API serves a certificate for `localhost` from the same CA.
+  let creds = grpc.ServerCredentials.createInsecure();
+  if (opts.tls) {
+    const wic = await ca.issueWic({ id: `spiffe://${TRUST_DOMAIN}/node/api`, dnsNames: ['localhost'] });
+    creds = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(wic.certPem), private_key: Buffer.from(wic.privateKeyPem!) }]);
+  }
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(opts.bind ?? '127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(opts.bind ?? '127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p))),
   );
-  api.address = opts.bind?.startsWith('unix:') ? opts.bind : `127.0.0.1:${port}`;
+  api.address = opts.bind?.startsWith('unix:') ? opts.bind : `${opts.tls ? 'localhost' : '127.0.0.1'}:${port}`;
   api.close = async () => {
     await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
     await ca.close();
