@@ -16,6 +16,9 @@ export class BodyTooLarge extends Error {
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) return Promise.reject(new BodyTooLarge('body too large'));
+  // Already read by an earlier handler: no bytes to check a Content-Digest against. The core
+  // then refuses a signed body (fail closed) rather than trusting an unseen one.
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
