@@ -20,6 +20,12 @@ import type { PolicyWatch } from './policy/file-watch.ts';
 import { audiencesFor } from './policy/compile.ts';
 import { envoyProtos } from './envoy/protos.ts';
 import { extAuthzService } from './envoy/extauthz.ts';
+import { SdsServer } from './envoy/sds.ts';
+import { CaSecretSource } from './envoy/sds-ca-source.ts';
+import { NodeTokenStore, authenticateCaller } from './envoy/sds-auth.ts';
+import { workloadApiService, workloadServiceDefinition } from './workload-api/server.ts';
+import type { PeerCertificate } from 'node:tls';
+import { join } from 'node:path';
 
 export interface NodeOptions {
   clock?: Clock;
@@ -35,6 +41,13 @@ export interface RunningNode {
   readonly ca: IdentityServer;
   readonly policy: PolicyStore;
   readonly authenticator: Authenticator;
+  readonly sds: SdsServer;
+  readonly nodeTokens: NodeTokenStore;
+  /** Registration entries (node id -> workload identifiers), as SDS and the Workload API use them. */
+  readonly registrations: CaSecretSource;
+  /** The gRPC server, for the services added below. */
+  readonly grpcServer: grpc.Server;
+  readonly config: NodeConfig;
   readiness(): Readiness;
   close(): Promise<void>;
 }
@@ -64,6 +77,26 @@ async function bindGrpc(server: grpc.Server, cfg: NodeConfig['grpc']): Promise<s
 function splitHostPort(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
+}
+
+/** The node-token file (`{"tokens": [{nodeId, sha256, revoked?}]}`); none yet means no tokens. */
+async function loadNodeTokens(path: string): Promise<NodeTokenStore> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new NodeTokenStore();
+    throw e;
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new Error(`${path}: not JSON`);
+  }
+  const r = NodeTokenStore.parse(doc);
+  if (!r.ok) throw new Error(`${path}: ${r.errors.join('; ')}`);
+  return r.value;
 }
 
 export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Promise<RunningNode> {
@@ -133,7 +166,49 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     ? createHttpPdp({ url: config.policy.external.url, timeoutMs: config.policy.external.timeout })
     : undefined;
 
+  // SDS: credentials and trust bundles to Envoy, for the node ids the registrations name.
+  const tokensFile = config.sds.nodeTokensFile ?? join(config.stateDir, 'node-tokens.json');
+  const nodeTokens = await loadNodeTokens(tokensFile);
+  const sdsSource = new CaSecretSource(ca, config.sds.registrations);
+  const sds = new SdsServer({
+    source: sdsSource,
+    auth: { tokens: nodeTokens },
+    clock,
+    logger: logger.child({ component: 'sds' }),
+    controlPlaneId: name,
+    hooks: {
+      streamOpened: () => metrics.sdsStreams.inc(),
+      streamClosed: () => metrics.sdsStreams.dec(),
+      pushed: (resource) => metrics.sdsPushes.inc({ resource }),
+      nack: () => metrics.sdsNacks.inc(),
+    },
+  });
+
   const server = new grpc.Server({ 'grpc.max_concurrent_streams': 100_000 });
+  sds.register(server);
+  // The Workload API: applications get WITs for keys they hold; callers authenticate as Envoys do.
+  server.addService(
+    workloadServiceDefinition(),
+    workloadApiService({
+      authenticate: (call) => {
+        const peer = (call.getAuthContext?.()?.sslPeerCertificate ?? undefined) as PeerCertificate | undefined;
+        const who = authenticateCaller(call.metadata.get('authorization').map(String), peer, { tokens: nodeTokens });
+        if (!who.ok)
+          throw Object.assign(new Error('the caller is not authenticated'), { code: grpc.status.UNAUTHENTICATED, details: 'the caller is not authenticated' });
+        return { nodeId: who.nodeId };
+      },
+      entitled: (caller, id) => sdsSource.identitiesFor(caller.nodeId).includes(id),
+      mintWit: async (sub, jwk) => {
+        const wit = await ca.mintWit({ sub, cnf: jwk });
+        return { token: wit.token, exp: wit.exp };
+      },
+      bundles: () => ca.bundles(),
+      onBundlesChange: (listener) => ca.onChange((e) => e.type === 'bundle-changed' && listener()),
+      clock,
+      logger: logger.child({ component: 'workload-api' }),
+      onIssued: () => metrics.issued.inc({ kind: 'wit' }),
+    }),
+  );
   server.addService(
     envoyProtos().Authorization,
     extAuthzService({
@@ -152,7 +227,11 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
       },
     }),
   );
+  // The admin API (wimsectl) is added here, before the server starts listening.
+
   const grpcAddress = await bindGrpc(server, config.grpc);
+
+  sds.start();
 
   let admin: AdminHttp | undefined;
   if (config.admin.listen !== '') {
@@ -168,8 +247,14 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     ca,
     policy,
     authenticator,
+    sds,
+    nodeTokens,
+    registrations: sdsSource,
+    grpcServer: server,
+    config,
     readiness,
     async close() {
+      sds.close();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await admin?.close();
       policyWatch?.close();

@@ -1,0 +1,76 @@
+import test from 'ava';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { CompactSign, decodeJwt, decodeProtectedHeader } from 'jose';
+import { startTestNode } from '../helpers/node.ts';
+import { workloadClientConstructor } from '../../src/workload-api/server.ts';
+import { PROOF_AUDIENCE, PROOF_TYP } from '../../src/workload-api/proof.ts';
+import { parseSpiffeBundleMap } from '../../src/identity/trust-bundle.ts';
+
+const ID = 'wimse://example.org/svc/app';
+const REG = `sds:\n  registrations:\n    - nodeId: app-node\n      workloads: [${ID}]\n`;
+
+async function proofFor(sub: string) {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk: Record<string, string> = { ...(publicKey.export({ format: 'jwk' }) as Record<string, string>), alg: 'ES256' };
+  const claims = { sub, aud: PROOF_AUDIENCE, iat: Math.floor(Date.now() / 1000), jti: randomBytes(16).toString('base64url') };
+  const proof = await new CompactSign(Buffer.from(JSON.stringify(claims))).setProtectedHeader({ alg: 'ES256', typ: PROOF_TYP, jwk }).sign(privateKey);
+  return { proof, jwk };
+}
+
+function client(address: string) {
+  const Ctor = workloadClientConstructor();
+  return new Ctor(address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
+}
+const md = (token?: string) => {
+  const m = new grpc.Metadata();
+  if (token) m.set('authorization', `Bearer ${token}`);
+  return m;
+};
+const fetchWit = (c: any, req: unknown, m: grpc.Metadata) =>
+  new Promise<any>((resolve, reject) => c.FetchWIT(req, m, (e: any, r: any) => (e ? reject(e) : resolve(r))));
+
+test('node Workload API - an entitled caller gets a WIT bound to its key', async (t) => {
+  const { node } = await startTestNode(t, { yaml: REG });
+  const token = node.nodeTokens.issue('app-node');
+  const c = client(node.grpcAddress);
+  t.teardown(() => c.close());
+  const { proof, jwk } = await proofFor(ID);
+  const res = await fetchWit(c, { workload_id: ID, proof }, md(token));
+  const claims = decodeJwt(res.wit) as any;
+  t.is(claims.sub, ID);
+  t.is(claims.cnf.jwk.x, jwk.x);
+  t.is(decodeProtectedHeader(res.wit).typ, 'wit+jwt');
+  t.true(res.refresh_at < res.expires_at);
+});
+
+test('node Workload API - unauthenticated, unentitled and replayed requests are refused', async (t) => {
+  const { node } = await startTestNode(t, { yaml: REG });
+  const token = node.nodeTokens.issue('app-node');
+  const c = client(node.grpcAddress);
+  t.teardown(() => c.close());
+  const { proof } = await proofFor(ID);
+  t.is(((await t.throwsAsync(fetchWit(c, { workload_id: ID, proof }, md()))) as any).code, grpc.status.UNAUTHENTICATED);
+  const other = await proofFor('wimse://example.org/svc/other');
+  t.is(((await t.throwsAsync(fetchWit(c, { workload_id: 'wimse://example.org/svc/other', proof: other.proof }, md(token)))) as any).code, grpc.status.PERMISSION_DENIED);
+  await fetchWit(c, { workload_id: ID, proof }, md(token));
+  const replay = (await t.throwsAsync(fetchWit(c, { workload_id: ID, proof }, md(token)))) as any;
+  t.is(replay.code, grpc.status.INVALID_ARGUMENT);
+  t.regex(replay.details, /proof\.replay/);
+});
+
+test('node Workload API - WatchBundles sends the current bundle map', async (t) => {
+  const { node } = await startTestNode(t, { yaml: REG });
+  const token = node.nodeTokens.issue('app-node');
+  const c = client(node.grpcAddress);
+  t.teardown(() => c.close());
+  const call = c.WatchBundles({}, md(token));
+  const first = await new Promise<any>((resolve, reject) => {
+    call.once('data', resolve);
+    call.once('error', reject);
+  });
+  call.cancel();
+  const parsed = parseSpiffeBundleMap(first.bundle_map_json);
+  t.true(parsed.ok);
+  if (parsed.ok) t.true(parsed.value.get('example.org')!.witKeys.length >= 1);
+});
