@@ -23,7 +23,7 @@ export const NODE_TOKEN = 'node-token-' + randomBytes(8).toString('hex');
 
 export interface TestWorkloadApi {
   address: string;
-  clock: ManualClock;
+  clock: Clock;
   ca: IdentityServer;
   /** Every FetchWIT request as received. */
   requests: { workload_id: string; proof: string }[];
@@ -36,7 +36,7 @@ export interface TestWorkloadApi {
   close(): Promise<void>;
 }
 
-export async function startWorkloadApi(opts: { clock?: ManualClock; witTtlSec?: number; entitlements?: Record<string, string[]>; bind?: string; tls?: boolean } = {}): Promise<TestWorkloadApi> {
+export async function startWorkloadApi(opts: { clock?: Clock; witTtlSec?: number; entitlements?: Record<string, string[]>; bind?: string; tls?: boolean } = {}): Promise<TestWorkloadApi> {
   const clock = opts.clock ?? new ManualClock(Date.UTC(2026, 5, 1));
   const stateDir = await mkdtemp(join(tmpdir(), 'sdk-ca-'));
   const ca = await IdentityServer.open({ stateDir, trustDomain: TRUST_DOMAIN, clock, witTtlSec: opts.witTtlSec ?? 3600 });
