@@ -81,7 +81,7 @@ function verifyResponse(source: WimseFetchSource, res: Response, body: Uint8Arra
   const message: HttpResponseMessage = { status: res.status, headers: headersFrom(res.headers), ...(body.length > 0 ? { body } : {}) };
   // A response with no WIMSE signature is acceptable only when none was asked for (§4.6).
   if (!hasWimseSignature(message as unknown as AuthnRequest)) {
-    if (ctx.signResponse) throw new AuthnError('httpsig.response_unsigned', 400, 'the response is not signed');
+    if (ctx.signResponse) throw new AuthnError('httpsig.response_unsigned', 400, `the response (status ${res.status}) is not signed`);
     return {};
   }
   const wit = res.headers.get(WIT_HEADER);

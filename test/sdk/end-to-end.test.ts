@@ -156,6 +156,7 @@ test('sdk e2e - an unsigned response to a request that asked for signing is reje
   const err = (await t.throwsAsync(e.client.fetch(`${base}/x`, {}, { mode: 'httpsig', signResponse: true }))) as AuthnError;
   t.true(err instanceof AuthnError);
   t.is(err.code, 'httpsig.response_unsigned');
+  t.regex(err.detail, /status 200/);
   // Without the ask, the same unsigned answer is acceptable (stripping cannot be detected).
   const ok = await e.client.fetch(`${base}/x`, {}, { mode: 'httpsig' });
   t.is(await ok.text(), 'plain');
