@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 const dir = fileURLToPath(new URL('./', import.meta.url));
 const filters = process.argv.slice(2);
 const files = readdirSync(dir)
-  .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_'))
+  .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !/-generate\.ts$|^_/.test(f))
   .filter((f) => filters.length === 0 || filters.some((w) => f.includes(w)))
   .sort();
 let failed = 0;

@@ -255,6 +255,7 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     readiness,
     async close() {
       sds.close();
+      sdsSource.close();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await admin?.close();
       policyWatch?.close();

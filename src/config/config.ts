@@ -155,6 +155,7 @@ export const configSchema: Field = {
         servers: { kind: 'list', doc: 'NATS server URLs.', of: { kind: 'string', doc: 'A NATS URL.', pattern: /^(nats|tls):\/\/\S+$/, patternHelp: 'must be a nats:// or tls:// URL' }, minItems: 1 },
         credsFile: { kind: 'string', doc: 'NATS credentials (.creds) file.' },
         tlsCaFile: { kind: 'string', doc: 'PEM roots to verify the NATS servers.' },
+        replicas: { kind: 'int', doc: 'Replicas of the JetStream KV bucket holding the shared state (3 for a 3-server NATS cluster).', default: 1, min: 1, max: 5 },
         activationTimeout: { kind: 'duration', doc: 'How long a prepared key waits for every live node to trust it before it is activated anyway (with a warning).', default: '5m' },
         reconcileInterval: { kind: 'duration', doc: 'How often a node re-reads the shared state to repair drift.', default: '30s', minMs: 100 },
       },
@@ -191,7 +192,7 @@ export interface NodeConfig {
     witCacheSize: number;
   };
   policy: { file?: string; external?: { mode: 'both' | 'external'; url: string; timeout: number } };
-  cluster?: { servers: string[]; credsFile?: string; tlsCaFile?: string; activationTimeout: number; reconcileInterval: number };
+  cluster?: { servers: string[]; credsFile?: string; tlsCaFile?: string; replicas: number; activationTimeout: number; reconcileInterval: number };
   logging: { level: string };
 }
 
