@@ -8,6 +8,7 @@ import { parseConfig } from '../../src/config/config.ts';
 import { startNode, type RunningNode } from '../../src/node.ts';
 import { silentLogger } from '../../src/log.ts';
 import { adminClientConstructor } from '../../src/admin/api.ts';
+import type { Clock } from '../../src/identity/clock.ts';
 
 export interface AdminNode {
   node: RunningNode;
@@ -20,11 +21,11 @@ export interface AdminNode {
 export const newDir = (): string => mkdtempSync(join(tmpdir(), 'wimse-admin-'));
 
 /** Start (or restart) a node whose config is `yaml` in `dir` (state in dir/state). */
-export async function startAdminNode(t: ExecutionContext, dir: string, yaml = ''): Promise<AdminNode> {
+export async function startAdminNode(t: ExecutionContext, dir: string, yaml = '', opts: { clock?: Clock } = {}): Promise<AdminNode> {
   const admin = /^admin:\n/m.test(yaml) ? '' : "admin:\n  listen: ''\n";
   const cfg = parseConfig(`nodeName: admin-node\ngrpc:\n  listen: 127.0.0.1:0\n${admin}${yaml}`, dir);
   if (!cfg.ok) throw new Error(cfg.errors.join('; '));
-  const node = await startNode(cfg.value, { logger: silentLogger() });
+  const node = await startNode(cfg.value, { logger: silentLogger(), ...(opts.clock ? { clock: opts.clock } : {}) });
   const token = readFileSync(cfg.value.admin.tokenFile ?? join(cfg.value.stateDir, 'admin-token'), 'utf8').trim();
   const Ctor = adminClientConstructor();
   const client = new Ctor(node.grpcAddress, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
@@ -56,7 +57,7 @@ destinations:
   - workload: wimse://example.org/svc/orders
     rules:
       - name: frontend-reads
-        paths: [{prefix: /orders}]
+        paths: [{prefix: /orders/}]
         methods: [GET]
         callers: [wimse://example.org/svc/frontend]
         authn: [mtls]
