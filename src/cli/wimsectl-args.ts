@@ -61,7 +61,7 @@ export function parseFlags(argv: readonly string[], spec: Record<string, FlagKin
     } else if (eq > 0) value = a.slice(eq + 1);
     else {
       const next = argv[i + 1];
-      if (next === undefined) throw new UsageError(`${name} needs a value`);
+      if (next === undefined || next.startsWith('--')) throw new UsageError(`${name} needs a value`);
       value = next;
       i++;
     }
