@@ -32,6 +32,8 @@ export function adminClientConstructor(): grpc.ServiceClientConstructor {
   return grpc.makeGenericClientConstructor(adminServiceDefinition(), 'Admin');
 }
 
+const READ_ONLY = /^(List|Get|Test)|^BundleStatus$/;
+
 export type Handler = (request: any) => Promise<unknown>;
 
 /** A serialized section: read-modify-write of persisted state never interleaves. */
@@ -64,7 +66,9 @@ export function adminApiService(deps: AdminApiDeps): grpc.UntypedServiceImplemen
             'the admin token is missing or wrong. Pass it with --token-file FILE or WIMSE_ADMIN_TOKEN (the node keeps it in admin.tokenFile, or <stateDir>/admin-token)',
           );
         const res = await handler(call.request);
-        log.info({ rpc: name }, 'admin call');
+        // Changes are logged at info (an audit trail of operator actions), reads at debug.
+        if (READ_ONLY.test(name)) log.debug({ rpc: name }, 'admin call');
+        else log.info({ rpc: name }, 'admin call');
         return res;
       })().then(
         (res) => cb(null, res),

@@ -86,6 +86,7 @@ test('admin API node tokens - written atomically (0600) to the node-token file a
   const a = await startAdminNode(t, dir);
   const kept = await a.call('CreateNodeToken', { node_id: 'sidecar-a' });
   const revoked = await a.call('CreateNodeToken', { node_id: 'sidecar-a' });
+  const timed = await a.call('CreateNodeToken', { node_id: 'sidecar-t', ttl_seconds: 3600 });
   await a.call('RevokeNodeToken', { token_id: revoked.token_id });
   const file = join(dir, 'state', 'node-tokens.json');
   t.is(statSync(file).mode & 0o777, 0o600);
@@ -95,6 +96,8 @@ test('admin API node tokens - written atomically (0600) to the node-token file a
   const b = await startAdminNode(t, dir);
   t.is(b.node.nodeTokens.verify(kept.token)?.nodeId, 'sidecar-a');
   t.is(b.node.nodeTokens.verify(revoked.token), undefined);
+  t.is(b.node.nodeTokens.verify(timed.token)?.nodeId, 'sidecar-t');
+  t.is((await b.call('ListNodeTokens')).tokens.find((x: any) => x.token_id === timed.token_id).expires_at, timed.expires_at);
 });
 
 test('admin API node tokens - a custom sds.nodeTokensFile is the file written', async (t) => {

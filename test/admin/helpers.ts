@@ -23,7 +23,8 @@ export const newDir = (): string => mkdtempSync(join(tmpdir(), 'wimse-admin-'));
 /** Start (or restart) a node whose config is `yaml` in `dir` (state in dir/state). */
 export async function startAdminNode(t: ExecutionContext, dir: string, yaml = '', opts: { clock?: Clock } = {}): Promise<AdminNode> {
   const admin = /^admin:\n/m.test(yaml) ? '' : "admin:\n  listen: ''\n";
-  const cfg = parseConfig(`nodeName: admin-node\ngrpc:\n  listen: 127.0.0.1:0\n${admin}${yaml}`, dir);
+  const grpcListen = /^grpc:\n/m.test(yaml) ? '' : 'grpc:\n  listen: 127.0.0.1:0\n';
+  const cfg = parseConfig(`nodeName: admin-node\n${grpcListen}${admin}${yaml}`, dir);
   if (!cfg.ok) throw new Error(cfg.errors.join('; '));
   const node = await startNode(cfg.value, { logger: silentLogger(), ...(opts.clock ? { clock: opts.clock } : {}) });
   const token = readFileSync(cfg.value.admin.tokenFile ?? join(cfg.value.stateDir, 'admin-token'), 'utf8').trim();
