@@ -82,7 +82,7 @@ function splitHostPort(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
 }
 
-/** The node-token file (`{"tokens": [{nodeId, sha256, revoked?}]}`); none yet means no tokens. */
+/** The node-token file (`{"tokens": [{nodeId, sha256, revoked?, expiresAt?}]}`); none yet means no tokens. */
 async function loadNodeTokens(path: string, clock: Clock): Promise<NodeTokenStore> {
   const now = () => clock.now();
   let text: string;
