@@ -5,9 +5,11 @@
  * carrying the node's message, which says what was wrong and how to fix it.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import * as grpc from '@grpc/grpc-js';
-import { adminClientConstructor } from '../admin/api.ts';
+import type * as grpcTypes from '@grpc/grpc-js';
 import { CliError } from './wimsectl-args.ts';
+
+// Loaded on the first call: offline commands (policy test --file, authn check) start faster.
+type Grpc = typeof grpcTypes;
 
 export const DEFAULT_SERVER = '127.0.0.1:8443';
 export const DEFAULT_TOKEN_FILE = 'state/admin-token';
@@ -43,11 +45,13 @@ function readToken(opts: ClientOptions): string {
 
 /** A lazily connected client: commands that work offline never touch the network or the token. */
 export function adminCaller(opts: ClientOptions): { call: Call; close(): void } {
-  let client: (grpc.Client & Record<string, any>) | undefined;
+  let client: (grpcTypes.Client & Record<string, any>) | undefined;
   let token: string | undefined;
+  let grpc: Grpc | undefined;
   const server = opts.server ?? opts.env.WIMSE_SERVER ?? DEFAULT_SERVER;
-  const connect = () => {
+  const connect = async () => {
     token ??= readToken(opts);
+    grpc ??= await import('@grpc/grpc-js');
     if (!client) {
       let creds = grpc.credentials.createInsecure();
       if (opts.caFile !== undefined) {
@@ -59,19 +63,20 @@ export function adminCaller(opts: ClientOptions): { call: Call; close(): void } 
         }
         creds = grpc.credentials.createSsl(ca);
       }
+      const { adminClientConstructor } = await import('../admin/api.ts');
       const Ctor = adminClientConstructor();
-      client = new Ctor(server, creds) as grpc.Client & Record<string, any>;
+      client = new Ctor(server, creds) as grpcTypes.Client & Record<string, any>;
     }
-    return { client, token };
+    return { client, token, grpc };
   };
   return {
-    call(rpc, request = {}) {
-      const { client: c, token: t } = connect();
-      const md = new grpc.Metadata();
+    async call(rpc, request = {}) {
+      const { client: c, token: t, grpc: g } = await connect();
+      const md = new g.Metadata();
       md.set('authorization', `Bearer ${t}`);
       return new Promise((resolve, reject) =>
-        c[rpc]!(request, md, { deadline: Date.now() + DEADLINE_MS }, (err: grpc.ServiceError | null, res: unknown) =>
-          err ? reject(fromStatus(err, server)) : resolve(res),
+        c[rpc]!(request, md, { deadline: Date.now() + DEADLINE_MS }, (err: grpcTypes.ServiceError | null, res: unknown) =>
+          err ? reject(fromStatus(g, err, server)) : resolve(res),
         ),
       );
     },
@@ -81,7 +86,7 @@ export function adminCaller(opts: ClientOptions): { call: Call; close(): void } 
   };
 }
 
-function fromStatus(err: grpc.ServiceError, server: string): CliError {
+function fromStatus(grpc: Grpc, err: grpcTypes.ServiceError, server: string): CliError {
   switch (err.code) {
     case grpc.status.UNAVAILABLE:
       return new CliError(`cannot reach the node at ${server} (${err.details}). Check --server or WIMSE_SERVER, --ca-file for a TLS listener, and that wimse-server is running`, 1);
