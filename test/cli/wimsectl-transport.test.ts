@@ -26,3 +26,11 @@ test('wimsectl - --ca-file reaches a node with a TLS gRPC listener; without it t
   t.is(noCa.code, 2);
   t.regex(noCa.stderr, /cannot read --ca-file .*missing\.pem \(ENOENT\)/);
 });
+
+test('wimsectl - reaches a node on a Unix socket (--server unix:/path)', async (t) => {
+  const dir = newDir();
+  const n = await startAdminNode(t, dir, `grpc:\n  listen: unix:${join(dir, 'grpc.sock')}\n`);
+  const r = await wimsectl(['--server', `unix:${join(dir, 'grpc.sock')}`, '--token-file', join(n.node.config.stateDir, 'admin-token'), 'bundle', 'status', '-o', 'json']);
+  t.is(r.code, 0, r.stderr);
+  t.is(JSON.parse(r.stdout).nodes[0].node, 'admin-node');
+});
