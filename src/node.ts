@@ -24,6 +24,9 @@ import { SdsServer } from './envoy/sds.ts';
 import { CaSecretSource } from './envoy/sds-ca-source.ts';
 import { NodeTokenStore, authenticateCaller } from './envoy/sds-auth.ts';
 import { workloadApiService, workloadServiceDefinition } from './workload-api/server.ts';
+import { adminApiService, adminServiceDefinition } from './admin/api.ts';
+import { loadAdminToken } from './admin/admin-token.ts';
+import { loadAdminState, POLICY_FILE } from './admin/api-state.ts';
 import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 
@@ -79,13 +82,14 @@ function splitHostPort(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
 }
 
-/** The node-token file (`{"tokens": [{nodeId, sha256, revoked?}]}`); none yet means no tokens. */
-async function loadNodeTokens(path: string): Promise<NodeTokenStore> {
+/** The node-token file (`{"tokens": [{nodeId, sha256, revoked?, expiresAt?}]}`); none yet means no tokens. */
+async function loadNodeTokens(path: string, clock: Clock): Promise<NodeTokenStore> {
+  const now = () => clock.now();
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new NodeTokenStore();
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new NodeTokenStore([], { now });
     throw e;
   }
   let doc: unknown;
@@ -94,7 +98,7 @@ async function loadNodeTokens(path: string): Promise<NodeTokenStore> {
   } catch {
     throw new Error(`${path}: not JSON`);
   }
-  const r = NodeTokenStore.parse(doc);
+  const r = NodeTokenStore.parse(doc, { now });
   if (!r.ok) throw new Error(`${path}: ${r.errors.join('; ')}`);
   return r.value;
 }
@@ -104,6 +108,10 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
   const logger = opts.logger ?? createLogger({ level: config.logging.level });
   const name = config.nodeName ?? hostname();
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  // What the admin API persisted: entries, federation, policy (src/admin/api-state.ts).
+  const adminState = await loadAdminState(config);
+  const adminToken = await loadAdminToken({ tokenFile: config.admin.tokenFile, stateDir: config.stateDir });
+  if (adminToken.created) logger.info({ path: adminToken.path }, 'admin token generated (wimsectl --token-file)');
 
   const ca = await IdentityServer.open({
     stateDir: config.stateDir,
@@ -119,7 +127,7 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     wicTtlSec: config.credentials.wicTtl / 1000,
     witTtlSec: config.credentials.witTtl / 1000,
     ...(config.credentials.issuer ? { witIssuer: config.credentials.issuer } : {}),
-    federatedBundleFiles: config.federation.map((f) => ({ trustDomain: f.trustDomain, path: f.bundleFile })),
+    federatedBundleFiles: [...config.federation.map((f) => ({ trustDomain: f.trustDomain, path: f.bundleFile })), ...adminState.federationFiles],
     logger: logger.child({ component: 'ca' }),
   });
   ca.start();
@@ -158,8 +166,8 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     else policyLog.error({ source, errors: result.errors, serving: result.serving }, 'policy refused; the previous one keeps serving');
   });
   let policyWatch: PolicyWatch | undefined;
-  if (config.policy.file) {
-    policyWatch = policy.watchFile(config.policy.file);
+  if (adminState.policyFile) {
+    policyWatch = policy.watchFile(adminState.policyFile);
     await policyWatch.initial;
   } else policyLog.warn({}, 'no policy file configured: every request is denied');
   const externalPdp = config.policy.external
@@ -168,8 +176,9 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
 
   // SDS: credentials and trust bundles to Envoy, for the node ids the registrations name.
   const tokensFile = config.sds.nodeTokensFile ?? join(config.stateDir, 'node-tokens.json');
-  const nodeTokens = await loadNodeTokens(tokensFile);
-  const sdsSource = new CaSecretSource(ca, config.sds.registrations);
+  const nodeTokens = await loadNodeTokens(tokensFile, clock);
+  if (adminState.shadowed.length) logger.warn({ nodeIds: adminState.shadowed }, 'entries created through the admin API are shadowed by config entries');
+  const sdsSource = new CaSecretSource(ca, [...config.sds.registrations, ...adminState.entries]);
   const sds = new SdsServer({
     source: sdsSource,
     auth: { tokens: nodeTokens },
@@ -228,6 +237,25 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     }),
   );
   // The admin API (wimsectl) is added here, before the server starts listening.
+  server.addService(
+    adminServiceDefinition(),
+    adminApiService({
+      nodeName: name,
+      stateDir: config.stateDir,
+      adminToken: adminToken.token,
+      ca,
+      policy,
+      policyFile: config.policy.file ?? join(config.stateDir, POLICY_FILE),
+      registrations: sdsSource,
+      configEntries: config.sds.registrations,
+      apiEntries: adminState.entries,
+      configFederation: config.federation.map((f) => f.trustDomain),
+      nodeTokens,
+      nodeTokensFile: tokensFile,
+      clock,
+      logger: logger.child({ component: 'admin-api' }),
+    }),
+  );
 
   const grpcAddress = await bindGrpc(server, config.grpc);
 

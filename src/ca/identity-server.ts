@@ -8,7 +8,7 @@
  * ever published.
  */
 import { parseTrustDomain, parseWorkloadId, type Clock, type TrustBundleSet, type TrustDomainBundle } from '../identity/index.ts';
-import { buildOwnBundle, bundleSet, loadFederatedBundles } from './bundle.ts';
+import { buildOwnBundle, bundleSet, loadFederatedBundles, type FederatedBundleFile } from './bundle.ts';
 import { CaRequestError, JournalCorruptError, JournalMismatchError, NoActiveKeyError } from './errors.ts';
 import { acquireLock, ensureJournalDir, journalPath, readJournal, removeStaleTemps, writeJournal } from './journal.ts';
 import { KEY_KINDS, type KeyKind, type KeyRecord } from './key-record.ts';
@@ -41,6 +41,7 @@ export class IdentityServer {
   #sequence: number;
   #own!: TrustDomainBundle;
   #federated: Map<string, TrustDomainBundle>;
+  #federationFiles: readonly FederatedBundleFile[];
   #listeners = new Set<(e: CaEvent) => void>();
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
@@ -62,6 +63,7 @@ export class IdentityServer {
     this.#records = body.keys;
     this.#sequence = body.sequence;
     this.#federated = federated;
+    this.#federationFiles = [...(opts.federatedBundleFiles ?? [])];
     this.#records.forEach((r, i) => {
       if (r.status === 'revoked' || r.origin !== undefined) return;
       try {
@@ -248,7 +250,23 @@ export class IdentityServer {
 
   /** Re-read the federation files; the bundle set changes only if they all load. */
   async reloadFederation(): Promise<void> {
-    const next = await loadFederatedBundles(this.#opts.federatedBundleFiles ?? [], this.trustDomain);
+    const next = await loadFederatedBundles(this.#federationFiles, this.trustDomain);
+    this.#federated = next;
+    this.#emit({ type: 'bundle-changed', trustDomain: this.trustDomain, sequence: this.#sequence });
+  }
+
+  /** The federation files in use (at open, or as last set). */
+  federatedBundleFiles(): readonly FederatedBundleFile[] {
+    return this.#federationFiles;
+  }
+
+  /**
+   * Replace the list of federation files at run time (federation added or removed by an
+   * operator). All of them must load, else this throws `FederationBundleError` and nothing changes.
+   */
+  async setFederatedBundleFiles(files: readonly FederatedBundleFile[]): Promise<void> {
+    const next = await loadFederatedBundles(files, this.trustDomain);
+    this.#federationFiles = [...files];
     this.#federated = next;
     this.#emit({ type: 'bundle-changed', trustDomain: this.trustDomain, sequence: this.#sequence });
   }

@@ -19,6 +19,23 @@ export interface NodeTokenRecord {
   /** base64url SHA-256 of the token. */
   readonly sha256: string;
   readonly revoked?: boolean;
+  /** Milliseconds since the epoch; absent: the token does not expire (it stays revocable). */
+  readonly expiresAt?: number;
+}
+
+/** A token's public handle: a prefix of its digest, safe to show and log. */
+export const tokenIdOf = (sha256: string): string => sha256.slice(0, 16);
+
+export interface NodeTokenInfo {
+  readonly tokenId: string;
+  readonly nodeId: string;
+  readonly revoked: boolean;
+  readonly expiresAt?: number;
+}
+
+export interface NodeTokenStoreOptions {
+  /** The clock that expires tokens. Without one, a token with `expiresAt` never verifies (fail closed). */
+  readonly now?: () => number;
 }
 
 export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('base64url');
@@ -30,13 +47,15 @@ const NODE_ID = /^[\x21-\x7e]{1,256}$/;
 export class NodeTokenStore {
   readonly #byHash = new Map<string, NodeTokenRecord>();
   readonly #revokeListeners = new Set<(hash: string, nodeId: string) => void>();
+  readonly #now: (() => number) | undefined;
 
-  constructor(records: readonly NodeTokenRecord[] = []) {
+  constructor(records: readonly NodeTokenRecord[] = [], opts: NodeTokenStoreOptions = {}) {
     for (const r of records) this.#byHash.set(r.sha256, r);
+    this.#now = opts.now;
   }
 
-  /** Parse the node-token file (`{"tokens": [{nodeId, sha256, revoked?}]}`). */
-  static parse(doc: unknown): Checked<NodeTokenStore> {
+  /** Parse the node-token file (`{"tokens": [{nodeId, sha256, revoked?, expiresAt?}]}`). */
+  static parse(doc: unknown, opts: NodeTokenStoreOptions = {}): Checked<NodeTokenStore> {
     const errors: string[] = [];
     const tokens = (doc as { tokens?: unknown } | null)?.tokens;
     if (!Array.isArray(tokens)) return { ok: false, errors: ['tokens: must be a list'] };
@@ -47,9 +66,40 @@ export class NodeTokenStore {
       if (typeof r.nodeId !== 'string' || !NODE_ID.test(r.nodeId)) errors.push(`tokens[${i}].nodeId: must be 1-256 printable ASCII characters`);
       if (typeof r.sha256 !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(r.sha256)) errors.push(`tokens[${i}].sha256: must be a base64url SHA-256 digest`);
       if (r.revoked !== undefined && typeof r.revoked !== 'boolean') errors.push(`tokens[${i}].revoked: must be a boolean`);
-      if (errors.length === 0) records.push({ nodeId: r.nodeId as string, sha256: r.sha256 as string, ...(r.revoked ? { revoked: true } : {}) });
+      if (r.expiresAt !== undefined && (typeof r.expiresAt !== 'number' || !Number.isSafeInteger(r.expiresAt) || r.expiresAt < 0))
+        errors.push(`tokens[${i}].expiresAt: must be milliseconds since the epoch`);
+      if (errors.length === 0)
+        records.push({
+          nodeId: r.nodeId as string,
+          sha256: r.sha256 as string,
+          ...(r.revoked ? { revoked: true } : {}),
+          ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt as number } : {}),
+        });
     });
-    return errors.length ? { ok: false, errors } : { ok: true, value: new NodeTokenStore(records) };
+    return errors.length ? { ok: false, errors } : { ok: true, value: new NodeTokenStore(records, opts) };
+  }
+
+  /** Every token (revoked and expired ones too), by its public id; never the digest. */
+  list(): NodeTokenInfo[] {
+    return [...this.#byHash.values()].map((r) => ({
+      tokenId: tokenIdOf(r.sha256),
+      nodeId: r.nodeId,
+      revoked: r.revoked === true,
+      ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}),
+    }));
+  }
+
+  /** Revoke one token by its id; live streams authenticated by it are ended. False if unknown. */
+  revokeToken(tokenId: string): boolean {
+    for (const [h, r] of this.#byHash)
+      if (tokenIdOf(h) === tokenId) {
+        if (!r.revoked) {
+          this.#byHash.set(h, { ...r, revoked: true });
+          for (const l of this.#revokeListeners) l(h, r.nodeId);
+        }
+        return true;
+      }
+    return false;
   }
 
   toJSON(): { tokens: NodeTokenRecord[] } {
@@ -57,10 +107,13 @@ export class NodeTokenStore {
   }
 
   /** Issue a token bound to `nodeId`; the caller shows it once and it is never stored. */
-  issue(nodeId: string): string {
+  issue(nodeId: string, opts: { expiresAt?: number } = {}): string {
     if (!NODE_ID.test(nodeId)) throw new TypeError('"nodeId" must be 1-256 printable ASCII characters');
+    if (opts.expiresAt !== undefined && (!Number.isSafeInteger(opts.expiresAt) || !this.#now))
+      throw new TypeError('"expiresAt" needs an integer time and a store with a clock');
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-    this.#byHash.set(hashToken(token), { nodeId, sha256: hashToken(token) });
+    const sha256 = hashToken(token);
+    this.#byHash.set(sha256, { nodeId, sha256, ...(opts.expiresAt !== undefined ? { expiresAt: opts.expiresAt } : {}) });
     return token;
   }
 
@@ -81,6 +134,7 @@ export class NodeTokenStore {
     const h = hashToken(token);
     const r = this.#byHash.get(h);
     if (!r || r.revoked) return undefined;
+    if (r.expiresAt !== undefined && (!this.#now || this.#now() >= r.expiresAt)) return undefined;
     // The map lookup already matched; compare again in constant time for good measure.
     if (!timingSafeEqual(Buffer.from(r.sha256), Buffer.from(h))) return undefined;
     return { nodeId: r.nodeId, sha256: h };

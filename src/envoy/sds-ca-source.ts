@@ -79,6 +79,11 @@ export class CaSecretSource implements SecretSource {
     if (notify) this.#emit({ kind: 'registrations' });
   }
 
+  /** The registration entries in force. */
+  registrations(): Registration[] {
+    return [...this.#byNode.values()];
+  }
+
   identitiesFor(nodeId: string): readonly string[] {
     return this.#byNode.get(nodeId)?.workloads ?? [];
   }

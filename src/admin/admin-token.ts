@@ -1,0 +1,75 @@
+/**
+ * The admin bearer token: what `wimsectl` presents as `authorization: Bearer <token>` to the
+ * admin API. It lives in `admin.tokenFile` when configured (the operator provisions it), else it
+ * is generated once into `<stateDir>/admin-token` (32 random bytes, base64url, mode 0600) and
+ * reused on every later start.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export const ADMIN_TOKEN_FILE = 'admin-token';
+const MIN_TOKEN_CHARS = 16;
+const MAX_TOKEN_CHARS = 512;
+const TOKEN_CHARS = /^[\x21-\x7e]+$/;
+
+export interface AdminToken {
+  readonly token: string;
+  readonly path: string;
+  /** True when this start generated it. */
+  readonly created: boolean;
+}
+
+export const generateAdminToken = (): string => randomBytes(32).toString('base64url');
+
+/** Read the configured token file, or read/generate `<stateDir>/admin-token`. Throws with a fix on a bad file. */
+export async function loadAdminToken(opts: { readonly tokenFile?: string | undefined; readonly stateDir: string }): Promise<AdminToken> {
+  if (opts.tokenFile !== undefined) {
+    const token = await readTokenFile(opts.tokenFile, 'admin.tokenFile');
+    if (token === undefined)
+      throw new Error(`admin.tokenFile: ${opts.tokenFile} does not exist. Create it with a random token, or remove admin.tokenFile to have one generated in stateDir`);
+    return { token, path: opts.tokenFile, created: false };
+  }
+  const path = join(opts.stateDir, ADMIN_TOKEN_FILE);
+  const existing = await readTokenFile(path, 'admin token');
+  if (existing !== undefined) return { token: existing, path, created: false };
+  const token = generateAdminToken();
+  try {
+    // 'wx': never overwrite a token another process just wrote.
+    await writeFile(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    const raced = await readTokenFile(path, 'admin token');
+    if (raced === undefined) throw e;
+    return { token: raced, path, created: false };
+  }
+  return { token, path, created: true };
+}
+
+async function readTokenFile(path: string, what: string): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const token = text.trim();
+  if (token.length < MIN_TOKEN_CHARS || token.length > MAX_TOKEN_CHARS || !TOKEN_CHARS.test(token))
+    throw new Error(`${what}: ${path} must hold one token of ${MIN_TOKEN_CHARS}-${MAX_TOKEN_CHARS} printable ASCII characters`);
+  return token;
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
+/**
+ * Does the call's `authorization` metadata carry the admin token? Exactly one `Bearer` value;
+ * compared in constant time (both sides hashed first, so lengths do not leak either).
+ */
+export function adminTokenMatches(authorization: readonly string[], token: string): boolean {
+  if (authorization.length !== 1) return false;
+  const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(authorization[0]!);
+  const presented = m ? m[1]! : '';
+  const same = timingSafeEqual(digest(presented), digest(token));
+  return m !== null && same;
+}

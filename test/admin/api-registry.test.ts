@@ -1,0 +1,121 @@
+import test from 'ava';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { startAdminNode, newDir } from './helpers.ts';
+import { ManualClock } from '../../src/identity/clock.ts';
+
+const CONFIG_ENTRY = 'sds:\n  registrations:\n    - {nodeId: from-config, workloads: [wimse://example.org/svc/config]}\n';
+const err = (e: unknown) => e as grpc.ServiceError;
+
+test('admin API entries - create, list (with source), delete; SDS sees them at once', async (t) => {
+  const n = await startAdminNode(t, newDir(), CONFIG_ENTRY);
+  const created = await n.call('CreateEntry', { node_id: 'sidecar-a', workloads: ['wimse://example.org/svc/a', 'wimse://example.org/svc/a2'], dns_names: ['a.example.org'] });
+  t.deepEqual(created, { node_id: 'sidecar-a', workloads: ['wimse://example.org/svc/a', 'wimse://example.org/svc/a2'], dns_names: ['a.example.org'], source: 'api' });
+  t.deepEqual(n.node.registrations.identitiesFor('sidecar-a'), ['wimse://example.org/svc/a', 'wimse://example.org/svc/a2']);
+  const list = (await n.call('ListEntries')).entries;
+  t.deepEqual(list.map((e: any) => [e.node_id, e.source]), [['from-config', 'config'], ['sidecar-a', 'api']]);
+  await n.call('DeleteEntry', { node_id: 'sidecar-a' });
+  t.deepEqual(n.node.registrations.identitiesFor('sidecar-a'), []);
+  t.is(err(await t.throwsAsync(n.call('DeleteEntry', { node_id: 'sidecar-a' }))).code, grpc.status.NOT_FOUND);
+});
+
+test('admin API entries - invalid entries are refused with every field path; config entries are read-only', async (t) => {
+  const n = await startAdminNode(t, newDir(), CONFIG_ENTRY);
+  const bad = err(await t.throwsAsync(n.call('CreateEntry', { node_id: 'x', workloads: ['https://nope', 'wimse://other.org/svc/b'], dns_names: ['Bad Name'] })));
+  t.is(bad.code, grpc.status.INVALID_ARGUMENT);
+  t.regex(bad.details, /workloads\[0\]: not a valid workload identifier/);
+  t.regex(bad.details, /workloads\[1\]: is in trust domain "other\.org"; this node issues for "example\.org"/);
+  t.regex(bad.details, /dns_names\[0\]: "Bad Name" is not a lower-case DNS name/);
+  t.is(err(await t.throwsAsync(n.call('CreateEntry', { node_id: 'x', workloads: [] }))).code, grpc.status.INVALID_ARGUMENT);
+  t.regex(err(await t.throwsAsync(n.call('CreateEntry', { node_id: '', workloads: ['wimse://example.org/a'] }))).details, /^node_id: is required/);
+  const del = err(await t.throwsAsync(n.call('DeleteEntry', { node_id: 'from-config' })));
+  t.is(del.code, grpc.status.FAILED_PRECONDITION);
+  t.regex(del.details, /comes from the config file and cannot be deleted through the API\. Remove it from sds\.registrations/);
+  t.is(err(await t.throwsAsync(n.call('CreateEntry', { node_id: 'from-config', workloads: ['wimse://example.org/a'] }))).code, grpc.status.ALREADY_EXISTS);
+  await n.call('CreateEntry', { node_id: 'dup', workloads: ['wimse://example.org/a'] });
+  t.regex(err(await t.throwsAsync(n.call('CreateEntry', { node_id: 'dup', workloads: ['wimse://example.org/b'] }))).details, /Delete it first/);
+  t.deepEqual(n.node.registrations.identitiesFor('x'), []);
+});
+
+test('admin API entries - persist to entries.json and are merged with config entries after a restart', async (t) => {
+  const dir = newDir();
+  const a = await startAdminNode(t, dir, CONFIG_ENTRY);
+  await a.call('CreateEntry', { node_id: 'kept', workloads: ['wimse://example.org/svc/kept'] });
+  await a.call('CreateEntry', { node_id: 'gone', workloads: ['wimse://example.org/svc/gone'] });
+  await a.call('DeleteEntry', { node_id: 'gone' });
+  const file = join(dir, 'state', 'entries.json');
+  t.is(statSync(file).mode & 0o777, 0o600);
+  t.deepEqual(JSON.parse(readFileSync(file, 'utf8')).entries.map((e: any) => e.nodeId), ['kept']);
+  await a.close();
+  const b = await startAdminNode(t, dir, CONFIG_ENTRY);
+  t.deepEqual(b.node.registrations.identitiesFor('kept'), ['wimse://example.org/svc/kept']);
+  t.deepEqual(b.node.registrations.identitiesFor('from-config'), ['wimse://example.org/svc/config']);
+  t.deepEqual(b.node.registrations.identitiesFor('gone'), []);
+});
+
+test('admin API node tokens - create, list, revoke by id and by node; the SDS store follows', async (t) => {
+  const n = await startAdminNode(t, newDir());
+  const one = await n.call('CreateNodeToken', { node_id: 'sidecar-a' });
+  const two = await n.call('CreateNodeToken', { node_id: 'sidecar-a' });
+  const three = await n.call('CreateNodeToken', { node_id: 'sidecar-b', ttl_seconds: 3600 });
+  t.regex(one.token, /^wnt_/);
+  t.is(one.expires_at, 0);
+  t.true(Math.abs(three.expires_at - (Math.floor(Date.now() / 1000) + 3600)) <= 2);
+  t.is(n.node.nodeTokens.verify(one.token)?.nodeId, 'sidecar-a');
+  t.is(n.node.nodeTokens.verify(three.token)?.nodeId, 'sidecar-b');
+  const listed = (await n.call('ListNodeTokens')).tokens;
+  t.is(listed.length, 3);
+  t.false(JSON.stringify(listed).includes(one.token.slice(4)), 'the token itself is never listed');
+  await n.call('RevokeNodeToken', { token_id: one.token_id });
+  t.is(n.node.nodeTokens.verify(one.token), undefined);
+  t.truthy(n.node.nodeTokens.verify(two.token));
+  await n.call('RevokeNodeToken', { node_id: 'sidecar-b' });
+  t.is(n.node.nodeTokens.verify(three.token), undefined);
+  const after = (await n.call('ListNodeTokens')).tokens;
+  t.deepEqual(after.filter((x: any) => x.revoked).map((x: any) => x.token_id).sort(), [one.token_id, three.token_id].sort());
+  t.is(err(await t.throwsAsync(n.call('RevokeNodeToken', { token_id: 'nope' }))).code, grpc.status.NOT_FOUND);
+  t.is(err(await t.throwsAsync(n.call('RevokeNodeToken', {}))).code, grpc.status.INVALID_ARGUMENT);
+  t.is(err(await t.throwsAsync(n.call('RevokeNodeToken', { token_id: 'a', node_id: 'b' }))).code, grpc.status.INVALID_ARGUMENT);
+  t.is(err(await t.throwsAsync(n.call('CreateNodeToken', { node_id: 'bad id' }))).code, grpc.status.INVALID_ARGUMENT);
+  t.regex(err(await t.throwsAsync(n.call('CreateNodeToken', { node_id: 'x', ttl_seconds: -5 }))).details, /^ttl_seconds: must be 0 \(no expiry\)/);
+});
+
+test('admin API node tokens - written atomically (0600) to the node-token file and honoured after a restart', async (t) => {
+  const dir = newDir();
+  const a = await startAdminNode(t, dir);
+  const kept = await a.call('CreateNodeToken', { node_id: 'sidecar-a' });
+  const revoked = await a.call('CreateNodeToken', { node_id: 'sidecar-a' });
+  const timed = await a.call('CreateNodeToken', { node_id: 'sidecar-t', ttl_seconds: 3600 });
+  await a.call('RevokeNodeToken', { token_id: revoked.token_id });
+  const file = join(dir, 'state', 'node-tokens.json');
+  t.is(statSync(file).mode & 0o777, 0o600);
+  const text = readFileSync(file, 'utf8');
+  t.false(text.includes(kept.token), 'only digests are stored');
+  await a.close();
+  const b = await startAdminNode(t, dir);
+  t.is(b.node.nodeTokens.verify(kept.token)?.nodeId, 'sidecar-a');
+  t.is(b.node.nodeTokens.verify(revoked.token), undefined);
+  t.is(b.node.nodeTokens.verify(timed.token)?.nodeId, 'sidecar-t');
+  t.is((await b.call('ListNodeTokens')).tokens.find((x: any) => x.token_id === timed.token_id).expires_at, timed.expires_at);
+});
+
+test('admin API node tokens - a custom sds.nodeTokensFile is the file written', async (t) => {
+  const dir = newDir();
+  const a = await startAdminNode(t, dir, 'sds:\n  nodeTokensFile: tokens.json\n');
+  const tok = await a.call('CreateNodeToken', { node_id: 'n1' });
+  const doc = JSON.parse(readFileSync(join(dir, 'tokens.json'), 'utf8'));
+  t.is(doc.tokens.length, 1);
+  t.is(doc.tokens[0].nodeId, 'n1');
+  t.true(doc.tokens[0].sha256.startsWith(tok.token_id));
+});
+
+test('admin API node tokens - a token with a TTL stops verifying when it expires', async (t) => {
+  const clock = new ManualClock(Date.now());
+  const n = await startAdminNode(t, newDir(), '', { clock });
+  const tok = await n.call('CreateNodeToken', { node_id: 'short', ttl_seconds: 60 });
+  t.is(tok.expires_at, Math.floor((clock.now() + 60_000) / 1000));
+  t.is(n.node.nodeTokens.verify(tok.token)?.nodeId, 'short');
+  clock.advance(60_000);
+  t.is(n.node.nodeTokens.verify(tok.token), undefined);
+});
