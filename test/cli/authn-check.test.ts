@@ -10,7 +10,7 @@ import { toSpiffeBundleMap } from '../../src/identity/trust-bundle.ts';
 import { AUD, NOW, bundleOf, bundleSet, issuer, keyPair, mintWitRaw } from '../authn/helpers.ts';
 import { leaf, rootCa, type Ca } from '../authn/pki.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/authn-check-main.ts', import.meta.url));
+const WIMSECTL = fileURLToPath(new URL('../../src/cli/wimsectl.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'authn-check-'));
 const bundlePath = join(dir, 'bundle.json');
 const iss = issuer('example.org');
@@ -40,7 +40,7 @@ function wptRequestJson(opts: { nowSec?: number; query?: string } = {}): string 
 
 function run(args: string[], stdin: string): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, ['--import=tsx', MAIN, ...args], { timeout: 30_000 }, (err, stdout) => {
+    const child = execFile(process.execPath, ['--import=tsx', WIMSECTL, 'authn', 'check', ...args], { timeout: 30_000 }, (err, stdout) => {
       if (err && typeof err.code !== 'number') return reject(err);
       resolve({ code: err ? (err.code as number) : 0, stdout });
     });
