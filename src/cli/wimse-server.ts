@@ -63,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
   const node = await startNode(config);
   process.stdout.write(
     `wimse-server: node ${node.name}, trust domain ${config.trustDomain}\n` +
-      `  gRPC (SDS, ext_authz): ${node.grpcAddress}\n` +
+      `  gRPC (SDS, ext_authz, Workload API, admin API): ${node.grpcAddress}\n` +
       (node.adminUrl ? `  admin HTTP: ${node.adminUrl} (/healthz /readyz /metrics)\n` : '') +
       `  state: ${config.stateDir}\n`,
   );

@@ -44,7 +44,7 @@ test('wimse-server - runs a node that prints where it listens and answers /healt
   const { child, stdout } = await startTs(CLI, ['--config', file], /admin HTTP: (http:\S+)/);
   t.teardown(() => child.kill('SIGKILL'));
   const admin = /admin HTTP: (http:\S+)/.exec(stdout())![1]!;
-  t.regex(stdout(), /gRPC \(SDS, ext_authz\): 127\.0\.0\.1:\d+/);
+  t.regex(stdout(), /gRPC \(SDS, ext_authz, Workload API, admin API\): 127\.0\.0\.1:\d+/);
   const res = await fetch(`${admin}/healthz`);
   t.is(res.status, 200);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
