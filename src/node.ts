@@ -24,12 +24,15 @@ import { SdsServer } from './envoy/sds.ts';
 import { CaSecretSource } from './envoy/sds-ca-source.ts';
 import { NodeTokenStore, authenticateCaller } from './envoy/sds-auth.ts';
 import { workloadApiService, workloadServiceDefinition } from './workload-api/server.ts';
+import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
 import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 
 export interface NodeOptions {
   clock?: Clock;
   logger?: Logger;
+  /** Cluster timings for tests and benchmarks (heartbeats, NATS client); defaults otherwise. */
+  cluster?: NodeClusterTuning;
 }
 
 export interface RunningNode {
@@ -45,6 +48,8 @@ export interface RunningNode {
   readonly nodeTokens: NodeTokenStore;
   /** Registration entries (node id -> workload identifiers), as SDS and the Workload API use them. */
   readonly registrations: CaSecretSource;
+  /** What travels between nodes (keys, presence, policy, registrations, revocations). */
+  readonly cluster: NodeCluster;
   /** The gRPC server, for the services added below. */
   readonly grpcServer: grpc.Server;
   readonly config: NodeConfig;
@@ -134,9 +139,10 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     const reasons: string[] = [];
     const now = clock.now();
     for (const kind of ['x509', 'wit'] as const)
-      if (!ca.keys().some((k) => k.kind === kind && k.status === 'active' && k.notAfter > now)) reasons.push(`no active ${kind} key`);
+      if (!ca.keys().some((k) => k.kind === kind && k.status === 'active' && k.origin === undefined && k.notAfter > now)) reasons.push(`no active ${kind} key`);
     const own = ca.bundle();
     if (own.x509Authorities.length === 0 || own.witKeys.length === 0) reasons.push('trust bundle is empty');
+    reasons.push(...cluster.readinessReasons());
     return { ready: reasons.length === 0, reasons };
   };
 
@@ -170,6 +176,9 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
   const tokensFile = config.sds.nodeTokensFile ?? join(config.stateDir, 'node-tokens.json');
   const nodeTokens = await loadNodeTokens(tokensFile);
   const sdsSource = new CaSecretSource(ca, config.sds.registrations);
+  const cluster = await NodeCluster.start({
+    name, config, clock, logger, ca, policy, registrations: sdsSource, nodeTokens, metrics, ...(opts.cluster ? { tuning: opts.cluster } : {}),
+  });
   const sds = new SdsServer({
     source: sdsSource,
     auth: { tokens: nodeTokens },
@@ -250,6 +259,7 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     sds,
     nodeTokens,
     registrations: sdsSource,
+    cluster,
     grpcServer: server,
     config,
     readiness,
@@ -259,6 +269,7 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await admin?.close();
       policyWatch?.close();
+      await cluster.close();
       ca.stop();
       await ca.close();
       logger.info({ node: name }, 'node stopped');
