@@ -54,6 +54,7 @@ export interface MeshNodeSpec {
   policy?: string;
   activationTimeout?: string;
   extraYaml?: string;
+  nodeTokensFile?: string;
   tuning?: NodeClusterTuning;
 }
 
@@ -66,7 +67,7 @@ grpc:
 admin:
   listen: 127.0.0.1:0
 sds:
-  registrations:
+${spec.nodeTokensFile ? `  nodeTokensFile: ${spec.nodeTokensFile}\n` : ''}  registrations:
     - nodeId: sidecar-b
       workloads: [${B}]
 cluster:

@@ -1,0 +1,98 @@
+import test from 'ava';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startNatsServer } from '../helpers/nats-server.ts';
+import { FakeEnvoy, secretsOf } from '../envoy/helpers/fake-envoy.ts';
+import { tlsCertificateOf } from '../envoy/helpers/verify.ts';
+import { hashToken } from '../../src/envoy/sds-auth.ts';
+import { A, B, callerHeaders, checkRequest, converged, policyFor, sleep, startMeshNode, trusts, until, type MeshNode } from './helpers.ts';
+
+async function threeNodes(t: Parameters<typeof startMeshNode>[0], extra: Partial<Parameters<typeof startMeshNode>[1]> = {}): Promise<MeshNode[]> {
+  const nats = await startNatsServer(t);
+  const nodes = await Promise.all(['cp-1', 'cp-2', 'cp-3'].map((name) => startMeshNode(t, { name, servers: [nats.url], policy: policyFor([A]), ...extra })));
+  await converged(nodes.map((n) => n.node));
+  return nodes;
+}
+
+test('mesh - a taint keeps the key trusted (flagged) everywhere and re-issues its leaves; a revoke makes every node reject it', async (t) => {
+  const [n1, n2, n3] = await threeNodes(t);
+  const witKid = n1!.node.ca.slot('wit').current!.kid;
+  const caller = await callerHeaders(n1!.node);
+  t.is(caller.kid, witKid);
+
+  // Node 1's Envoy holds a leaf signed by node 1's X.509 key.
+  const token = n1!.node.nodeTokens.issue('sidecar-b');
+  const envoy = new FakeEnvoy(n1!.node.grpcAddress, { nodeId: 'sidecar-b', token });
+  t.teardown(() => envoy.close());
+  const def = envoy.open(['default']);
+  const leaf1 = await def.next();
+  def.ack(leaf1);
+  const x509Kid = n1!.node.ca.slot('x509').current!.kid;
+
+  await n1!.node.ca.taint('wit', witKid);
+  await n1!.node.ca.taint('x509', x509Kid);
+  for (const n of [n2!, n3!])
+    await until(`${n.name} flags the key tainted`, () => n.node.ca.keys().some((k) => k.kid === witKid && k.status === 'tainted' && k.origin === 'cp-1'));
+  // Tainted: still trusted, so credentials in flight keep working while they are re-issued.
+  t.is((await n2!.check(checkRequest(caller.fresh()))).status.code, 0);
+  const leaf2 = await def.next();
+  def.ack(leaf2);
+  const before = tlsCertificateOf(secretsOf(leaf1).get('default')!);
+  const after = tlsCertificateOf(secretsOf(leaf2).get('default')!);
+  t.not(after.leaf.issuer, before.leaf.issuer, 'the leaf was re-issued by the replacement key');
+
+  await n1!.node.ca.revoke('wit', witKid);
+  for (const n of [n2!, n3!]) await until(`${n.name} drops the revoked key`, () => !trusts(n.node, witKid));
+  for (const n of [n1!, n2!, n3!]) {
+    const res = await n.check(checkRequest(caller.fresh()));
+    t.is(res.denied_response?.status?.code, 'Unauthorized', `${n.name} rejects a WIT of the revoked key`);
+  }
+  // The replacement key works everywhere.
+  const fresh = await callerHeaders(n1!.node);
+  t.not(fresh.kid, witKid);
+  await until('peers trust the replacement', () => trusts(n3!.node, fresh.kid));
+  t.is((await n3!.check(checkRequest(fresh.fresh()))).status.code, 0);
+  def.end();
+});
+
+test('mesh - a policy accepted on one node is enforced by all, without echo', async (t) => {
+  const [n1, n2, n3] = await threeNodes(t);
+  const caller = await callerHeaders(n1!.node);
+  t.is((await n3!.check(checkRequest(caller.fresh()))).status.code, 0);
+  const v1 = n1!.node.policy.version;
+  const r = n1!.node.policy.load(policyFor(['wimse://example.org/svc/other']), 'api');
+  t.true(r.ok && r.changed);
+  for (const n of [n2!, n3!]) await until(`${n.name} loads the policy`, () => n.node.policy.digest === n1!.node.policy.digest);
+  for (const n of [n1!, n2!, n3!]) t.is((await n.check(checkRequest(caller.fresh()))).denied_response?.status?.code, 'Forbidden');
+  await sleep(500);
+  t.is(n1!.node.policy.version, v1 + 1, 'the change did not come back as another load');
+  t.is(n2!.node.policy.version, n3!.node.policy.version);
+});
+
+test('mesh - a node-token revocation on one node ends the streams on every node; registrations travel', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-mesh-tokens-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const token = 'wnt_shared-token-for-the-mesh-test-0123456789abcdef';
+  const tokensFile = join(dir, 'tokens.json');
+  writeFileSync(tokensFile, JSON.stringify({ tokens: [{ nodeId: 'sidecar-b', sha256: hashToken(token) }] }));
+  const [n1, n2, n3] = await threeNodes(t, { nodeTokensFile: tokensFile });
+
+  // A registration published on node 1 is served by node 3's SDS.
+  await n1!.node.cluster.publishRegistrations([
+    { nodeId: 'sidecar-b', workloads: [B] },
+    { nodeId: 'sidecar-c', workloads: ['wimse://example.org/svc/c', 'wimse://example.org/svc/c2'] },
+  ]);
+  await until('node 3 knows sidecar-c', () => n3!.node.registrations.identitiesFor('sidecar-c').length === 2);
+  t.deepEqual(n3!.node.registrations.identitiesFor('sidecar-c'), ['wimse://example.org/svc/c', 'wimse://example.org/svc/c2']);
+
+  const envoy = new FakeEnvoy(n2!.node.grpcAddress, { nodeId: 'sidecar-b', token });
+  t.teardown(() => envoy.close());
+  const s = envoy.open(['default']);
+  s.ack(await s.next());
+  t.is(n1!.node.nodeTokens.revokeNode('sidecar-b'), 1);
+  const status = await s.status;
+  t.is(status.code, 16, 'node 2 ended the stream of the revoked token');
+  await until('node 3 refuses the token', () => n3!.node.nodeTokens.verify(token) === undefined);
+  t.is(n2!.node.nodeTokens.verify(token), undefined);
+});
