@@ -6,7 +6,10 @@ import { A, TUNING, callerHeaders, checkRequest, converged, policyFor, readyz, s
 test('mesh - a NATS server killed mid-rotation: the key still reaches every node and activates', async (t) => {
   const nats = await startNatsCluster(t, 3);
   const servers = nats.map((s) => s.url);
-  const nodes = await Promise.all(['cp-1', 'cp-2', 'cp-3'].map((name) => startMeshNode(t, { name, servers })));
+  // Nodes stay live through the fail-over (heartbeats may stall while JetStream elects a leader),
+  // so the gate really waits for every node.
+  const tuning = { ...TUNING, heartbeatTimeoutMs: 20_000 };
+  const nodes = await Promise.all(['cp-1', 'cp-2', 'cp-3'].map((name) => startMeshNode(t, { name, servers, tuning })));
   await converged(nodes.map((n) => n.node));
   const [n1, n2, n3] = nodes;
   const prepared = n1!.node.ca.prepare('wit');
