@@ -36,7 +36,7 @@ import {
 import type { NodeConfig } from './config/config.ts';
 import type { Registration } from './envoy/sds-ca-source.ts';
 import type { Clock } from './identity/clock.ts';
-import { pemToDers } from './identity/trust-bundle.ts';
+import { parseSpiffeBundle, pemToDers, toSpiffeBundle } from './identity/trust-bundle.ts';
 import type { Logger } from './log.ts';
 import type { PolicyStore } from './policy/store.ts';
 
@@ -184,6 +184,7 @@ export class NodeCluster {
     on('policy', () => this.#serially(() => this.#adoptPolicy()));
     on('registrations', () => this.#serially(() => this.#adoptRegistrations()));
     on('revocations', (c) => c.entry && this.#applyRevocation(c.entry.record.node));
+    on('bundles', (c) => this.#adoptFederated(c.key));
     this.#unsubscribe.push(
       this.bus.onConnectionChange((up) => {
         metrics.busConnected.set(up ? 1 : 0);
@@ -193,9 +194,11 @@ export class NodeCluster {
     );
     this.#unsubscribe.push(
       ca.onChange((e) => {
-        if (e.type !== 'bundle-changed' && e.type !== 'key-activated' && e.type !== 'key-tainted') return;
+        // publishOwnKeys writes only what changed, so every event may ask for it.
         this.#serially(() => this.#publishKeys());
-        if (e.type === 'bundle-changed') void this.#heartbeat.beat().catch(() => undefined);
+        if (e.type !== 'bundle-changed') return;
+        void this.#heartbeat.beat().catch(() => undefined);
+        this.#serially(() => this.#publishFederated());
       }),
     );
     this.#unsubscribe.push(
@@ -214,6 +217,8 @@ export class NodeCluster {
     this.#serially(() => (this.bus.get('policy', POLICY_KEY) ? this.#adoptPolicy() : this.#publishPolicy()));
     this.#serially(() => (this.bus.list('registrations').length ? this.#adoptRegistrations() : this.#publishConfigRegistrations()));
     for (const e of this.bus.list('revocations')) this.#applyRevocation(e.record.node);
+    for (const e of this.bus.list('bundles')) this.#adoptFederated(e.key);
+    this.#serially(() => this.#publishFederated());
     this.#serially(() => this.#publishKeys());
     await this.#work;
     await this.#heartbeat.start();
@@ -328,6 +333,34 @@ export class NodeCluster {
       this.#o.registrations.setRegistrations(regs);
     } catch (e) {
       this.#log.error({ err: (e as Error).message }, 'registrations from the cluster refused; the previous ones stay');
+    }
+  }
+
+  // ---- federated bundles ------------------------------------------------------------------
+
+  /** Share this node's federation files' bundles when they are newer (higher `spiffe_sequence`) than the cluster's. */
+  async #publishFederated(): Promise<void> {
+    for (const [td, b] of this.#o.ca.fileFederatedBundles()) {
+      const seq = b.sequence ?? 0;
+      const cur = this.bus.get('bundles', td);
+      if (cur && cur.record.sequence >= seq) continue;
+      await this.bus.put('bundles', td, { trustDomain: td, spiffeBundle: JSON.stringify(toSpiffeBundle(b)), sequence: seq });
+    }
+  }
+
+  #adoptFederated(td: string): void {
+    const e = this.bus.get('bundles', td);
+    try {
+      if (!e) {
+        this.#o.ca.setFederatedBundle(td, undefined);
+        return;
+      }
+      const parsed = parseSpiffeBundle(td, JSON.parse(e.record.spiffeBundle));
+      if (!parsed.ok) throw new Error(parsed.errors.join('; '));
+      const bundle = { ...parsed.value, sequence: e.record.sequence };
+      if (this.#o.ca.setFederatedBundle(td, bundle)) this.#log.info({ trustDomain: td, sequence: e.record.sequence, origin: e.origin }, 'federated bundle from the cluster');
+    } catch (err) {
+      this.#log.error({ trustDomain: td, err: (err as Error).message }, 'federated bundle from the cluster refused');
     }
   }
 

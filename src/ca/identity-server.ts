@@ -19,6 +19,7 @@ import { loadLiveKey, withMaterial, type LiveKey } from './live-key.ts';
 import { silentLogger, type CaLogger } from './logger.ts';
 import { decide, Rotator } from './rotator.ts';
 import { keyTimes, needsActiveKey, resolveTiming, slotOf, type Slot, type Timing } from './slot.ts';
+import { FederatedBundles } from './federation.ts';
 import { applyPeerKeys, checkPeerKey, type PeerKey } from './peer-keys.ts';
 import type { ActivationGate, CaEvent, IdentityServerOptions, IssuedWic, KeyInfo, PublicKeyInfo, WicRequest, WitRequest } from './types.ts';
 import { buildWic } from './wic.ts';
@@ -41,7 +42,7 @@ export class IdentityServer {
   #live = new Map<string, LiveKey>();
   #sequence: number;
   #own!: TrustDomainBundle;
-  #federated: Map<string, TrustDomainBundle>;
+  readonly #federated: FederatedBundles;
   #listeners = new Set<(e: CaEvent) => void>();
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
@@ -63,7 +64,7 @@ export class IdentityServer {
     this.#release = release;
     this.#records = body.keys;
     this.#sequence = body.sequence;
-    this.#federated = federated;
+    this.#federated = new FederatedBundles(federated);
     this.#records.forEach((r, i) => {
       if (r.status === 'revoked' || r.origin !== undefined) return;
       try {
@@ -143,7 +144,26 @@ export class IdentityServer {
 
   /** Own + federated trust domains. */
   bundles(): TrustBundleSet {
-    return bundleSet(this.#own, this.#federated);
+    return bundleSet(this.#own, this.#federated.view);
+  }
+
+  /**
+   * A federated trust domain's bundle received from another node (or undefined to forget it).
+   * Where a federation file also names the trust domain, the bundle with the higher sequence
+   * wins (the cluster's on a tie). Our own trust domain is refused. Emits `bundle-changed` when
+   * the served set changes.
+   */
+  setFederatedBundle(trustDomain: string, bundle: TrustDomainBundle | undefined): boolean {
+    if (trustDomain === this.trustDomain) throw new TypeError('a federated bundle cannot replace our own trust domain');
+    if (bundle && bundle.trustDomain !== trustDomain) throw new TypeError('the bundle is for another trust domain');
+    if (!this.#federated.setFromCluster(trustDomain, bundle)) return false;
+    this.#emit({ type: 'bundle-changed', trustDomain, sequence: this.#federated.view.get(trustDomain)?.sequence ?? 0 });
+    return true;
+  }
+
+  /** The federated bundles read from this node's own federation files. */
+  fileFederatedBundles(): ReadonlyMap<string, TrustDomainBundle> {
+    return this.#federated.files;
   }
 
   onChange(listener: (e: CaEvent) => void): () => void {
@@ -299,7 +319,7 @@ export class IdentityServer {
   /** Re-read the federation files; the bundle set changes only if they all load. */
   async reloadFederation(): Promise<void> {
     const next = await loadFederatedBundles(this.#opts.federatedBundleFiles ?? [], this.trustDomain);
-    this.#federated = next;
+    this.#federated.setFiles(next);
     this.#emit({ type: 'bundle-changed', trustDomain: this.trustDomain, sequence: this.#sequence });
   }
 
