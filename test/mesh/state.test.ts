@@ -4,9 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNatsServer } from '../helpers/nats-server.ts';
 import { FakeEnvoy, secretsOf } from '../envoy/helpers/fake-envoy.ts';
-import { tlsCertificateOf } from '../envoy/helpers/verify.ts';
+import { spiffeBundlesOf, tlsCertificateOf } from '../envoy/helpers/verify.ts';
+import { connect } from 'nats';
 import { hashToken } from '../../src/envoy/sds-auth.ts';
-import { A, B, callerHeaders, checkRequest, converged, policyFor, sleep, startMeshNode, trusts, until, type MeshNode } from './helpers.ts';
+import { IdentityServer } from '../../src/ca/index.ts';
+import { systemClock, toSpiffeBundle } from '../../src/identity/index.ts';
+import { A, B, callerHeaders, checkRequest, converged, metricsText, policyFor, sleep, startMeshNode, trusts, until, type MeshNode } from './helpers.ts';
 
 async function threeNodes(t: Parameters<typeof startMeshNode>[0], extra: Partial<Parameters<typeof startMeshNode>[1]> = {}): Promise<MeshNode[]> {
   const nats = await startNatsServer(t);
@@ -95,4 +98,54 @@ test('mesh - a node-token revocation on one node ends the streams on every node;
   t.is(status.code, 16, 'node 2 ended the stream of the revoked token');
   await until('node 3 refuses the token', () => n3!.node.nodeTokens.verify(token) === undefined);
   t.is(n2!.node.nodeTokens.verify(token), undefined);
+});
+
+test('mesh - a federated bundle configured on one node is served by every node; forged messages are counted', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-mesh-fed-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const partner = await IdentityServer.open({ trustDomain: 'partner.example', stateDir: join(dir, 'partner'), clock: systemClock });
+  t.teardown(() => partner.close());
+  const file = join(dir, 'partner.json');
+  const writeBundle = (seq: number) => writeFileSync(file, JSON.stringify(toSpiffeBundle({ ...partner.bundle(), sequence: seq })));
+  writeBundle(2);
+  const nats = await startNatsServer(t);
+  const n1 = await startMeshNode(t, { name: 'cp-1', servers: [nats.url], extraYaml: `federation:\n  - trustDomain: partner.example\n    bundleFile: ${file}\n` });
+  const n2 = await startMeshNode(t, { name: 'cp-2', servers: [nats.url] });
+  await until('node 2 serves the partner bundle', () => n2.node.ca.bundles().get('partner.example')?.sequence === 2);
+
+  const token = n2.node.nodeTokens.issue('sidecar-b');
+  const envoy = new FakeEnvoy(n2.node.grpcAddress, { nodeId: 'sidecar-b', token });
+  t.teardown(() => envoy.close());
+  const all = envoy.open(['ALL']);
+  const first = await all.next();
+  all.ack(first);
+  t.is(spiffeBundlesOf(secretsOf(first).get('ALL')!).get('partner.example')?.length, 1);
+
+  // The partner rotates: a new root, a higher sequence, reloaded on node 1 only.
+  await partner.prepare('x509');
+  writeBundle(3);
+  await n1.node.ca.reloadFederation();
+  await until('node 2 has the new partner bundle', () => n2.node.ca.bundles().get('partner.example')?.sequence === 3);
+  let roots = 0;
+  await until('node 2 pushes it over SDS', async () => {
+    const r = await all.next(5000);
+    all.ack(r);
+    roots = spiffeBundlesOf(secretsOf(r).get('ALL')!).get('partner.example')?.length ?? 0;
+    return roots === 2;
+  });
+  t.is(roots, 2);
+
+  // A message claiming to come from cp-1 on another node's subject, and plain garbage.
+  const nc = await connect({ servers: [nats.url] });
+  t.teardown(() => nc.close());
+  const forged = { v: 1, kind: 'policy', key: 'current', origin: 'cp-1', seq: Date.now(), revision: 999, record: { version: 'x', digest: 'sha256:' + '0'.repeat(64), text: 'x' } };
+  nc.publish('wimse.example_2eorg.policy.cp-9', new TextEncoder().encode(JSON.stringify(forged)));
+  nc.publish('wimse.example_2eorg.policy.cp-9', new TextEncoder().encode('{not json'));
+  await nc.flush();
+  await until('node 2 counts both', async () => {
+    const m = await metricsText(n2.node);
+    return /wimse_bus_rejected_messages_total\{reason="origin_mismatch"\} 1/.test(m) && /wimse_bus_rejected_messages_total\{reason="bad_json"\} 1/.test(m);
+  });
+  t.is(n2.node.policy.digest, n1.node.policy.digest);
+  all.end();
 });
