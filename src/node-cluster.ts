@@ -98,6 +98,8 @@ export class NodeCluster {
   #started = false;
   #closed = false;
   #applyingRevocation = false;
+  /** The digest each policy source (a file path, an API) gave last. */
+  readonly #lastBySource = new Map<string, string>();
 
   private constructor(o: NodeClusterOptions) {
     this.#o = o;
@@ -173,6 +175,8 @@ export class NodeCluster {
 
   async #start(): Promise<void> {
     const { ca, policy, metrics, nodeTokens } = this.#o;
+    const file = this.#o.config.policy.file;
+    if (file && policy.digest) this.#lastBySource.set(file, policy.digest);
     const on = <K extends RecordKind>(kind: K, h: (c: Change<K>) => void) =>
       this.#unsubscribe.push(
         this.bus.watch(kind, (c) => {
@@ -203,7 +207,14 @@ export class NodeCluster {
     );
     this.#unsubscribe.push(
       policy.onLoad(({ result, source }) => {
-        if (result.ok && result.changed && source !== 'cluster') this.#serially(() => this.#publishPolicy());
+        if (!result.ok || source === 'cluster') return;
+        // A source that hands over the very document it gave last time (a policy file re-read
+        // after a touch) has not changed: the cluster's newer policy stays. Only new documents travel.
+        const previous = this.#lastBySource.get(source ?? '');
+        this.#lastBySource.set(source ?? '', result.digest);
+        if (previous === result.digest) {
+          if (result.changed) this.#serially(() => this.#adoptPolicy());
+        } else if (result.changed) this.#serially(() => this.#publishPolicy());
       }),
     );
     this.#unsubscribe.push(nodeTokens.onRevoke((hash, nodeId) => this.#publishRevocation(hash, nodeId)));

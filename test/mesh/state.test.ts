@@ -71,6 +71,16 @@ test('mesh - a policy accepted on one node is enforced by all, without echo', as
   await sleep(500);
   t.is(n1!.node.policy.version, v1 + 1, 'the change did not come back as another load');
   t.is(n2!.node.policy.version, n3!.node.policy.version);
+
+  // Node 2's unchanged policy file is re-read (touched): the cluster's newer policy stays.
+  let reread = false;
+  n2!.node.policy.onLoad(({ source }) => source?.endsWith('policy.yaml') && (reread = true));
+  writeFileSync(join(n2!.dir, 'policy.yaml'), policyFor([A]));
+  await until('node 2 re-reads its file', () => reread);
+  await until('node 2 is back on the cluster policy', () => n2!.node.policy.digest === n1!.node.policy.digest);
+  await sleep(300);
+  t.is(n1!.node.policy.version, v1 + 1, 'nothing was published');
+  t.is(n3!.node.policy.digest, n1!.node.policy.digest);
 });
 
 test('mesh - a node-token revocation on one node ends the streams on every node; registrations travel', async (t) => {
