@@ -1,7 +1,13 @@
 import test from 'ava';
 import { connect, type Msg } from 'nats';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startNatsCluster, startNatsServer } from '../helpers/nats-server.ts';
-import { A, TUNING, callerHeaders, checkRequest, converged, policyFor, readyz, sleep, startMeshNode, trusts, until } from './helpers.ts';
+import { ROOT, startTs } from '../helpers/process.ts';
+import { A, TUNING, authzClient, callerHeaders, checkRequest, converged, policyFor, readyz, sleep, startMeshNode, trusts, until } from './helpers.ts';
+
+const CLI = join(ROOT, 'src/cli/wimse-server.ts');
 
 test('mesh - a NATS server killed mid-rotation: the key still reaches every node and activates', async (t) => {
   const nats = await startNatsCluster(t, 3);
@@ -116,4 +122,64 @@ test('mesh - a lost announcement is repaired; duplicated and reordered messages 
   await sleep(500);
   t.is(stateOf(), before);
   t.true(n2.node.ca.keys().some((k) => k.kid === kid && k.status === 'tainted'));
+});
+
+test('mesh - a node process SIGKILLed and restarted reads its journal and catches up', async (t) => {
+  const nats = await startNatsServer(t);
+  const servers = [nats.url];
+  const policy = policyFor([A]);
+  const n1 = await startMeshNode(t, { name: 'cp-1', servers, policy });
+  const n2 = await startMeshNode(t, { name: 'cp-2', servers, policy });
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-mesh-proc-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'policy.yaml'), policy);
+  const file = join(dir, 'node.yaml');
+  writeFileSync(file, `nodeName: cp-3
+stateDir: ${join(dir, 'state')}
+grpc:
+  listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+policy:
+  file: ${join(dir, 'policy.yaml')}
+cluster:
+  servers: [${servers.join(', ')}]
+  reconcileInterval: 1s
+logging:
+  level: warn
+`);
+  const start = async () => {
+    const { child, stdout } = await startTs(CLI, ['--config', file], /admin HTTP: (http:\S+)/);
+    t.teardown(() => void child.kill('SIGKILL'));
+    const address = /gRPC \(SDS, ext_authz\): (\S+)/.exec(stdout())![1]!;
+    const authz = authzClient(address);
+    t.teardown(() => authz.close());
+    return { child, authz };
+  };
+  let p3 = await start();
+  await until('node 1 trusts node 3', () => n1.node.ca.keys().some((k) => k.origin === 'cp-3'));
+  const cp3Kids = n1.node.ca.keys().filter((k) => k.origin === 'cp-3').map((k) => k.kid);
+  const before = await callerHeaders(n1.node);
+  await until('node 3 accepts node 1\'s WIT', async () => (await p3.authz.check(checkRequest(before.fresh()))).status.code === 0);
+
+  const exited = new Promise((r) => p3.child.once('exit', r));
+  p3.child.kill('SIGKILL');
+  await exited;
+  const killedAt = Date.now();
+  // While it is gone: node 1 rotates (node 3 ages out of presence) and widens the policy.
+  await n1.node.ca.prepare('wit');
+  await n1.node.ca.activate('wit');
+  n1.node.policy.load(policyFor([A], ['/orders/', '/admin/']), 'api');
+  await until('node 2 has both', () => n2.node.policy.digest === n1.node.policy.digest);
+
+  p3 = await start();
+  const after = await callerHeaders(n1.node);
+  t.not(after.kid, before.kid);
+  await until('node 3 caught up', async () => (await p3.authz.check(checkRequest(after.fresh(), '/admin/x'))).status.code === 0, 15_000);
+  // Its own keys are the ones it had before the kill: the journal survived (a node with a fresh
+  // journal would have replaced them on the bus, and node 1 would have dropped them).
+  await until('node 3 heartbeats again', () => n1.node.cluster.presence.liveNodes().some((n) => n.node === 'cp-3' && (n.startedAt ?? 0) > killedAt));
+  await sleep(300);
+  const kidsNow = n1.node.ca.keys().filter((k) => k.origin === 'cp-3').map((k) => k.kid);
+  t.deepEqual(kidsNow.sort(), cp3Kids.sort());
 });

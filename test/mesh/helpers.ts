@@ -159,3 +159,13 @@ export async function readyz(n: RunningNode): Promise<{ status: number; body: an
 export async function metricsText(n: RunningNode): Promise<string> {
   return (await fetch(`${n.adminUrl}/metrics`)).text();
 }
+
+/** An ext_authz client for a node running elsewhere (another process). */
+export function authzClient(address: string): { check(req: unknown): Promise<any>; close(): void } {
+  const Ctor = grpc.makeGenericClientConstructor(envoyProtos().Authorization, 'Authorization');
+  const c = new Ctor(address, grpc.credentials.createInsecure()) as any;
+  return {
+    check: (req: unknown) => new Promise<any>((resolve, reject) => c.Check(req, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res)))),
+    close: () => c.close(),
+  };
+}
