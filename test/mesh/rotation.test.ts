@@ -100,3 +100,24 @@ test('mesh - a single node (no cluster section) activates at once and needs no b
   t.true(Date.now() - started < 1000);
   t.deepEqual(node.readiness(), { ready: true, reasons: [] });
 });
+
+test('mesh - the rotators of three nodes with short key lifetimes: every new key is trusted everywhere before it signs', async (t) => {
+  const nats = await startNatsServer(t);
+  const servers = [nats.url];
+  const extraYaml = 'keys:\n  ttl: 6s\n  rotationInterval: 100ms\n';
+  const nodes = await Promise.all(['cp-1', 'cp-2', 'cp-3'].map((name) => startMeshNode(t, { name, servers, extraYaml, policy: policyFor([A]) })));
+  const firstWit = nodes[0]!.node.ca.slot('wit').current!.kid;
+  // At each activation anywhere, every other node must already trust the key.
+  const checks: { node: string; kid: string; trustedBy: string[] }[] = [];
+  for (const n of nodes)
+    n.node.ca.onChange((e) => {
+      if (e.type !== 'key-activated') return;
+      checks.push({ node: n.name, kid: e.kid, trustedBy: nodes.filter((o) => o !== n && trusts(o.node, e.kid)).map((o) => o.name) });
+    });
+  await until('node 1 rotated its WIT key', () => nodes[0]!.node.ca.slot('wit').current?.kid !== firstWit, 15_000);
+  t.true(checks.length >= 2);
+  for (const c of checks) t.is(c.trustedBy.length, 2, `${c.node} activated ${c.kid} trusted by ${c.trustedBy.join(',')}`);
+  const caller = await callerHeaders(nodes[0]!.node);
+  t.not(caller.kid, firstWit);
+  for (const n of nodes.slice(1)) t.is((await n.check(checkRequest(caller.fresh()))).status.code, 0);
+});
