@@ -157,5 +157,19 @@ test('mesh - a federated bundle configured on one node is served by every node; 
     return /wimse_bus_rejected_messages_total\{reason="origin_mismatch"\} 1/.test(m) && /wimse_bus_rejected_messages_total\{reason="bad_json"\} 1/.test(m);
   });
   t.is(n2.node.policy.digest, n1.node.policy.digest);
+
+  // What the shared store holds: public keys only, never private material.
+  const kv = await nc.jetstream().views.kv('wimse_example_2eorg');
+  const names: string[] = [];
+  for await (const k of await kv.keys()) names.push(k);
+  const values: string[] = [];
+  for (const k of names) {
+    const e = await kv.get(k);
+    if (e?.value.length) values.push(new TextDecoder().decode(e.value));
+  }
+  t.true(values.some((v) => v.includes('"kind":"keys"')));
+  for (const v of values) {
+    t.false(/PRIVATE KEY|"d":|privateKeyPem/.test(v), 'no private key material on the bus');
+  }
   all.end();
 });
