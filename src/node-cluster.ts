@@ -17,26 +17,29 @@
  * With no `cluster` section the in-process bus is used and no activation gate is installed: a
  * single node behaves exactly as one without this wiring.
  */
-import { createHash } from 'node:crypto';
 import type { NodeMetrics } from './admin/metrics.ts';
-import type { IdentityServer, PeerKey, PublicKeyInfo } from './ca/index.ts';
+import type { IdentityServer } from './ca/index.ts';
 import {
   createBus,
+  fromRegistrationRecords,
   NodeHeartbeat,
+  ownKeySeq,
   Presence,
   publishOwnKeys,
+  toBusKey,
+  toPeerKey,
+  toRegistrationRecords,
   type Bus,
   type Change,
-  type KeyRecord as BusKeyRecord,
   type MemoryHub,
   type NatsTuning,
+  type PeerPublicKey,
   type RecordKind,
-  type RegistrationRecord,
 } from './cluster/index.ts';
 import type { NodeConfig } from './config/config.ts';
 import type { Registration } from './envoy/sds-ca-source.ts';
 import type { Clock } from './identity/clock.ts';
-import { parseSpiffeBundle, pemToDers, toSpiffeBundle } from './identity/trust-bundle.ts';
+import { parseSpiffeBundle, toSpiffeBundle } from './identity/trust-bundle.ts';
 import type { Logger } from './log.ts';
 import type { PolicyStore } from './policy/store.ts';
 
@@ -77,8 +80,6 @@ export interface NodeClusterOptions {
   tuning?: NodeClusterTuning;
 }
 
-/** The registration records are keyed by a digest of the Envoy node id and the position. */
-const REG_SELECTOR = 'envoy-node:';
 /** A node-token revocation is kept this long on the bus (tokens themselves do not expire). */
 const REVOCATION_KEEP_MS = 365 * 24 * 3600 * 1000;
 const POLICY_KEY = 'current';
@@ -152,7 +153,7 @@ export class NodeCluster {
   /** Replace the registration entries on every node (and here, unless `local` is false). */
   async publishRegistrations(regs: readonly Registration[], local = true): Promise<void> {
     if (local) this.#o.registrations.setRegistrations(regs);
-    const wanted = new Map(registrationRecords(regs).map((r) => [r.id, r]));
+    const wanted = new Map(toRegistrationRecords(regs).map((r) => [r.id, r]));
     for (const r of wanted.values()) {
       const cur = this.bus.get('registrations', r.id);
       if (!cur || JSON.stringify(cur.record) !== JSON.stringify(r)) await this.bus.put('registrations', r.id, r);
@@ -268,7 +269,8 @@ export class NodeCluster {
       const keys = this.bus
         .list('keys')
         .filter((e) => e.record.node === origin)
-        .map((e) => peerKey(e.record));
+        .map((e) => toPeerKey(e.record))
+        .filter((k): k is PeerPublicKey => k !== undefined);
       const r = await this.#o.ca.setPeerKeys(origin, keys);
       for (const bad of r.refused) this.#log.warn({ origin, kid: bad.kid, errors: bad.errors }, 'peer key refused');
       if (r.changed) this.#log.info({ origin, keys: keys.length }, 'peer keys taken into the trust bundle');
@@ -277,7 +279,7 @@ export class NodeCluster {
 
   async #publishKeys(): Promise<void> {
     const own = this.#o.ca.publicKeys().filter((k) => k.origin === undefined);
-    await publishOwnKeys(this.bus, own.map((k) => busKey(this.#o.name, k, keySeq(own))));
+    await publishOwnKeys(this.bus, own.map((k) => toBusKey(this.#o.name, k, ownKeySeq(own))));
   }
 
   /** Activation gating: wait until every live node trusts `kid`, or the timeout (then warn). */
@@ -339,7 +341,7 @@ export class NodeCluster {
   }
 
   async #adoptRegistrations(): Promise<void> {
-    const regs = registrationsOf(this.bus.list('registrations').map((e) => e.record));
+    const regs = fromRegistrationRecords(this.bus.list('registrations').map((e) => e.record));
     try {
       this.#o.registrations.setRegistrations(regs);
     } catch (e) {
@@ -399,78 +401,7 @@ export class NodeCluster {
   }
 }
 
-// ---- conversions ---------------------------------------------------------------------------
-
 /** Key ids in this node's current trust bundle (own and peers'), for the heartbeat. */
 export function trustedKids(ca: Pick<IdentityServer, 'keys'>): string[] {
   return ca.keys().filter((k) => k.status !== 'revoked').map((k) => k.kid);
-}
-
-const keySeq = (own: readonly PublicKeyInfo[]): number =>
-  Math.max(0, ...own.map((k) => Math.max(k.notBefore, k.activatedAt ?? 0, k.taintedAt ?? 0, k.revokedAt ?? 0)));
-
-/** One of our keys as the bus carries it: a CA certificate (DER) or a public JWK, never private material. */
-export function busKey(node: string, k: PublicKeyInfo, seq: number): BusKeyRecord {
-  const der = k.kind === 'x509' && k.certPem ? pemToDers(k.certPem)[0] : undefined;
-  return {
-    node,
-    kid: k.kid,
-    alg: k.alg,
-    use: k.kind,
-    state: k.status,
-    ...(der ? { x509RootDer: Buffer.from(der).toString('base64') } : { publicJwk: { ...k.publicJwk } }),
-    notBefore: k.notBefore,
-    notAfter: k.notAfter,
-    keySeq: seq,
-  };
-}
-
-export function peerKey(r: BusKeyRecord): PeerKey {
-  const certPem = r.x509RootDer
-    ? `-----BEGIN CERTIFICATE-----\n${r.x509RootDer.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`
-    : undefined;
-  return {
-    kind: r.use === 'x509' ? 'x509' : 'wit',
-    kid: r.kid,
-    alg: r.alg,
-    status: r.state,
-    notBefore: r.notBefore,
-    notAfter: r.notAfter,
-    ...(r.publicJwk ? { publicJwk: r.publicJwk } : {}),
-    ...(certPem ? { certPem } : {}),
-  };
-}
-
-const regId = (nodeId: string, i: number): string =>
-  `${createHash('sha256').update(nodeId, 'utf8').digest('base64url').slice(0, 22)}-${i}`;
-
-/** Registration entries as bus records: one per workload, keyed by node id digest and position. */
-export function registrationRecords(regs: readonly Registration[]): RegistrationRecord[] {
-  return regs.flatMap((r) =>
-    r.workloads.map((w, i) => ({
-      id: regId(r.nodeId, i),
-      workloadId: w,
-      selectors: [REG_SELECTOR + r.nodeId],
-      ...(r.dnsNames?.length ? { dnsNames: [...r.dnsNames] } : {}),
-    })),
-  );
-}
-
-/** The inverse of `registrationRecords`; the first workload of a node stays its default. */
-export function registrationsOf(records: readonly RegistrationRecord[]): Registration[] {
-  const byNode = new Map<string, { i: number; r: RegistrationRecord }[]>();
-  for (const r of records) {
-    const sel = r.selectors.find((s) => s.startsWith(REG_SELECTOR));
-    if (!sel) continue;
-    const nodeId = sel.slice(REG_SELECTOR.length);
-    const i = Number(r.id.slice(r.id.lastIndexOf('-') + 1));
-    const list = byNode.get(nodeId) ?? [];
-    list.push({ i, r });
-    byNode.set(nodeId, list);
-  }
-  return [...byNode].map(([nodeId, list]) => {
-    list.sort((a, b) => a.i - b.i);
-    const dnsNames = list[0]?.r.dnsNames ?? [];
-    return { nodeId, workloads: list.map((x) => x.r.workloadId), ...(dnsNames.length ? { dnsNames } : {}) };
-  });
 }
