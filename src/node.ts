@@ -25,14 +25,18 @@ import { CaSecretSource } from './envoy/sds-ca-source.ts';
 import { NodeTokenStore, authenticateCaller } from './envoy/sds-auth.ts';
 import { workloadApiService, workloadServiceDefinition } from './workload-api/server.ts';
 import { adminApiService, adminServiceDefinition } from './admin/api.ts';
+import type { NodeBundleStatus } from './admin/api-deps.ts';
 import { loadAdminToken } from './admin/admin-token.ts';
 import { loadAdminState, POLICY_FILE } from './admin/api-state.ts';
+import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
 import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 
 export interface NodeOptions {
   clock?: Clock;
   logger?: Logger;
+  /** Cluster timings for tests and benchmarks (heartbeats, NATS client); defaults otherwise. */
+  cluster?: NodeClusterTuning;
 }
 
 export interface RunningNode {
@@ -48,6 +52,8 @@ export interface RunningNode {
   readonly nodeTokens: NodeTokenStore;
   /** Registration entries (node id -> workload identifiers), as SDS and the Workload API use them. */
   readonly registrations: CaSecretSource;
+  /** What travels between nodes (keys, presence, policy, registrations, revocations). */
+  readonly cluster: NodeCluster;
   /** The gRPC server, for the services added below. */
   readonly grpcServer: grpc.Server;
   readonly config: NodeConfig;
@@ -80,6 +86,21 @@ async function bindGrpc(server: grpc.Server, cfg: NodeConfig['grpc']): Promise<s
 function splitHostPort(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
+}
+
+/** Every live node's bundle view, from the cluster's heartbeats (kids classified by our own key table). */
+function clusterBundleStatus(cluster: NodeCluster, ca: IdentityServer, now: number): NodeBundleStatus[] {
+  const kinds = new Map(ca.keys().map((k) => [k.kid, k.kind]));
+  return cluster.presence.liveNodes(now).map((n) => ({
+    node: n.node,
+    trustDomains: [
+      {
+        trustDomain: ca.trustDomain,
+        x509Authorities: n.trustedKids.filter((k) => kinds.get(k) === 'x509'),
+        witKeys: n.trustedKids.filter((k) => kinds.get(k) === 'wit'),
+      },
+    ],
+  }));
 }
 
 /** The node-token file (`{"tokens": [{nodeId, sha256, revoked?, expiresAt?}]}`); none yet means no tokens. */
@@ -142,9 +163,10 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     const reasons: string[] = [];
     const now = clock.now();
     for (const kind of ['x509', 'wit'] as const)
-      if (!ca.keys().some((k) => k.kind === kind && k.status === 'active' && k.notAfter > now)) reasons.push(`no active ${kind} key`);
+      if (!ca.keys().some((k) => k.kind === kind && k.status === 'active' && k.origin === undefined && k.notAfter > now)) reasons.push(`no active ${kind} key`);
     const own = ca.bundle();
     if (own.x509Authorities.length === 0 || own.witKeys.length === 0) reasons.push('trust bundle is empty');
+    reasons.push(...cluster.readinessReasons());
     return { ready: reasons.length === 0, reasons };
   };
 
@@ -179,6 +201,9 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
   const nodeTokens = await loadNodeTokens(tokensFile, clock);
   if (adminState.shadowed.length) logger.warn({ nodeIds: adminState.shadowed }, 'entries created through the admin API are shadowed by config entries');
   const sdsSource = new CaSecretSource(ca, [...config.sds.registrations, ...adminState.entries]);
+  const cluster = await NodeCluster.start({
+    name, config, clock, logger, ca, policy, registrations: sdsSource, nodeTokens, metrics, ...(opts.cluster ? { tuning: opts.cluster } : {}),
+  });
   const sds = new SdsServer({
     source: sdsSource,
     auth: { tokens: nodeTokens },
@@ -246,7 +271,14 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
       ca,
       policy,
       policyFile: config.policy.file ?? join(config.stateDir, POLICY_FILE),
-      registrations: sdsSource,
+      // An entry change made here reaches every node: publishRegistrations applies it locally
+      // and puts it on the bus (in-process for a single node).
+      registrations: {
+        setRegistrations: (regs) =>
+          void cluster.publishRegistrations(regs).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'entries not shared with the cluster')),
+        registrations: () => sdsSource.registrations(),
+      },
+      ...(cluster.clustered ? { bundleStatus: async () => clusterBundleStatus(cluster, ca, clock.now()) } : {}),
       configEntries: config.sds.registrations,
       apiEntries: adminState.entries,
       configFederation: config.federation.map((f) => f.trustDomain),
@@ -278,6 +310,7 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     sds,
     nodeTokens,
     registrations: sdsSource,
+    cluster,
     grpcServer: server,
     config,
     readiness,
@@ -287,6 +320,7 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await admin?.close();
       policyWatch?.close();
+      await cluster.close();
       ca.stop();
       await ca.close();
       logger.info({ node: name }, 'node stopped');

@@ -27,7 +27,8 @@ export interface AdminApiDeps {
   readonly policy: PolicyStore;
   /** Where applied policy is written: the configured policy file, else `<stateDir>/policy.yaml`. */
   readonly policyFile: string;
-  readonly registrations: CaSecretSource;
+  /** Where entry changes go: the SDS source, and in a cluster every node through the bus. */
+  readonly registrations: Pick<CaSecretSource, 'setRegistrations' | 'registrations'>;
   /** Entries from the config file (read-only through the API). */
   readonly configEntries: readonly Registration[];
   /** Entries created through the API earlier (loaded from `<stateDir>/entries.json`). */

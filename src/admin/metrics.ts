@@ -24,6 +24,7 @@ export class NodeMetrics {
   readonly busConnected: Gauge;
   readonly propagationLag: Histogram;
   readonly busRejected: Counter<'reason'>;
+  readonly activationGateTimeouts: Counter;
 
   constructor(opts: { keyExpiries?: () => KeyExpiry[]; now?: () => number; defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -48,6 +49,11 @@ export class NodeMetrics {
       registers,
     });
     this.busRejected = new Counter({ name: 'wimse_bus_rejected_messages_total', help: 'Bus messages ignored as malformed or unexpected.', labelNames: ['reason'], registers });
+    this.activationGateTimeouts = new Counter({
+      name: 'wimse_activation_gate_timeouts_total',
+      help: 'Prepared keys activated after cluster.activationTimeout without every live node trusting them.',
+      registers,
+    });
     const expiries = opts.keyExpiries;
     const now = opts.now ?? (() => Date.now());
     new Gauge({

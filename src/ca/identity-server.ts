@@ -18,8 +18,10 @@ import { applyActivate, applyPrepare, applyPrune, applyRevoke, applyTaint, type 
 import { loadLiveKey, withMaterial, type LiveKey } from './live-key.ts';
 import { silentLogger, type CaLogger } from './logger.ts';
 import { decide, Rotator } from './rotator.ts';
-import { keyTimes, resolveTiming, slotOf, type Slot, type Timing } from './slot.ts';
-import type { CaEvent, IdentityServerOptions, IssuedWic, KeyInfo, WicRequest, WitRequest } from './types.ts';
+import { keyTimes, needsActiveKey, resolveTiming, slotOf, type Slot, type Timing } from './slot.ts';
+import { FederatedBundles } from './federation.ts';
+import { applyPeerKeys, checkPeerKey, type PeerKey } from './peer-keys.ts';
+import type { ActivationGate, CaEvent, IdentityServerOptions, IssuedWic, KeyInfo, PublicKeyInfo, WicRequest, WitRequest } from './types.ts';
 import { buildWic } from './wic.ts';
 import { checkCnfJwk, signWit, type MintedWit } from './wit.ts';
 import { createCaCertificate, NOT_BEFORE_CUSHION_MS } from './x509-ca.ts';
@@ -40,11 +42,12 @@ export class IdentityServer {
   #live = new Map<string, LiveKey>();
   #sequence: number;
   #own!: TrustDomainBundle;
-  #federated: Map<string, TrustDomainBundle>;
+  readonly #federated: FederatedBundles;
   #federationFiles: readonly FederatedBundleFile[];
   #listeners = new Set<(e: CaEvent) => void>();
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
+  #gate: ActivationGate | undefined;
 
   private constructor(
     opts: IdentityServerOptions,
@@ -62,7 +65,7 @@ export class IdentityServer {
     this.#release = release;
     this.#records = body.keys;
     this.#sequence = body.sequence;
-    this.#federated = federated;
+    this.#federated = new FederatedBundles(federated);
     this.#federationFiles = [...(opts.federatedBundleFiles ?? [])];
     this.#records.forEach((r, i) => {
       if (r.status === 'revoked' || r.origin !== undefined) return;
@@ -119,7 +122,21 @@ export class IdentityServer {
       ...(r.activatedAt !== undefined ? { activatedAt: r.activatedAt } : {}),
       ...(r.taintedAt !== undefined ? { taintedAt: r.taintedAt } : {}),
       ...(r.revokedAt !== undefined ? { revokedAt: r.revokedAt } : {}),
+      ...(r.origin !== undefined ? { origin: r.origin } : {}),
     }));
+  }
+
+  /** Every key's public half (ours and other nodes'), for the cluster to publish. */
+  publicKeys(): PublicKeyInfo[] {
+    return this.keys().map((k, i) => {
+      const r = this.#records[i]!;
+      return { ...k, publicJwk: { ...r.publicJwk }, ...(r.certPem !== undefined ? { certPem: r.certPem } : {}) };
+    });
+  }
+
+  /** The journal's sequence (the trust bundle's `sequence`): bumped on every bundle change. */
+  get sequence(): number {
+    return this.#sequence;
   }
 
   /** Our own trust domain's bundle. */
@@ -129,7 +146,26 @@ export class IdentityServer {
 
   /** Own + federated trust domains. */
   bundles(): TrustBundleSet {
-    return bundleSet(this.#own, this.#federated);
+    return bundleSet(this.#own, this.#federated.view);
+  }
+
+  /**
+   * A federated trust domain's bundle received from another node (or undefined to forget it).
+   * Where a federation file also names the trust domain, the bundle with the higher sequence
+   * wins (the cluster's on a tie). Our own trust domain is refused. Emits `bundle-changed` when
+   * the served set changes.
+   */
+  setFederatedBundle(trustDomain: string, bundle: TrustDomainBundle | undefined): boolean {
+    if (trustDomain === this.trustDomain) throw new TypeError('a federated bundle cannot replace our own trust domain');
+    if (bundle && bundle.trustDomain !== trustDomain) throw new TypeError('the bundle is for another trust domain');
+    if (!this.#federated.setFromCluster(trustDomain, bundle)) return false;
+    this.#emit({ type: 'bundle-changed', trustDomain, sequence: this.#federated.view.get(trustDomain)?.sequence ?? 0 });
+    return true;
+  }
+
+  /** The federated bundles read from this node's own federation files. */
+  fileFederatedBundles(): ReadonlyMap<string, TrustDomainBundle> {
+    return this.#federated.files;
   }
 
   onChange(listener: (e: CaEvent) => void): () => void {
@@ -208,7 +244,17 @@ export class IdentityServer {
     return this.#info(kind, live.record.kid);
   }
 
+  /**
+   * Gate activations (cluster: wait until every live node trusts the key). Not consulted when
+   * there is no usable active key at all: then nothing could sign without activating.
+   */
+  setActivationGate(gate: ActivationGate | undefined): void {
+    this.#gate = gate;
+  }
+
   async activate(kind: KeyKind): Promise<KeyInfo> {
+    const slot = this.slot(kind);
+    if (this.#gate && slot.next && !needsActiveKey(slot, this.#clock.now())) await this.#gate(kind, slot.next.kid);
     const kid = await this.#serial(async () => {
       const t = applyActivate(this.#records, kind, this.#clock.now());
       await this.#commit(t, [], [{ type: 'key-activated', kind, kid: t.activated! }]);
@@ -248,10 +294,34 @@ export class IdentityServer {
     });
   }
 
+  /**
+   * Take in the complete public key set of another node (`origin`): journaled with the origin
+   * before it is published, so a restart trusts the peer's keys without the bus. Keys that do
+   * not check out are left out and reported. Revoked keys leave the bundle; tainted ones stay.
+   */
+  async setPeerKeys(origin: string, keys: readonly PeerKey[]): Promise<{ changed: boolean; refused: { kid: string; errors: string[] }[] }> {
+    if (typeof origin !== 'string' || origin === '') throw new TypeError('"origin" must be a non-empty string');
+    const refused: { kid: string; errors: string[] }[] = [];
+    const accepted: KeyRecord[] = [];
+    for (const k of keys) {
+      const c = checkPeerKey(origin, k);
+      if (c.ok) accepted.push(c.value);
+      else refused.push({ kid: String(k.kid), errors: c.errors });
+    }
+    const changed = await this.#serial(async () => {
+      const t = applyPeerKeys(this.#records, origin, accepted, this.#clock.now(), this.timing.pruneGraceSec * 1000);
+      if (!t) return false;
+      await this.#commit(t, [], []);
+      this.#log.info({ origin, keys: accepted.length, bundleChanged: t.bundleChanged }, 'peer keys applied');
+      return true;
+    });
+    return { changed, refused };
+  }
+
   /** Re-read the federation files; the bundle set changes only if they all load. */
   async reloadFederation(): Promise<void> {
     const next = await loadFederatedBundles(this.#federationFiles, this.trustDomain);
-    this.#federated = next;
+    this.#federated.setFiles(next);
     this.#emit({ type: 'bundle-changed', trustDomain: this.trustDomain, sequence: this.#sequence });
   }
 
@@ -267,7 +337,7 @@ export class IdentityServer {
   async setFederatedBundleFiles(files: readonly FederatedBundleFile[]): Promise<void> {
     const next = await loadFederatedBundles(files, this.trustDomain);
     this.#federationFiles = [...files];
-    this.#federated = next;
+    this.#federated.setFiles(next);
     this.#emit({ type: 'bundle-changed', trustDomain: this.trustDomain, sequence: this.#sequence });
   }
 

@@ -105,7 +105,9 @@ function checkBody(doc: unknown): string[] {
       errs.push(`${at}.privateKeyPem: missing for a live key`);
     if (r.kind === 'x509' && r.status !== 'revoked' && typeof r.certPem !== 'string') errs.push(`${at}.certPem: missing`);
   });
-  const active = (kind: string) => (d.keys as Record<string, unknown>[]).filter((k) => k?.kind === kind && k?.status === 'active').length;
+  // Other nodes' keys (with an `origin`) have their own active key; only ours count here.
+  const active = (kind: string) =>
+    (d.keys as Record<string, unknown>[]).filter((k) => k?.kind === kind && k?.status === 'active' && k?.origin === undefined).length;
   for (const kind of KEY_KINDS) if (active(kind) > 1) errs.push(`keys: more than one active ${kind} key`);
   return errs;
 }

@@ -13,7 +13,7 @@
  * - revoke: only a `tainted` key (SPIRE's rule: re-issue first, then pull trust); it leaves the
  *   bundle and its private key is erased.
  * - prune: old/tainted/revoked keys go once `now >= notAfter + grace`; prepared keys that expired
- *   unused go at their notAfter.
+ *   unused go at their notAfter; other nodes' keys (with an `origin`) go at notAfter + grace.
  */
 import { KeyStateError } from './errors.ts';
 import { inBundle, type KeyKind, type KeyRecord } from './key-record.ts';
@@ -90,11 +90,13 @@ export function applyRevoke(records: readonly KeyRecord[], kind: KeyKind, kid: s
 }
 
 export function applyPrune(records: readonly KeyRecord[], now: number, graceMs: number): Transition {
-  const removed = records.filter(
-    (r) =>
-      r.origin === undefined &&
-      ((r.status === 'prepared' && now >= r.notAfter) ||
-        ((r.status === 'old' || r.status === 'tainted' || r.status === 'revoked') && now >= r.notAfter + graceMs)),
+  const removed = records.filter((r) =>
+    r.origin !== undefined
+      ? // Another node's key: trusted until its own notAfter plus the grace, whatever its status
+        // (its owner may be gone for good and never delete it).
+        now >= r.notAfter + graceMs
+      : (r.status === 'prepared' && now >= r.notAfter) ||
+        ((r.status === 'old' || r.status === 'tainted' || r.status === 'revoked') && now >= r.notAfter + graceMs),
   );
   return {
     records: records.filter((r) => !removed.includes(r)),

@@ -39,7 +39,22 @@ export interface KeyInfo {
   readonly activatedAt?: number;
   readonly taintedAt?: number;
   readonly revokedAt?: number;
+  /** Another node's key (cluster): the owning node. Absent for our own keys. */
+  readonly origin?: string;
 }
+
+/** A key's public half, as the cluster publishes it (never any private material). */
+export interface PublicKeyInfo extends KeyInfo {
+  readonly publicJwk: PublicJwk;
+  /** X.509 keys: the CA certificate, PEM. */
+  readonly certPem?: string;
+}
+
+/**
+ * Decides when a prepared key may become active (the cluster's activation gating). Called before
+ * the rotator or an operator activates `kid`; resolves when activation may proceed.
+ */
+export type ActivationGate = (kind: 'x509' | 'wit', kid: string) => Promise<void>;
 
 export interface WicRequest {
   /** The workload identifier: the certificate's one URI SAN. */

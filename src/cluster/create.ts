@@ -4,7 +4,7 @@
  * configuration's `cluster` section (durations already in milliseconds).
  */
 import { MemoryBus, type MemoryHub } from './memory-bus.ts';
-import { NatsBus } from './nats-bus.ts';
+import { NatsBus, type NatsBusOptions } from './nats-bus.ts';
 import type { Bus, BusOptions } from './types.ts';
 
 export interface ClusterSettings {
@@ -17,8 +17,11 @@ export interface ClusterSettings {
   replicas?: number;
 }
 
-export function createBus(opts: BusOptions & { cluster?: ClusterSettings; hub?: MemoryHub }): Bus {
-  const { cluster, hub, ...common } = opts;
+/** NATS client timings and test hooks, for tests and benchmarks (production uses the defaults). */
+export type NatsTuning = Partial<Pick<NatsBusOptions, 'startTimeoutMs' | 'reconnectWaitMs' | 'pingIntervalMs' | 'requestTimeoutMs' | 'testHooks'>>;
+
+export function createBus(opts: BusOptions & { cluster?: ClusterSettings; hub?: MemoryHub; nats?: NatsTuning }): Bus {
+  const { cluster, hub, nats, ...common } = opts;
   if (!cluster) return new MemoryBus({ ...common, ...(hub ? { hub } : {}) });
   return new NatsBus({
     ...common,
@@ -27,5 +30,6 @@ export function createBus(opts: BusOptions & { cluster?: ClusterSettings; hub?: 
     ...(cluster.tlsCaFile ? { tlsCaFile: cluster.tlsCaFile } : {}),
     ...(cluster.replicas ? { replicas: cluster.replicas } : {}),
     ...(cluster.reconcileInterval !== undefined ? { reconcileIntervalMs: cluster.reconcileInterval } : {}),
+    ...nats,
   });
 }

@@ -1,0 +1,407 @@
+/**
+ * The node's cluster wiring: what travels between the control-plane nodes of one trust domain,
+ * and how each node applies what it receives (docs/operations-cluster.md).
+ *
+ * - Keys: every CA change publishes this node's public key set (`publishOwnKeys`); every node
+ *   takes the other nodes' keys into its own trust bundle (`IdentityServer.setPeerKeys`, which
+ *   journals them with their origin first, so a restart trusts peers without the bus). The
+ *   bundle is the union of every node's keys, as in SPIRE's HA model (spec/anchors.md §1.4).
+ * - Presence and activation gating: a heartbeat lists the key ids this node trusts; a prepared
+ *   key becomes active only once every live node trusts it, or after `activationTimeout` with a
+ *   loud warning and `wimse_activation_gate_timeouts_total` (anchors §1.2).
+ * - Policy, registrations and node-token revocations travel as shared records; each node applies
+ *   what others write and publishes what it accepts itself (echoes stop on equal digests).
+ * - Metrics and readiness: bus connection, propagation lag (from the origin's sequence, a
+ *   millisecond timestamp), refused messages; `/readyz` says "bus not connected" in cluster mode.
+ *
+ * With no `cluster` section the in-process bus is used and no activation gate is installed: a
+ * single node behaves exactly as one without this wiring.
+ */
+import type { NodeMetrics } from './admin/metrics.ts';
+import type { IdentityServer } from './ca/index.ts';
+import {
+  createBus,
+  fromRegistrationRecords,
+  NodeHeartbeat,
+  ownKeySeq,
+  Presence,
+  publishOwnKeys,
+  toBusKey,
+  toPeerKey,
+  toRegistrationRecords,
+  type Bus,
+  type Change,
+  type MemoryHub,
+  type NatsTuning,
+  type PeerPublicKey,
+  type RecordKind,
+} from './cluster/index.ts';
+import type { NodeConfig } from './config/config.ts';
+import type { Registration } from './envoy/sds-ca-source.ts';
+import type { Clock } from './identity/clock.ts';
+import { parseSpiffeBundle, toSpiffeBundle } from './identity/trust-bundle.ts';
+import type { Logger } from './log.ts';
+import type { PolicyStore } from './policy/store.ts';
+
+/** What the wiring needs from the SDS adapter (`CaSecretSource` satisfies it). */
+export interface RegistrationSink {
+  setRegistrations(registrations: readonly Registration[]): void;
+}
+
+/** What the wiring needs from the node-token store (`NodeTokenStore` satisfies it). */
+export interface TokenRevoker {
+  revokeNode(nodeId: string): number;
+  onRevoke(listener: (sha256: string, nodeId: string) => void): () => void;
+}
+
+/** Timings for tests and benchmarks; production uses the defaults. */
+export interface NodeClusterTuning {
+  /** Heartbeat period. Default 5 000 ms. */
+  heartbeatIntervalMs?: number;
+  /** A node is live while its last heartbeat is younger than this. Default 15 000 ms. */
+  heartbeatTimeoutMs?: number;
+  gapGraceMs?: number;
+  retryMs?: number;
+  nats?: NatsTuning;
+  /** Several in-process nodes sharing one in-process bus (tests). */
+  hub?: MemoryHub;
+}
+
+export interface NodeClusterOptions {
+  name: string;
+  config: NodeConfig;
+  clock: Clock;
+  logger: Logger;
+  ca: IdentityServer;
+  policy: PolicyStore;
+  registrations: RegistrationSink;
+  nodeTokens: TokenRevoker;
+  metrics: NodeMetrics;
+  tuning?: NodeClusterTuning;
+}
+
+/** A node-token revocation is kept this long on the bus (tokens themselves do not expire). */
+const REVOCATION_KEEP_MS = 365 * 24 * 3600 * 1000;
+const POLICY_KEY = 'current';
+
+export class NodeCluster {
+  readonly bus: Bus;
+  readonly presence: Presence;
+  /** True when a `cluster` section is configured (NATS); false for the in-process bus. */
+  readonly clustered: boolean;
+  readonly #o: NodeClusterOptions;
+  readonly #log: Logger;
+  readonly #heartbeat: NodeHeartbeat;
+  readonly #unsubscribe: (() => void)[] = [];
+  readonly #dirtyOrigins = new Set<string>();
+  readonly #gateAborts = new Set<() => void>();
+  #work: Promise<void> = Promise.resolve();
+  #started = false;
+  #closed = false;
+  #applyingRevocation = false;
+  /** The digest each policy source (a file path, an API) gave last. */
+  readonly #lastBySource = new Map<string, string>();
+
+  private constructor(o: NodeClusterOptions) {
+    this.#o = o;
+    this.#log = o.logger.child({ component: 'cluster' });
+    const cluster = o.config.cluster;
+    this.clustered = cluster !== undefined;
+    const t = o.tuning ?? {};
+    this.bus = createBus({
+      trustDomain: o.config.trustDomain,
+      nodeName: o.name,
+      clock: o.clock,
+      logger: this.#log,
+      onInvalid: (info) => o.metrics.busRejected.inc({ reason: info.reason }),
+      ...(t.gapGraceMs !== undefined ? { gapGraceMs: t.gapGraceMs } : {}),
+      ...(t.retryMs !== undefined ? { retryMs: t.retryMs } : {}),
+      ...(cluster
+        ? {
+            cluster: {
+              servers: cluster.servers,
+              replicas: cluster.replicas,
+              reconcileInterval: cluster.reconcileInterval,
+              ...(cluster.credsFile ? { credsFile: cluster.credsFile } : {}),
+              ...(cluster.tlsCaFile ? { tlsCaFile: cluster.tlsCaFile } : {}),
+            },
+          }
+        : {}),
+      ...(t.nats ? { nats: t.nats } : {}),
+      ...(t.hub ? { hub: t.hub } : {}),
+    });
+    this.presence = new Presence(this.bus, { clock: o.clock, ...(t.heartbeatTimeoutMs ? { heartbeatTimeoutMs: t.heartbeatTimeoutMs } : {}) });
+    this.#heartbeat = new NodeHeartbeat(this.bus, {
+      clock: o.clock,
+      trustedKids: () => trustedKids(o.ca),
+      ...(t.heartbeatIntervalMs ? { intervalMs: t.heartbeatIntervalMs } : {}),
+    });
+  }
+
+  /** Build the wiring, connect (or not: NATS down at start is survivable) and catch up. */
+  static async start(o: NodeClusterOptions): Promise<NodeCluster> {
+    const c = new NodeCluster(o);
+    await c.#start();
+    return c;
+  }
+
+  /** Why this node is not ready as far as the cluster goes (empty when it is). */
+  readinessReasons(): string[] {
+    return this.clustered && !this.bus.connected ? ['bus not connected'] : [];
+  }
+
+  /** Replace the registration entries on every node (and here, unless `local` is false). */
+  async publishRegistrations(regs: readonly Registration[], local = true): Promise<void> {
+    if (local) this.#o.registrations.setRegistrations(regs);
+    const wanted = new Map(toRegistrationRecords(regs).map((r) => [r.id, r]));
+    for (const r of wanted.values()) {
+      const cur = this.bus.get('registrations', r.id);
+      if (!cur || JSON.stringify(cur.record) !== JSON.stringify(r)) await this.bus.put('registrations', r.id, r);
+    }
+    for (const e of this.bus.list('registrations')) if (!wanted.has(e.key)) await this.bus.delete('registrations', e.key);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#o.ca.setActivationGate(undefined);
+    for (const abort of this.#gateAborts) abort();
+    this.#heartbeat.stop();
+    for (const u of this.#unsubscribe.splice(0)) u();
+    await this.#work.catch(() => {});
+    await this.bus.close();
+  }
+
+  // ---- start -------------------------------------------------------------------------------
+
+  async #start(): Promise<void> {
+    const { ca, policy, metrics, nodeTokens } = this.#o;
+    const file = this.#o.config.policy.file;
+    if (file && policy.digest) this.#lastBySource.set(file, policy.digest);
+    const on = <K extends RecordKind>(kind: K, h: (c: Change<K>) => void) =>
+      this.#unsubscribe.push(
+        this.bus.watch(kind, (c) => {
+          this.#observeLag(c);
+          if (!c.local && !this.#closed) h(c);
+        }),
+      );
+    on('keys', (c) => this.#markOrigin(c.entry?.record.node ?? c.key.split('/')[0] ?? ''));
+    on('policy', () => this.#serially(() => this.#adoptPolicy()));
+    on('registrations', () => this.#serially(() => this.#adoptRegistrations()));
+    on('revocations', (c) => c.entry && this.#applyRevocation(c.entry.record.node));
+    on('bundles', (c) => this.#adoptFederated(c.key));
+    this.#unsubscribe.push(
+      this.bus.onConnectionChange((up) => {
+        metrics.busConnected.set(up ? 1 : 0);
+        if (up) this.#log.info({}, 'cluster bus connected');
+        else this.#log.warn({}, 'cluster bus lost: serving with the state this node has');
+      }),
+    );
+    this.#unsubscribe.push(
+      ca.onChange((e) => {
+        // publishOwnKeys writes only what changed, so every event may ask for it.
+        this.#serially(() => this.#publishKeys());
+        if (e.type !== 'bundle-changed') return;
+        void this.#heartbeat.beat().catch(() => undefined);
+        this.#serially(() => this.#publishFederated());
+      }),
+    );
+    this.#unsubscribe.push(
+      policy.onLoad(({ result, source }) => {
+        if (!result.ok || source === 'cluster') return;
+        // A source that hands over the very document it gave last time (a policy file re-read
+        // after a touch) has not changed: the cluster's newer policy stays. Only new documents travel.
+        const previous = this.#lastBySource.get(source ?? '');
+        this.#lastBySource.set(source ?? '', result.digest);
+        if (previous === result.digest) {
+          if (result.changed) this.#serially(() => this.#adoptPolicy());
+        } else if (result.changed) this.#serially(() => this.#publishPolicy());
+      }),
+    );
+    this.#unsubscribe.push(nodeTokens.onRevoke((hash, nodeId) => this.#publishRevocation(hash, nodeId)));
+
+    await this.bus.start();
+    metrics.busConnected.set(this.bus.connected ? 1 : 0);
+    // What the bus already holds: peers' keys, the cluster's policy and registrations (the
+    // latest accepted change anywhere wins over this node's files), revocations.
+    for (const e of this.bus.list('keys')) if (e.record.node !== this.#o.name) this.#dirtyOrigins.add(e.record.node);
+    this.#serially(() => this.#syncOrigins());
+    this.#serially(() => (this.bus.get('policy', POLICY_KEY) ? this.#adoptPolicy() : this.#publishPolicy()));
+    this.#serially(() => (this.bus.list('registrations').length ? this.#adoptRegistrations() : this.#publishConfigRegistrations()));
+    for (const e of this.bus.list('revocations')) this.#applyRevocation(e.record.node);
+    for (const e of this.bus.list('bundles')) this.#adoptFederated(e.key);
+    this.#serially(() => this.#publishFederated());
+    this.#serially(() => this.#publishKeys());
+    await this.#work;
+    await this.#heartbeat.start();
+    if (this.clustered) ca.setActivationGate((kind, kid) => this.#gate(kind, kid));
+    this.#started = true;
+  }
+
+  /** One queue for everything that writes the journal or the bus, in order. */
+  #serially(fn: () => Promise<unknown>): void {
+    this.#work = this.#work.then(fn).then(
+      () => undefined,
+      (e: unknown) => this.#log.error({ err: (e as Error).message }, 'cluster change could not be applied; the next change or reconcile retries'),
+    );
+  }
+
+  #observeLag(c: Change): void {
+    // The origin's sequence is `max(last + 1, clock)`: a millisecond timestamp of the write.
+    if (!this.#started || c.local || !c.entry) return;
+    const lagMs = this.#o.clock.now() - c.entry.seq;
+    if (lagMs >= 0 && lagMs < 24 * 3600 * 1000) this.#o.metrics.propagationLag.observe(lagMs / 1000);
+  }
+
+  // ---- keys --------------------------------------------------------------------------------
+
+  #markOrigin(origin: string): void {
+    if (!origin || origin === this.#o.name) return;
+    const first = this.#dirtyOrigins.size === 0;
+    this.#dirtyOrigins.add(origin);
+    if (first) this.#serially(() => this.#syncOrigins());
+  }
+
+  async #syncOrigins(): Promise<void> {
+    const origins = [...this.#dirtyOrigins];
+    this.#dirtyOrigins.clear();
+    for (const origin of origins) {
+      const keys = this.bus
+        .list('keys')
+        .filter((e) => e.record.node === origin)
+        .map((e) => toPeerKey(e.record))
+        .filter((k): k is PeerPublicKey => k !== undefined);
+      const r = await this.#o.ca.setPeerKeys(origin, keys);
+      for (const bad of r.refused) this.#log.warn({ origin, kid: bad.kid, errors: bad.errors }, 'peer key refused');
+      if (r.changed) this.#log.info({ origin, keys: keys.length }, 'peer keys taken into the trust bundle');
+    }
+  }
+
+  async #publishKeys(): Promise<void> {
+    const own = this.#o.ca.publicKeys().filter((k) => k.origin === undefined);
+    await publishOwnKeys(this.bus, own.map((k) => toBusKey(this.#o.name, k, ownKeySeq(own))));
+  }
+
+  /** Activation gating: wait until every live node trusts `kid`, or the timeout (then warn). */
+  async #gate(kind: string, kid: string): Promise<void> {
+    const timeoutMs = this.#o.config.cluster?.activationTimeout ?? 0;
+    await this.#heartbeat.beat().catch(() => undefined);
+    const everywhere = await new Promise<boolean>((resolve) => {
+      if (this.presence.allNodesTrust(kid)) return resolve(true);
+      const finish = (v: boolean) => {
+        unwatch();
+        clearInterval(recheck);
+        clearTimeout(deadline);
+        this.#gateAborts.delete(abort);
+        resolve(v);
+      };
+      const abort = () => finish(this.presence.allNodesTrust(kid));
+      const check = () => this.presence.allNodesTrust(kid) && finish(true);
+      const unwatch = this.bus.watch('nodes', check);
+      const recheck = setInterval(check, 100);
+      recheck.unref();
+      const deadline = setTimeout(abort, timeoutMs);
+      deadline.unref();
+      this.#gateAborts.add(abort);
+    });
+    if (everywhere) {
+      this.#log.info({ kind, kid }, 'every live node trusts the prepared key: activating');
+      return;
+    }
+    if (this.#closed) throw new Error('cluster wiring closed while a key waited for activation');
+    this.#o.metrics.activationGateTimeouts.inc();
+    this.#log.warn(
+      { kind, kid, missing: this.presence.report(kid).missing, timeoutMs },
+      'ACTIVATING A KEY NOT YET TRUSTED BY EVERY LIVE NODE: credentials it signs may be refused by the missing nodes',
+    );
+  }
+
+  // ---- policy ------------------------------------------------------------------------------
+
+  async #publishPolicy(): Promise<void> {
+    const cur = this.#o.policy.current();
+    if (!cur.policy || cur.digest === '') return;
+    if (this.bus.get('policy', POLICY_KEY)?.record.digest === cur.digest) return;
+    // The policy's canonical JSON: its digest is the store's digest (policy/compile.ts).
+    await this.bus.put('policy', POLICY_KEY, { version: `${this.#o.name}:${cur.version}`, digest: cur.digest, text: JSON.stringify(cur.policy) });
+  }
+
+  async #adoptPolicy(): Promise<void> {
+    const e = this.bus.get('policy', POLICY_KEY);
+    if (!e || e.record.digest === this.#o.policy.digest) return;
+    const r = this.#o.policy.load(e.record.text, 'cluster');
+    if (!r.ok) this.#log.error({ origin: e.origin, errors: r.errors }, 'policy from the cluster refused; the previous one keeps serving');
+  }
+
+  // ---- registrations -----------------------------------------------------------------------
+
+  async #publishConfigRegistrations(): Promise<void> {
+    const regs = this.#o.config.sds.registrations;
+    if (regs.length) await this.publishRegistrations(regs, false);
+  }
+
+  async #adoptRegistrations(): Promise<void> {
+    const regs = fromRegistrationRecords(this.bus.list('registrations').map((e) => e.record));
+    try {
+      this.#o.registrations.setRegistrations(regs);
+    } catch (e) {
+      this.#log.error({ err: (e as Error).message }, 'registrations from the cluster refused; the previous ones stay');
+    }
+  }
+
+  // ---- federated bundles ------------------------------------------------------------------
+
+  /** Share this node's federation files' bundles when they are newer (higher `spiffe_sequence`) than the cluster's. */
+  async #publishFederated(): Promise<void> {
+    for (const [td, b] of this.#o.ca.fileFederatedBundles()) {
+      const seq = b.sequence ?? 0;
+      const cur = this.bus.get('bundles', td);
+      if (cur && cur.record.sequence >= seq) continue;
+      await this.bus.put('bundles', td, { trustDomain: td, spiffeBundle: JSON.stringify(toSpiffeBundle(b)), sequence: seq });
+    }
+  }
+
+  #adoptFederated(td: string): void {
+    const e = this.bus.get('bundles', td);
+    try {
+      if (!e) {
+        this.#o.ca.setFederatedBundle(td, undefined);
+        return;
+      }
+      const parsed = parseSpiffeBundle(td, JSON.parse(e.record.spiffeBundle));
+      if (!parsed.ok) throw new Error(parsed.errors.join('; '));
+      const bundle = { ...parsed.value, sequence: e.record.sequence };
+      if (this.#o.ca.setFederatedBundle(td, bundle)) this.#log.info({ trustDomain: td, sequence: e.record.sequence, origin: e.origin }, 'federated bundle from the cluster');
+    } catch (err) {
+      this.#log.error({ trustDomain: td, err: (err as Error).message }, 'federated bundle from the cluster refused');
+    }
+  }
+
+  // ---- node-token revocations --------------------------------------------------------------
+
+  #publishRevocation(hash: string, nodeId: string): void {
+    if (this.#applyingRevocation || this.bus.get('revocations', hash)) return;
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) {
+      this.#log.warn({ nodeId }, 'node-token revocation not shared: the node id cannot travel on the bus');
+      return;
+    }
+    const now = this.#o.clock.now();
+    this.#serially(() => this.bus.put('revocations', hash, { tokenId: hash, node: nodeId, revokedAt: now, expiresAt: now + REVOCATION_KEEP_MS }));
+  }
+
+  #applyRevocation(nodeId: string | undefined): void {
+    if (!nodeId) return;
+    this.#applyingRevocation = true;
+    try {
+      const n = this.#o.nodeTokens.revokeNode(nodeId);
+      if (n) this.#log.info({ nodeId, tokens: n }, 'node tokens revoked by the cluster');
+    } finally {
+      this.#applyingRevocation = false;
+    }
+  }
+}
+
+/** Key ids in this node's current trust bundle (own and peers'), for the heartbeat. */
+export function trustedKids(ca: Pick<IdentityServer, 'keys'>): string[] {
+  return ca.keys().filter((k) => k.status !== 'revoked').map((k) => k.kid);
+}

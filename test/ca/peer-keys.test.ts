@@ -1,0 +1,125 @@
+import test from 'ava';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IdentityServer, checkPeerKey, type CaEvent, type PeerKey } from '../../src/ca/index.ts';
+import { ManualClock, parseSpiffeBundle, toSpiffeBundle } from '../../src/identity/index.ts';
+import { openCa, TD } from './helpers.ts';
+
+/** The public keys of another node's CA, as the cluster carries them. */
+async function peerKeysOf(t: Parameters<typeof openCa>[0], clock: ManualClock): Promise<{ keys: PeerKey[]; peer: IdentityServer }> {
+  const { ca: peer } = await openCa(t, { clock });
+  const keys = peer.publicKeys().map((k) => ({ ...k, publicJwk: { ...k.publicJwk } }) as PeerKey);
+  return { keys, peer };
+}
+
+test('ca peer keys - another node\'s keys enter the bundle, never sign, and survive a restart', async (t) => {
+  const clock = new ManualClock();
+  const { ca, dir } = await openCa(t, { clock });
+  const { keys } = await peerKeysOf(t, clock);
+  const events: CaEvent[] = [];
+  ca.onChange((e) => events.push(e));
+  const ownRoots = ca.bundle().x509Authorities.length;
+  const r = await ca.setPeerKeys('cp-2', keys);
+  t.deepEqual(r, { changed: true, refused: [] });
+  t.true(events.some((e) => e.type === 'bundle-changed'));
+  t.is(ca.bundle().x509Authorities.length, ownRoots + 1);
+  const peerWit = keys.find((k) => k.kind === 'wit')!;
+  t.true(ca.bundle().witKeys.some((k) => k.kid === peerWit.kid));
+  // Our slot is unaffected: the peer's active key is not ours.
+  t.not(ca.slot('wit').current?.kid, peerWit.kid);
+  await t.throwsAsync(ca.taint('wit', peerWit.kid), { code: 'ca.unknown_key' });
+  // The same set again changes nothing (no journal write, no event).
+  events.length = 0;
+  t.false((await ca.setPeerKeys('cp-2', keys)).changed);
+  t.is(events.length, 0);
+
+  await ca.close();
+  const again = await IdentityServer.open({ trustDomain: TD, stateDir: dir, clock });
+  t.teardown(() => again.close());
+  t.true(again.bundle().witKeys.some((k) => k.kid === peerWit.kid));
+  t.true(again.keys().some((k) => k.kid === peerWit.kid && k.origin === 'cp-2' && k.status === 'active'));
+});
+
+test('ca peer keys - tainted stays in the bundle, revoked leaves it, expired ones are pruned', async (t) => {
+  const clock = new ManualClock();
+  const { ca } = await openCa(t, { clock });
+  const { keys } = await peerKeysOf(t, clock);
+  const wit = keys.find((k) => k.kind === 'wit')!;
+  await ca.setPeerKeys('cp-2', keys.map((k) => (k === wit ? { ...k, status: 'tainted' as const } : k)));
+  t.true(ca.bundle().witKeys.some((k) => k.kid === wit.kid));
+  t.is(ca.keys().find((k) => k.kid === wit.kid)?.status, 'tainted');
+  await ca.setPeerKeys('cp-2', keys.map((k) => (k === wit ? { ...k, status: 'revoked' as const } : k)));
+  t.false(ca.bundle().witKeys.some((k) => k.kid === wit.kid));
+  clock.advance(wit.notAfter - clock.now() + ca.timing.pruneGraceSec * 1000 + 1);
+  await ca.prune();
+  t.false(ca.keys().some((k) => k.origin === 'cp-2'));
+});
+
+test('ca peer keys - a key whose kid is not its thumbprint, a private JWK or a non-CA certificate is refused', async (t) => {
+  const clock = new ManualClock();
+  const { ca } = await openCa(t, { clock });
+  const { keys } = await peerKeysOf(t, clock);
+  const wit = keys.find((k) => k.kind === 'wit')!;
+  const x509 = keys.find((k) => k.kind === 'x509')!;
+  t.false(checkPeerKey('cp-2', { ...wit, kid: x509.kid }).ok);
+  t.false(checkPeerKey('cp-2', { ...wit, publicJwk: { ...wit.publicJwk, d: 'AAAA' } }).ok);
+  t.false(checkPeerKey('cp-2', { ...wit, alg: 'RS256' }).ok);
+  t.false(checkPeerKey('cp-2', { ...x509, certPem: undefined }).ok);
+  const r = await ca.setPeerKeys('cp-2', [{ ...wit, kid: x509.kid }, x509]);
+  t.is(r.refused.length, 1);
+  t.false(ca.bundle().witKeys.some((k) => k.kid === wit.kid || k.kid === x509.kid));
+});
+
+test('ca activation gate - activation waits for the gate, which sees the prepared kid; none without an active key', async (t) => {
+  const clock = new ManualClock();
+  const { ca } = await openCa(t, { clock });
+  const asked: string[] = [];
+  let open!: () => void;
+  ca.setActivationGate((_kind, kid) => {
+    asked.push(kid);
+    return new Promise<void>((r) => (open = r));
+  });
+  const next = await ca.prepare('wit');
+  let done = false;
+  const activation = ca.activate('wit').then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 50));
+  t.false(done);
+  t.deepEqual(asked, [next.kid]);
+  t.not(ca.slot('wit').current?.kid, next.kid);
+  open();
+  await activation;
+  t.is(ca.slot('wit').current?.kid, next.kid);
+
+  // A CA whose active key has expired does not wait: nothing could sign otherwise.
+  clock.advance(ca.timing.keyTtlSec * 1000 + 1);
+  await ca.prepare('x509');
+  asked.length = 0;
+  await ca.activate('x509');
+  t.deepEqual(asked, []);
+});
+
+test('ca federation - a bundle from the cluster is served; a file bundle with a higher sequence wins', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ca-fed-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const clock = new ManualClock();
+  const { ca: partner } = await openCa(t, { clock, trustDomain: 'partner.example' });
+  const bundle = (seq: number) => {
+    const r = parseSpiffeBundle('partner.example', toSpiffeBundle({ ...partner.bundle(), sequence: seq }));
+    if (!r.ok) throw new Error(r.errors.join());
+    return r.value;
+  };
+  const file = join(dir, 'partner.json');
+  await writeFile(file, JSON.stringify(toSpiffeBundle({ ...partner.bundle(), sequence: 5 })));
+  const { ca } = await openCa(t, { clock, federatedBundleFiles: [{ trustDomain: 'partner.example', path: file }] });
+  const events: CaEvent[] = [];
+  ca.onChange((e) => events.push(e));
+  t.false(ca.setFederatedBundle('partner.example', bundle(2)), 'the file is newer');
+  t.is(ca.bundles().get('partner.example')?.sequence, 5);
+  t.true(ca.setFederatedBundle('partner.example', bundle(6)));
+  t.is(ca.bundles().get('partner.example')?.sequence, 6);
+  t.true(events.some((e) => e.type === 'bundle-changed'));
+  t.throws(() => ca.setFederatedBundle(TD, { ...bundle(3), trustDomain: TD }), { instanceOf: TypeError });
+  t.true(ca.setFederatedBundle('partner.example', undefined));
+  t.is(ca.bundles().get('partner.example')?.sequence, 5, 'back to the file');
+});

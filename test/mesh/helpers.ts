@@ -1,0 +1,171 @@
+/**
+ * Several real control-plane nodes (startNode, real gRPC on loopback, real journals) joined by
+ * real nats-server processes, with short cluster timings.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { ExecutionContext } from 'ava';
+import { parseConfig } from '../../src/config/config.ts';
+import { startNode, type RunningNode } from '../../src/node.ts';
+import { silentLogger } from '../../src/log.ts';
+import { envoyProtos } from '../../src/envoy/protos.ts';
+import { createWpt } from '../../src/authn/wpt.ts';
+import type { NodeClusterTuning } from '../../src/node-cluster.ts';
+
+export const A = 'wimse://example.org/svc/a';
+export const B = 'wimse://example.org/svc/b';
+export const AUD = 'https://b.example.org';
+
+export const policyFor = (callers: string[], paths = ['/orders/']) => `version: 1
+destinations:
+  - workload: ${B}
+    audiences: [${AUD}]
+    rules:
+      - name: reads
+        paths: [${paths.map((p) => `{prefix: ${p}}`).join(', ')}]
+        methods: [GET]
+        callers: [${callers.join(', ')}]
+        authn: [wpt, httpsig]
+`;
+
+export const TUNING: NodeClusterTuning = {
+  heartbeatIntervalMs: 200,
+  heartbeatTimeoutMs: 2_000,
+  gapGraceMs: 100,
+  retryMs: 200,
+  nats: { startTimeoutMs: 1_000, reconnectWaitMs: 100, pingIntervalMs: 500, requestTimeoutMs: 1_000 },
+};
+
+export interface MeshNode {
+  name: string;
+  dir: string;
+  node: RunningNode;
+  check(req: unknown): Promise<any>;
+  stop(): Promise<void>;
+}
+
+export interface MeshNodeSpec {
+  name: string;
+  servers: string[];
+  dir?: string;
+  policy?: string;
+  activationTimeout?: string;
+  extraYaml?: string;
+  nodeTokensFile?: string;
+  tuning?: NodeClusterTuning;
+}
+
+export async function startMeshNode(t: ExecutionContext, spec: MeshNodeSpec): Promise<MeshNode> {
+  const dir = spec.dir ?? mkdtempSync(join(tmpdir(), `wimse-mesh-${spec.name}-`));
+  if (!spec.dir) t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  let yaml = `nodeName: ${spec.name}
+grpc:
+  listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+sds:
+${spec.nodeTokensFile ? `  nodeTokensFile: ${spec.nodeTokensFile}\n` : ''}  registrations:
+    - nodeId: sidecar-b
+      workloads: [${B}]
+cluster:
+  servers: [${spec.servers.join(', ')}]
+  replicas: ${spec.servers.length >= 3 ? 3 : 1}
+  activationTimeout: ${spec.activationTimeout ?? '20s'}
+  reconcileInterval: 1s
+${spec.extraYaml ?? ''}`;
+  if (spec.policy !== undefined) {
+    writeFileSync(join(dir, 'policy.yaml'), spec.policy);
+    yaml += 'policy:\n  file: policy.yaml\n';
+  }
+  const cfg = parseConfig(yaml, dir);
+  if (!cfg.ok) throw new Error(cfg.errors.join('; '));
+  const node = await startNode(cfg.value, { logger: silentLogger(), cluster: spec.tuning ?? TUNING });
+  const Ctor = grpc.makeGenericClientConstructor(envoyProtos().Authorization, 'Authorization');
+  const authz = new Ctor(node.grpcAddress, grpc.credentials.createInsecure()) as any;
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    authz.close();
+    await node.close();
+  };
+  t.teardown(stop);
+  const check = (req: unknown) => new Promise<any>((resolve, reject) => authz.Check(req, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res))));
+  return { name: spec.name, dir, node, check, stop };
+}
+
+export function checkRequest(headers: Record<string, string>, path = '/orders/1') {
+  return {
+    attributes: {
+      source: { address: { socket_address: { address: '10.0.0.1', port_value: 5555 } } },
+      request: {
+        time: { seconds: Math.floor(Date.now() / 1000) },
+        http: {
+          id: '1234',
+          method: 'GET',
+          path,
+          host: 'b.example.org',
+          scheme: 'https',
+          protocol: 'HTTP/1.1',
+          headers: { ':authority': 'b.example.org', ':method': 'GET', ':path': path, ':scheme': 'https', ...headers },
+        },
+      },
+      context_extensions: { destination_workload: B, audience: AUD },
+    },
+  };
+}
+
+/** A WIT minted by `node`'s active WIT key, and a fresh WPT for it, as headers of a request. */
+export async function callerHeaders(node: RunningNode, sub = A): Promise<{ headers: Record<string, string>; kid: string; wit: string; fresh: () => Record<string, string> }> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = { ...(publicKey.export({ format: 'jwk' }) as Record<string, string>), alg: 'ES256' };
+  const wit = await node.ca.mintWit({ sub, cnf: jwk as any });
+  const kid = JSON.parse(Buffer.from(wit.token.split('.')[0]!, 'base64url').toString()).kid as string;
+  const fresh = () => ({
+    'workload-identity-token': wit.token,
+    authorization: `WPT ${createWpt({ wit: wit.token, privateKey, alg: 'ES256', aud: AUD, nowSec: Math.floor(Date.now() / 1000) })}`,
+  });
+  return { headers: fresh(), kid, wit: wit.token, fresh };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll `cond` until it holds (resolves the elapsed ms) or fail after `timeoutMs`. */
+export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, stepMs = 20): Promise<number> {
+  const start = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await sleep(stepMs);
+  }
+  return Date.now() - start;
+}
+
+export const trusts = (n: RunningNode, kid: string): boolean => n.ca.keys().some((k) => k.kid === kid && k.status !== 'revoked');
+export const ownKids = (n: RunningNode): string[] => n.ca.keys().filter((k) => k.origin === undefined && k.status !== 'revoked').map((k) => k.kid);
+
+/** Every node trusts every other node's keys. */
+export async function converged(nodes: RunningNode[], timeoutMs = 10_000): Promise<number> {
+  return until('every node trusts every node\'s keys', () => nodes.every((a) => nodes.every((b) => ownKids(b).every((kid) => trusts(a, kid)))), timeoutMs);
+}
+
+export async function readyz(n: RunningNode): Promise<{ status: number; body: any }> {
+  const r = await fetch(`${n.adminUrl}/readyz`);
+  return { status: r.status, body: await r.json() };
+}
+
+export async function metricsText(n: RunningNode): Promise<string> {
+  return (await fetch(`${n.adminUrl}/metrics`)).text();
+}
+
+/** An ext_authz client for a node running elsewhere (another process). */
+export function authzClient(address: string): { check(req: unknown): Promise<any>; close(): void } {
+  const Ctor = grpc.makeGenericClientConstructor(envoyProtos().Authorization, 'Authorization');
+  const c = new Ctor(address, grpc.credentials.createInsecure()) as any;
+  return {
+    check: (req: unknown) => new Promise<any>((resolve, reject) => c.Check(req, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res)))),
+    close: () => c.close(),
+  };
+}
