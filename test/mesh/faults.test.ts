@@ -151,7 +151,7 @@ logging:
   const start = async () => {
     const { child, stdout } = await startTs(CLI, ['--config', file], /admin HTTP: (http:\S+)/);
     t.teardown(() => void child.kill('SIGKILL'));
-    const address = /gRPC \(SDS, ext_authz\): (\S+)/.exec(stdout())![1]!;
+    const address = /gRPC \([^)]*\): (\S+)/.exec(stdout())![1]!;
     const authz = authzClient(address);
     t.teardown(() => authz.close());
     return { child, authz };
