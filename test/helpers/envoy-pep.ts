@@ -256,10 +256,11 @@ export async function startEnvoyPep(opts: PepOptions): Promise<Pep> {
       check.ok_response,
     );
     upstream.set('content-length', [String(body.length)]);
-    const outHeaders: Array<string> = [];
+    // Envoy keeps the downstream :authority as the upstream Host.
+    const outHeaders: Array<string> = ['host', req.headers.host ?? `${opts.upstream.host}:${opts.upstream.port}`];
     for (const [k, vs] of upstream) for (const v of vs) outHeaders.push(k, v);
     const up = httpRequest(
-      { host: opts.upstream.host, port: opts.upstream.port, method: req.method, path: req.url, headers: outHeaders, setHost: true },
+      { host: opts.upstream.host, port: opts.upstream.port, method: req.method, path: req.url, headers: outHeaders },
       (ur) => {
         const rh: Record<string, string | string[]> = {};
         for (const [k, v] of Object.entries(ur.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) rh[k] = v;
