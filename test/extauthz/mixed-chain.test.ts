@@ -12,7 +12,16 @@ import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { createWpt } from '../../src/authn/wpt.ts';
-import { signWimseRequest } from '../../src/authn/httpsig/index.ts';
+import {
+  component,
+  parseSignatureInputs,
+  signMessage,
+  signWimseRequest,
+  signWimseResponse,
+  verifyWimseResponseSignature,
+} from '../../src/authn/httpsig/index.ts';
+import { verifyWit } from '../../src/authn/wit.ts';
+import { isAuthnError } from '../../src/authn/errors.ts';
 import { systemClock } from '../../src/identity/clock.ts';
 import { rootsPem } from '../../src/identity/trust-bundle.ts';
 import { keyPair, type KeyPair } from '../authn/helpers.ts';
@@ -115,7 +124,7 @@ async function app(seen: Seen[], handler: (s: Seen) => Promise<Reply>): Promise<
       const s = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
       seen.push(s);
       handler(s).then(
-        (r) => res.writeHead(r.status, { 'content-type': 'application/json' }).end(r.body),
+        (r) => res.writeHead(r.status, { 'content-type': 'application/json', ...r.headers }).end(r.body),
         (e) => res.writeHead(500).end(String(e)),
       );
     });
@@ -141,6 +150,7 @@ interface Chain {
   a: Workload;
   b: Workload;
   c: Workload;
+  d: Workload;
   /** What B's app sent to C, and C's app to D (header pairs and body), last call. */
   lastBtoC?: { headers: Pairs };
   lastCtoD?: { headers: Pairs; body: Buffer };
@@ -181,11 +191,28 @@ test.before(async () => {
   const ctx = await startAdversarialNode({ policy: POLICY });
   closers.push(() => ctx.close());
   const ca = rootsPem(ctx.node.ca.bundle());
-  const [a, b, c] = await Promise.all([workload(ctx, A), workload(ctx, B), workload(ctx, C)]);
-  const partial: Partial<Chain> = { ctx, seenB: [], seenC: [], seenD: [], a, b, c };
+  const [a, b, c, d] = await Promise.all([workload(ctx, A), workload(ctx, B), workload(ctx, C), workload(ctx, D)]);
+  const partial: Partial<Chain> = { ctx, seenB: [], seenC: [], seenD: [], a, b, c, d };
 
-  // D: records the signed entry.
-  const dApp = await app(partial.seenD!, async (s) => ({ status: 201, headers: {}, body: JSON.stringify({ recorded: s.body.length }) }));
+  // D: records the signed entry; signs its response when the request asks for it
+  // (wimse-sign-response: ext_authz sees requests only, so the application signs, §4.6).
+  const dApp = await app(partial.seenD!, async (s) => {
+    const body = Buffer.from(JSON.stringify({ recorded: s.body.length }));
+    const headers = new Map(Object.entries(s.headers).map(([k, v]) => [k, Array.isArray(v) ? v : [String(v)]]));
+    const wimse = [...(parseSignatureInputs(headers)?.values() ?? [])].find((i) => i.params.get('tag')?.value === 'wimse-workload-to-workload');
+    if (wimse?.params.get('wimse-sign-response')?.value !== true) return { status: 201, headers: {}, body: body.toString() };
+    const q = s.url.indexOf('?');
+    const signed = signWimseResponse({
+      status: 201,
+      headers: [['workload-identity-token', d.wit], ['content-type', 'application/json']],
+      body,
+      request: { method: s.method, path: q < 0 ? s.url : s.url.slice(0, q), query: q < 0 ? '' : s.url.slice(q), headers },
+      requestNonce: String(wimse.params.get('nonce')!.value),
+      key: { privateKey: d.key.privateKey, alg: d.key.alg },
+      clock: systemClock,
+    });
+    return { status: 201, headers: Object.fromEntries([...signed.headers].map(([k, v]) => [k, v.join(', ')])), body: body.toString() };
+  });
   const pepD = await startEnvoyPep({ authzAddress: ctx.node.grpcAddress, upstream: { host: '127.0.0.1', port: dApp.port }, contextExtensions: { destination_workload: D, audience: AUD_D } });
 
   // C: answers a stock read, after writing a ledger entry to D with an HTTP signature.
@@ -343,4 +370,81 @@ test('extauthz chain - B\'s listener refuses callers without a WIC or with one f
   t.is(new X509Certificate(foreign.certPem).subjectAltName, `URI:${A}`);
   await t.throwsAsync(send(`${chain.pepB.url}/orders/1`, { tls: { cert: foreign.certPem, key: foreign.privateKeyPem!, ca: chain.aTls.ca, expect: B } }));
   t.is(chain.seenB.length, seen, 'nothing reached B');
+});
+
+test.serial('extauthz chain - C asks D for a signed response: it verifies; stripped, lifted or unbound responses are rejected', async (t) => {
+  const auth = chain.ctx.node.authenticator.context();
+  /** C signs a POST to D asking for a signed response; returns what C needs to check the answer. */
+  const call = async (query: string) => {
+    const body = Buffer.from('{"sku":"sku-7","reserved":2}');
+    const signed = signWimseRequest({
+      method: 'POST',
+      path: '/entries',
+      query,
+      headers: [['workload-identity-token', chain.c.wit], ['content-type', 'application/json']],
+      body,
+      key: { privateKey: chain.c.key.privateKey, alg: chain.c.key.alg },
+      audience: AUD_D,
+      signResponse: true,
+      clock: systemClock,
+    });
+    const pairs: Pairs = [];
+    for (const [k, vs] of signed.headers) for (const v of vs) pairs.push([k, v]);
+    const res = await send(`${chain.pepD.url}/entries${query}`, { method: 'POST', headers: pairs, body });
+    const headers = new Map(Object.entries(res.headers).map(([k, v]) => [k, Array.isArray(v) ? v : [String(v)]]));
+    return {
+      res,
+      message: { status: res.status, headers, body: Buffer.from(res.body) },
+      ctx: { request: { method: 'POST', path: '/entries', query, headers: signed.headers }, nonce: signed.nonce, signResponse: true },
+    };
+  };
+  const serverKey = (m: { headers: Map<string, string[]> }) => {
+    const wit = verifyWit(m.headers.get('workload-identity-token')![0]!, { bundles: auth.bundles, nowSec: nowSec(), settings: auth.settings, cnfKeys: auth.cnfKeys, status: 400 });
+    t.is(wit.sub.uri, D, 'the response is signed by D');
+    return { jwk: wit.cnf.jwk, alg: wit.cnf.alg };
+  };
+  const code = (f: () => unknown): string | undefined => {
+    try {
+      f();
+      return undefined;
+    } catch (e) {
+      return isAuthnError(e) ? e.code : String(e);
+    }
+  };
+
+  const one = await call('');
+  t.is(one.res.status, 201, one.res.body);
+  const key = serverKey(one.message);
+  const ok = verifyWimseResponseSignature(one.message, key, one.ctx, { nowSec: nowSec() });
+  t.truthy(ok);
+
+  // Stripped of its signature after wimse-sign-response.
+  const stripped = { ...one.message, headers: new Map([...one.message.headers].filter(([k]) => k !== 'signature' && k !== 'signature-input')) };
+  t.is(code(() => verifyWimseResponseSignature(stripped, key, one.ctx, { nowSec: nowSec() })), 'httpsig.response_unsigned');
+
+  // Lifted onto another request: that request's nonce, or its method/path/query.
+  const two = await call('?batch=2');
+  t.is(two.res.status, 201);
+  t.is(code(() => verifyWimseResponseSignature(one.message, key, two.ctx, { nowSec: nowSec() })), 'httpsig.req_nonce_mismatch');
+  t.is(code(() => verifyWimseResponseSignature(one.message, key, { ...two.ctx, nonce: one.ctx.nonce }, { nowSec: nowSec() })), 'httpsig.bad_signature');
+
+  // A response signature without wimse-req-nonce (signed by D's key, so only that is wrong).
+  const params = new Map<string, any>([
+    ['created', { type: 'integer', value: nowSec() }],
+    ['expires', { type: 'integer', value: nowSec() + 60 }],
+    ['nonce', { type: 'string', value: 'resp-no-req-nonce' }],
+    ['tag', { type: 'string', value: 'wimse-workload-to-workload' }],
+  ]);
+  const base = new Map([...one.message.headers].filter(([k]) => k !== 'signature' && k !== 'signature-input'));
+  const sig = signMessage(
+    { message: { status: 201, headers: base, body: one.message.body }, request: one.ctx.request },
+    {
+      label: 'wimse',
+      components: [component('@status'), component('workload-identity-token'), component('content-type'), component('content-digest'), component('@method', { req: true }), component('@path', { req: true }), component('@query', { req: true })],
+      params,
+      key: { key: chain.d.key.privateKey, alg: 'ecdsa-p256-sha256' },
+    },
+  );
+  const noReqNonce = { ...one.message, headers: new Map([...base, ['signature-input', [sig.signatureInput]], ['signature', [sig.signature]]]) };
+  t.is(code(() => verifyWimseResponseSignature(noReqNonce, key, one.ctx, { nowSec: nowSec() })), 'httpsig.param_missing');
 });
