@@ -544,6 +544,32 @@ test('extauthz adversarial - an external PDP that hangs or is down fails closed 
   expectDenied(t, await down.check(wptCall(w2.token, wptFor(w2))), 403, 'pdp.error');
 });
 
+test('extauthz adversarial - encode_raw_headers (header_map): repeated lines are seen as such', async (t) => {
+  const web = await nodeWit(ctx.node, WEB);
+  const raw = (pairs: Array<[string, string]>) => {
+    const r = envoyRequest({}) as any;
+    const http = r.attributes.request.http;
+    const lines: Array<[string, string]> = [...Object.entries(http.headers as Record<string, string>), ...pairs];
+    delete http.headers;
+    http.header_map = { headers: lines.map(([key, v]) => ({ key, raw_value: Buffer.from(v, 'latin1') })) };
+    return r;
+  };
+  expectAllowed(t, await ctx.check(raw([['workload-identity-token', web.token], ['authorization', `WPT ${wptFor(web)}`]])), WEB, 'wpt');
+  const twice = raw([['workload-identity-token', web.token], ['authorization', `WPT ${wptFor(web)}`], ['authorization', `WPT ${wptFor(web)}`]]);
+  expectDenied(t, await ctx.check(twice), 401, 'wpt.duplicate_authorization', 'WPT');
+  const twoWits = raw([['workload-identity-token', web.token], ['workload-identity-token', web.token], ['authorization', `WPT ${wptFor(web)}`]]);
+  expectDenied(t, await ctx.check(twoWits), 401, 'wit.duplicate', 'WPT');
+});
+
+test('extauthz adversarial - a partial body (x-envoy-auth-partial-body: true) cannot satisfy a Content-Digest', async (t) => {
+  const wit = partnerWit(ctx.partner);
+  const body = Buffer.from('{"amount":1}');
+  const req = sigCall(wit, { method: 'POST', path: '/orders/1', body, headers: [['content-type', 'application/json']] }) as any;
+  req.attributes.request.http.headers['x-envoy-auth-partial-body'] = 'true';
+  req.attributes.request.http.raw_body = body.subarray(0, 4);
+  expectDenied(t, await ctx.check(req), 400, 'httpsig.body_unavailable');
+});
+
 test('extauthz adversarial - malformed or absurd CheckRequests are denied and the node keeps answering', async (t) => {
   const web = await nodeWit(ctx.node, WEB);
   const good = () => wptCall(web.token, wptFor(web));
