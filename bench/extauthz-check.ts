@@ -21,7 +21,7 @@
  */
 import { fork } from 'node:child_process';
 import { generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify, X509Certificate } from 'node:crypto';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createWpt } from '../src/authn/wpt.ts';
 import { signWimseRequest } from '../src/authn/httpsig/index.ts';
@@ -269,6 +269,9 @@ interface Row {
   max: number;
   failed: number;
   serverMeanUs: number;
+  /** The node process's CPU time (user + system) per check: independent of how busy the machine is. */
+  cpuPerCheckUs: number;
+  load: number;
 }
 
 const rows: Row[] = [];
@@ -277,7 +280,9 @@ let offset = 1;
 
 async function measure(kind: Kind, phase: string, offered: string, run: () => Promise<Result>): Promise<Row> {
   const before = await serverTime();
+  const cpu0 = await rpc<number>('cpu');
   const r = await run();
+  const cpu1 = await rpc<number>('cpu');
   const after = await serverTime();
   const row: Row = {
     kind,
@@ -289,9 +294,11 @@ async function measure(kind: Kind, phase: string, offered: string, run: () => Pr
     max: pct(r.lat, 100),
     failed: r.failed,
     serverMeanUs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1e6,
+    cpuPerCheckUs: (cpu1 - cpu0) / Math.max(1, r.ok + r.failed),
+    load: loadavg()[0]!,
   };
   rows.push(row);
-  console.error(`${kind.padEnd(7)} ${phase.padEnd(7)} ${offered.padStart(8)}  ${row.throughput.toFixed(0).padStart(6)}/s  p50 ${row.p50.toFixed(2)} ms  p99 ${row.p99.toFixed(2)} ms  max ${row.max.toFixed(1)} ms  server ${row.serverMeanUs.toFixed(0)} µs  failed ${row.failed}`);
+  console.error(`${kind.padEnd(7)} ${phase.padEnd(7)} ${offered.padStart(8)}  ${row.throughput.toFixed(0).padStart(6)}/s  p50 ${row.p50.toFixed(2)} ms  p99 ${row.p99.toFixed(2)} ms  max ${row.max.toFixed(1)} ms  server ${row.serverMeanUs.toFixed(0)} µs  cpu ${row.cpuPerCheckUs.toFixed(0)} µs  load ${row.load.toFixed(1)}  failed ${row.failed}`);
   return row;
 }
 
@@ -333,16 +340,17 @@ out.push(`Run: ${new Date().toISOString()}, ${cpus().length} vCPU (${cpu}), Node
 out.push('');
 out.push(`Baseline, this process, one core: crypto.verify ES256 ${Math.round(base1.es256)}/s before, ${Math.round(base2.es256)}/s after; X509 parse + verify of a WIC ${Math.round(base1.x509)}/s before, ${Math.round(base2.x509)}/s after.`);
 out.push('');
-out.push('| request | phase | offered | checks/s | p50 ms | p99 ms | max ms | node handler mean µs | failed |');
-out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+out.push('| request | phase | offered | checks/s | p50 ms | p99 ms | max ms | handler mean µs | node CPU µs/check | load avg | failed |');
+out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows)
-  out.push(`| ${r.kind} | ${r.phase} | ${r.offered} | ${r.throughput.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.serverMeanUs.toFixed(0)} | ${r.failed} |`);
+  out.push(`| ${r.kind} | ${r.phase} | ${r.offered} | ${r.throughput.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.serverMeanUs.toFixed(0)} | ${r.cpuPerCheckUs.toFixed(0)} | ${r.load.toFixed(1)} | ${r.failed} |`);
 out.push('');
 const verifyMean = (base1.es256 + base2.es256) / 2;
 out.push('Ceiling against the raw verification rate (closed loop, N=' + CONCURRENCY + '):');
 for (const kind of ['mtls', 'wpt', 'httpsig'] as const) {
   const c = rows.find((r) => r.kind === kind && r.offered === `N=${CONCURRENCY}`)!;
-  out.push(`- ${kind}: ${c.throughput.toFixed(0)} checks/s = ${((100 * c.throughput) / verifyMean).toFixed(1)} % of crypto.verify ES256`);
+  const cpuPer = rows.filter((r) => r.kind === kind).reduce((a, r) => a + r.cpuPerCheckUs, 0) / rows.filter((r) => r.kind === kind).length;
+  out.push(`- ${kind}: ${c.throughput.toFixed(0)} checks/s = ${((100 * c.throughput) / verifyMean).toFixed(1)} % of crypto.verify ES256; node CPU ${cpuPer.toFixed(0)} µs/check on average = ${(1e6 / cpuPer).toFixed(0)} checks/s per fully available core`);
 }
 out.push('');
 out.push(`CPU profile of the node during ${PROFILE_MS / 1000} s closed loops (self time, % of samples):`);

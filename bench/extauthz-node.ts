@@ -18,6 +18,7 @@ type Msg =
   | { id: number; op: 'mint'; sub: string; jwk: Record<string, unknown> }
   | { id: number; op: 'wic'; sub: string }
   | { id: number; op: 'roots' }
+  | { id: number; op: 'cpu' }
   | { id: number; op: 'server-time' }
   | { id: number; op: 'profile-start' }
   | { id: number; op: 'profile-stop' }
@@ -100,6 +101,11 @@ process.on('message', (m: Msg) => {
     case 'wic':
       node.ca.issueWic({ id: m.sub }).then((w) => reply(w.certPem), fail);
       break;
+    case 'cpu': {
+      const u = process.cpuUsage();
+      reply(u.user + u.system);
+      break;
+    }
     case 'roots':
       reply(rootsPem(node.ca.bundle()));
       break;
