@@ -226,8 +226,26 @@ const pct = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 };
 
-async function serverTime(): Promise<{ sum: number; count: number }> {
+interface ServerTime {
+  sum: number;
+  count: number;
+  /** Cumulative counts per histogram bound (`le`, seconds; `+Inf` last). */
+  buckets: Record<string, number>;
+}
+
+async function serverTime(): Promise<ServerTime> {
   return rpc('server-time');
+}
+
+/** The histogram bound under which 99 % of this phase's handler times fall (ms). */
+function handlerP99(before: ServerTime, after: ServerTime): string {
+  const n = after.count - before.count;
+  const bounds = Object.keys(after.buckets).sort((a, b) => (a === '+Inf' ? 1 : b === '+Inf' ? -1 : Number(a) - Number(b)));
+  for (const le of bounds) {
+    const c = (after.buckets[le] ?? 0) - (before.buckets[le] ?? 0);
+    if (c >= 0.99 * n) return le === '+Inf' ? '> 100' : `≤ ${(Number(le) * 1000).toString()}`;
+  }
+  return '?';
 }
 
 // ---- baseline: raw signature verification, same key type, this process ----------------------
@@ -269,6 +287,8 @@ interface Row {
   max: number;
   failed: number;
   serverMeanUs: number;
+  /** Bucket bound of the handler's p99, ms. */
+  serverP99: string;
   /** The node process's CPU time (user + system) per check: independent of how busy the machine is. */
   cpuPerCheckUs: number;
   load: number;
@@ -294,11 +314,12 @@ async function measure(kind: Kind, phase: string, offered: string, run: () => Pr
     max: pct(r.lat, 100),
     failed: r.failed,
     serverMeanUs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1e6,
+    serverP99: handlerP99(before, after),
     cpuPerCheckUs: (cpu1 - cpu0) / Math.max(1, r.ok + r.failed),
     load: loadavg()[0]!,
   };
   rows.push(row);
-  console.error(`${kind.padEnd(7)} ${phase.padEnd(7)} ${offered.padStart(8)}  ${row.throughput.toFixed(0).padStart(6)}/s  p50 ${row.p50.toFixed(2)} ms  p99 ${row.p99.toFixed(2)} ms  max ${row.max.toFixed(1)} ms  server ${row.serverMeanUs.toFixed(0)} µs  cpu ${row.cpuPerCheckUs.toFixed(0)} µs  load ${row.load.toFixed(1)}  failed ${row.failed}`);
+  console.error(`${kind.padEnd(7)} ${phase.padEnd(7)} ${offered.padStart(8)}  ${row.throughput.toFixed(0).padStart(6)}/s  p50 ${row.p50.toFixed(2)} ms  p99 ${row.p99.toFixed(2)} ms  max ${row.max.toFixed(1)} ms  server ${row.serverMeanUs.toFixed(0)} µs (p99 ${row.serverP99} ms)  cpu ${row.cpuPerCheckUs.toFixed(0)} µs  load ${row.load.toFixed(1)}  failed ${row.failed}`);
   return row;
 }
 
@@ -340,10 +361,10 @@ out.push(`Run: ${new Date().toISOString()}, ${cpus().length} vCPU (${cpu}), Node
 out.push('');
 out.push(`Baseline, this process, one core: crypto.verify ES256 ${Math.round(base1.es256)}/s before, ${Math.round(base2.es256)}/s after; X509 parse + verify of a WIC ${Math.round(base1.x509)}/s before, ${Math.round(base2.x509)}/s after.`);
 out.push('');
-out.push('| request | phase | offered | checks/s | p50 ms | p99 ms | max ms | handler mean µs | node CPU µs/check | load avg | failed |');
-out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+out.push('| request | phase | offered | checks/s | p50 ms | p99 ms | max ms | handler mean µs | handler p99 ms | node CPU µs/check | load avg | failed |');
+out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows)
-  out.push(`| ${r.kind} | ${r.phase} | ${r.offered} | ${r.throughput.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.serverMeanUs.toFixed(0)} | ${r.cpuPerCheckUs.toFixed(0)} | ${r.load.toFixed(1)} | ${r.failed} |`);
+  out.push(`| ${r.kind} | ${r.phase} | ${r.offered} | ${r.throughput.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.serverMeanUs.toFixed(0)} | ${r.serverP99} | ${r.cpuPerCheckUs.toFixed(0)} | ${r.load.toFixed(1)} | ${r.failed} |`);
 out.push('');
 const verifyMean = (base1.es256 + base2.es256) / 2;
 out.push('Ceiling against the raw verification rate (closed loop, N=' + CONCURRENCY + '):');

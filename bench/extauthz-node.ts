@@ -113,11 +113,16 @@ process.on('message', (m: Msg) => {
       node.metrics.checkDuration.get().then((v) => {
         let sum = 0;
         let count = 0;
+        const buckets: Record<string, number> = {};
         for (const x of v.values) {
           if (x.metricName?.endsWith('_sum')) sum += x.value;
           if (x.metricName?.endsWith('_count')) count += x.value;
+          if (x.metricName?.endsWith('_bucket')) {
+            const le = String((x.labels as Record<string, unknown>).le);
+            buckets[le] = (buckets[le] ?? 0) + x.value;
+          }
         }
-        reply({ sum, count });
+        reply({ sum, count, buckets });
       }, fail);
       break;
     case 'profile-start':
