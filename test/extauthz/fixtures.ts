@@ -3,7 +3,7 @@
  * can sign WITs and certificates with any defect under a *trusted* key), credential builders and
  * the assertions every denial must pass.
  */
-import { createHmac, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { createHmac, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -220,7 +220,6 @@ export function sigCall(
   return envoyRequest({ ...c, path: r.path, headers: r.headers, ...(r.body ? { body: r.body } : {}) });
 }
 
-export const ed25519 = () => generateKeyPairSync('ed25519');
 
 // ---- assertions ----------------------------------------------------------------------------
 
