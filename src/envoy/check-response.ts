@@ -45,16 +45,27 @@ export interface Allowed {
   transportPeer?: string;
   decisionId: string;
   rule?: string;
+  /** Names of the request's own `x-wimse-*` fields (lower case): none may reach the app as sent. */
+  clientWimseHeaders?: readonly string[];
 }
+
+/** Prefix of the request headers this PEP owns. */
+export const WIMSE_HEADER_PREFIX = 'x-wimse-';
 
 export function okResponse(a: Allowed): Record<string, unknown> {
   const headers = [header(CALLER_HEADER, a.caller), header(METHOD_HEADER, a.via), header(DECISION_HEADER, a.decisionId)];
   // Overwriting (append: false) replaces whatever the client sent under these names; the one we
   // may not set is removed explicitly, so a client can never forge it.
   if (a.transportPeer) headers.push(header(PEER_HEADER, a.transportPeer));
+  // Every other x-wimse-* field the client sent is removed (Envoy removes by exact name only, so
+  // the names present are listed); none of them is one we set, so the order Envoy applies
+  // set and remove in does not matter.
+  const set = new Set(headers.map((h) => h.header.key));
+  const remove = new Set<string>(a.transportPeer ? [] : [PEER_HEADER]);
+  for (const name of a.clientWimseHeaders ?? []) if (!set.has(name)) remove.add(name);
   return {
     status: { code: GRPC.OK, message: '' },
-    ok_response: { headers, headers_to_remove: a.transportPeer ? [] : [PEER_HEADER] },
+    ok_response: { headers, headers_to_remove: [...remove] },
     dynamic_metadata: struct({
       caller: a.caller,
       via: a.via,

@@ -13,7 +13,7 @@ import { isAuthnError } from '../authn/errors.ts';
 import type { AuthnRequest } from '../authn/request.ts';
 import type { Logger } from '../log.ts';
 import { routeSettings, toAuthnRequest, type CheckRequestMessage, type RouteSettings } from './check-request.ts';
-import { deniedResponse, okResponse, type Denied } from './check-response.ts';
+import { deniedResponse, okResponse, WIMSE_HEADER_PREFIX, type Denied } from './check-response.ts';
 
 export type AuthMethod = 'mtls' | 'wpt' | 'httpsig';
 
@@ -110,6 +110,7 @@ export async function check(msg: CheckRequestMessage, ports: CheckPorts): Promis
         decisionId,
         ...(who.transportPeer ? { transportPeer: who.transportPeer } : {}),
         ...(decision.rule ? { rule: decision.rule } : {}),
+        clientWimseHeaders: [...req.headers.keys()].filter((k) => k.startsWith(WIMSE_HEADER_PREFIX)),
       }),
       true,
       decision.reason,

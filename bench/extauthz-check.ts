@@ -1,0 +1,387 @@
+/**
+ * ext_authz `Check` over real gRPC on loopback against a real node in its own process.
+ *
+ *   node --import=tsx bench/extauthz-check.ts            (about 60 s)
+ *
+ * Three kinds of request, each a realistic Envoy CheckRequest (test/helpers/envoy-pep.ts):
+ * - mTLS only: `source.principal` + URL-encoded PEM leaf, which the node re-verifies (chain to
+ *   the trust bundle, one ECDSA verification);
+ * - WIT + WPT: a fresh WPT per request (the WIT is reused, as in production, so the node's
+ *   verified-WIT cache holds it): one ECDSA verification;
+ * - WIT + HTTP signature: a fresh signature per request over a POST with a JSON body and its
+ *   Content-Digest: one ECDSA verification plus SHA-256.
+ * Proofs are made before each timed phase, so signing is not charged to the server.
+ *
+ * Phases per kind: a warm-up, open loop at fixed offered loads (bounded count and duration;
+ * latency from the *scheduled* send time, so a stalled server cannot hide its queue), then the
+ * ceiling in a closed loop with N requests in flight. Next to them, in the same run: the raw
+ * `crypto.verify` rate (ES256, one core) that bounds the ceiling, the node's own handler time
+ * (its `wimse_authz_check_duration_seconds` histogram) against the client's latency, and a CPU
+ * profile of the node during a closed-loop run, summarized by area.
+ */
+import { fork } from 'node:child_process';
+import { generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify, X509Certificate } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { createWpt } from '../src/authn/wpt.ts';
+import { signWimseRequest } from '../src/authn/httpsig/index.ts';
+import { systemClock } from '../src/identity/clock.ts';
+import type { PublicJwk } from '../src/identity/jwk.ts';
+import * as grpc from '@grpc/grpc-js';
+import { envoyProtos } from '../src/envoy/protos.ts';
+import { envoyCheckRequest } from '../test/helpers/envoy-pep.ts';
+
+const DEST = 'spiffe://example.org/ns/shop/sa/orders';
+const AUD = 'https://orders.shop.example.org';
+const EXT = { destination_workload: DEST, audience: AUD };
+const WORKLOADS = 32;
+const RATES = [250, 500, 1000];
+const PHASE_MS = 3000;
+const CEILING_MS = 3000;
+const CONCURRENCY = 32;
+const PROFILE_MS = 2000;
+
+const POLICY = `version: 1
+destinations:
+  - workload: ${DEST}
+    audiences: [${AUD}]
+    rules:
+      - name: bench
+        paths: [{prefix: /orders/}]
+        methods: [GET, POST]
+        callers: [{prefix: spiffe://example.org/ns/bench/}]
+        authn: [any]
+`;
+
+// ---- the node process ----------------------------------------------------------------------
+
+const child = fork(new URL('./extauthz-node.ts', import.meta.url), [], {
+  execArgv: ['--import=tsx'],
+  env: { ...process.env, BENCH_POLICY: POLICY },
+  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+});
+process.on('exit', () => child.kill());
+let nextId = 1;
+const pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
+const address = await new Promise<string>((resolve, reject) => {
+  child.once('error', reject);
+  child.on('message', (m: any) => {
+    if (m.ready) return resolve(m.ready);
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    if (m.error) p.reject(new Error(m.error));
+    else p.resolve(m.body);
+  });
+});
+const rpc = <T>(op: string, args: object = {}): Promise<T> =>
+  new Promise((resolve, reject) => {
+    const id = nextId++;
+    pending.set(id, { resolve, reject });
+    child.send({ id, op, ...args });
+  });
+
+// ---- credentials and requests ----------------------------------------------------------------
+
+interface Workload {
+  sub: string;
+  privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'];
+  wit: string;
+  certPem: string;
+}
+
+const workloads: Workload[] = [];
+for (let i = 0; i < WORKLOADS; i++) {
+  const sub = `spiffe://example.org/ns/bench/sa/w${i}`;
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = { ...(publicKey.export({ format: 'jwk' }) as PublicJwk), alg: 'ES256' };
+  const [wit, certPem] = await Promise.all([rpc<string>('mint', { sub, jwk }), rpc<string>('wic', { sub })]);
+  workloads.push({ sub, privateKey, wit, certPem });
+}
+
+type Kind = 'mtls' | 'wpt' | 'httpsig';
+const BASE: Array<[string, string]> = [['Host', 'orders.shop.example.org'], ['User-Agent', 'bench/1'], ['Accept', 'application/json']];
+const BODY = Buffer.from(JSON.stringify({ sku: 'sku-42', quantity: 3, note: 'benchmark order line' }));
+
+// Requests are encoded before the timed phase too: protobuf encoding is Envoy's cost, not ours.
+const CheckRequest = envoyProtos().root.lookupType('envoy.service.auth.v3.CheckRequest');
+const CheckResponse = envoyProtos().root.lookupType('envoy.service.auth.v3.CheckResponse');
+const encode = (o: Record<string, unknown>): Buffer => Buffer.from(CheckRequest.encode(CheckRequest.fromObject(o)).finish());
+
+function makeRequest(kind: Kind, i: number): Buffer {
+  return encode(checkRequestFor(kind, i));
+}
+
+function checkRequestFor(kind: Kind, i: number): Record<string, unknown> {
+  const w = workloads[i % workloads.length]!;
+  const path = `/orders/${i}`;
+  if (kind === 'mtls')
+    return envoyCheckRequest({ method: 'GET', path, headers: BASE, source: { address: '10.0.0.2', port: 40000 + (i % 1000), principal: w.sub, certificatePem: w.certPem }, contextExtensions: EXT });
+  if (kind === 'wpt') {
+    const wpt = createWpt({ wit: w.wit, privateKey: w.privateKey, alg: 'ES256', aud: AUD, nowSec: Math.floor(Date.now() / 1000), lifetimeSec: 120 });
+    return envoyCheckRequest({ method: 'GET', path, headers: [...BASE, ['Workload-Identity-Token', w.wit], ['Authorization', `WPT ${wpt}`]], contextExtensions: EXT });
+  }
+  const signed = signWimseRequest({
+    method: 'POST',
+    path,
+    query: '',
+    headers: [['workload-identity-token', w.wit], ['content-type', 'application/json']],
+    body: BODY,
+    key: { privateKey: w.privateKey, alg: 'ES256' },
+    audience: AUD,
+    clock: systemClock,
+    ttlSec: 120,
+  });
+  const headers: Array<[string, string]> = [...BASE];
+  for (const [k, vs] of signed.headers) for (const v of vs) headers.push([k, v]);
+  return envoyCheckRequest({ method: 'POST', path, headers, body: BODY, contextExtensions: EXT });
+}
+
+const generate = (kind: Kind, n: number, offset: number) => Array.from({ length: n }, (_, i) => makeRequest(kind, offset + i));
+
+// ---- load ------------------------------------------------------------------------------------
+
+interface Result {
+  sent: number;
+  ok: number;
+  failed: number;
+  seconds: number;
+  lat: number[];
+}
+
+// One HTTP/2 connection, as one Envoy worker thread keeps to its authorization cluster.
+const client = new grpc.Client(address, grpc.credentials.createInsecure());
+const CHECK = '/envoy.service.auth.v3.Authorization/Check';
+const identity = (b: Buffer): Buffer => b;
+
+function rawCheck(req: Buffer, timeoutMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    client.makeUnaryRequest(CHECK, identity, identity, req, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res!))),
+  );
+}
+
+/** OK iff `status.code` is 0 (the response is decoded after the latency is taken). */
+const isOk = (res: Buffer): boolean => ((CheckResponse.decode(res) as any).status?.code ?? 0) === 0;
+if (!isOk(await rawCheck(makeRequest('mtls', 0), 5000))) throw new Error('the first check was denied: bench setup is wrong');
+
+async function one(req: Buffer, from: number, r: Result, responses: Buffer[]): Promise<void> {
+  try {
+    responses.push(await rawCheck(req, 2000));
+  } catch {
+    r.failed++;
+  }
+  r.lat.push(performance.now() - from);
+}
+
+function tally(r: Result, responses: Buffer[]): void {
+  for (const res of responses) if (isOk(res)) r.ok++;
+  else r.failed++;
+}
+
+/** Open loop: request i is due at start + i/rate; latency counts from when it was due. */
+async function openLoop(reqs: Buffer[], rate: number): Promise<Result> {
+  const r: Result = { sent: 0, ok: 0, failed: 0, seconds: 0, lat: [] };
+  const responses: Buffer[] = [];
+  const interval = 1000 / rate;
+  const start = performance.now() + 2;
+  const inflight: Promise<void>[] = [];
+  await new Promise<void>((done) => {
+    const tick = () => {
+      const now = performance.now();
+      while (r.sent < reqs.length && start + r.sent * interval <= now) {
+        inflight.push(one(reqs[r.sent]!, start + r.sent * interval, r, responses));
+        r.sent++;
+      }
+      if (r.sent < reqs.length) setTimeout(tick, Math.max(0, start + r.sent * interval - performance.now() - 0.5));
+      else done();
+    };
+    tick();
+  });
+  await Promise.all(inflight);
+  r.seconds = (performance.now() - start) / 1000;
+  tally(r, responses);
+  return r;
+}
+
+/** Closed loop: `concurrency` requests in flight until `ms` has passed. */
+async function closedLoop(reqs: Buffer[], concurrency: number, ms: number): Promise<Result> {
+  const r: Result = { sent: 0, ok: 0, failed: 0, seconds: 0, lat: [] };
+  const responses: Buffer[] = [];
+  const start = performance.now();
+  const end = start + ms;
+  const worker = async () => {
+    while (performance.now() < end && r.sent < reqs.length) {
+      const req = reqs[r.sent++]!;
+      await one(req, performance.now(), r, responses);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  r.seconds = (performance.now() - start) / 1000;
+  tally(r, responses);
+  return r;
+}
+
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+
+interface ServerTime {
+  sum: number;
+  count: number;
+  /** Cumulative counts per histogram bound (`le`, seconds; `+Inf` last). */
+  buckets: Record<string, number>;
+}
+
+async function serverTime(): Promise<ServerTime> {
+  return rpc('server-time');
+}
+
+/** The histogram bound under which 99 % of this phase's handler times fall (ms). */
+function handlerP99(before: ServerTime, after: ServerTime): string {
+  const n = after.count - before.count;
+  const bounds = Object.keys(after.buckets).sort((a, b) => (a === '+Inf' ? 1 : b === '+Inf' ? -1 : Number(a) - Number(b)));
+  for (const le of bounds) {
+    const c = (after.buckets[le] ?? 0) - (before.buckets[le] ?? 0);
+    if (c >= 0.99 * n) return le === '+Inf' ? '> 100' : `≤ ${(Number(le) * 1000).toString()}`;
+  }
+  return '?';
+}
+
+// ---- baseline: raw signature verification, same key type, this process ----------------------
+
+function verifyRate(ms = 1000): { es256: number; x509: number } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const data = Buffer.from('x'.repeat(300));
+  const sig = cryptoSign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+  const pub = publicKey;
+  let n = 0;
+  let t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    for (let i = 0; i < 50; i++) cryptoVerify('sha256', data, { key: pub, dsaEncoding: 'ieee-p1363' }, sig);
+    n += 50;
+  }
+  const es256 = (n * 1000) / (performance.now() - t0);
+  // The mTLS path: parse the leaf and verify its signature with the CA key.
+  const leafPem = workloads[0]!.certPem;
+  const issuer = new X509Certificate(rootPem);
+  n = 0;
+  t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    for (let i = 0; i < 20; i++) if (!new X509Certificate(leafPem).verify(issuer.publicKey)) throw new Error('WIC does not verify');
+    n += 20;
+  }
+  return { es256, x509: (n * 1000) / (performance.now() - t0) };
+}
+const rootPem = await rpc<string>('roots');
+
+// ---- run ---------------------------------------------------------------------------------------
+
+interface Row {
+  kind: Kind;
+  phase: string;
+  offered: string;
+  throughput: number;
+  p50: number;
+  p99: number;
+  max: number;
+  failed: number;
+  serverMeanUs: number;
+  /** Bucket bound of the handler's p99, ms. */
+  serverP99: string;
+  /** The node process's CPU time (user + system) per check: independent of how busy the machine is. */
+  cpuPerCheckUs: number;
+  load: number;
+}
+
+const rows: Row[] = [];
+const profiles: Record<string, Awaited<ReturnType<typeof profile>>> = {};
+let offset = 1;
+
+async function measure(kind: Kind, phase: string, offered: string, run: () => Promise<Result>): Promise<Row> {
+  const before = await serverTime();
+  const cpu0 = await rpc<number>('cpu');
+  const r = await run();
+  const cpu1 = await rpc<number>('cpu');
+  const after = await serverTime();
+  const row: Row = {
+    kind,
+    phase,
+    offered,
+    throughput: r.ok / r.seconds,
+    p50: pct(r.lat, 50),
+    p99: pct(r.lat, 99),
+    max: pct(r.lat, 100),
+    failed: r.failed,
+    serverMeanUs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1e6,
+    serverP99: handlerP99(before, after),
+    cpuPerCheckUs: (cpu1 - cpu0) / Math.max(1, r.ok + r.failed),
+    load: loadavg()[0]!,
+  };
+  rows.push(row);
+  console.error(`${kind.padEnd(7)} ${phase.padEnd(7)} ${offered.padStart(8)}  ${row.throughput.toFixed(0).padStart(6)}/s  p50 ${row.p50.toFixed(2)} ms  p99 ${row.p99.toFixed(2)} ms  max ${row.max.toFixed(1)} ms  server ${row.serverMeanUs.toFixed(0)} µs (p99 ${row.serverP99} ms)  cpu ${row.cpuPerCheckUs.toFixed(0)} µs  load ${row.load.toFixed(1)}  failed ${row.failed}`);
+  return row;
+}
+
+async function profile(kind: Kind) {
+  const reqs = generate(kind, 10_000, offset);
+  offset += reqs.length;
+  await rpc('profile-start');
+  const r = await closedLoop(reqs, CONCURRENCY, PROFILE_MS);
+  const summary = await rpc<{ total: number; areas: Record<string, number>; top: Array<[string, number]> }>('profile-stop');
+  return { ...summary, throughput: r.ok / r.seconds };
+}
+
+const started = performance.now();
+const base1 = verifyRate();
+for (const kind of ['mtls', 'wpt', 'httpsig'] as const) {
+  // Warm-up (JIT, caches), not reported.
+  await openLoop(generate(kind, 500, offset), 500);
+  offset += 500;
+  for (const rate of RATES) {
+    const reqs = generate(kind, Math.round((rate * PHASE_MS) / 1000), offset);
+    offset += reqs.length;
+    await measure(kind, 'open', `${rate}/s`, () => openLoop(reqs, rate));
+  }
+  const reqs = generate(kind, 15_000, offset);
+  offset += reqs.length;
+  await measure(kind, 'closed', `N=${CONCURRENCY}`, () => closedLoop(reqs, CONCURRENCY, CEILING_MS));
+  const single = generate(kind, 4_000, offset);
+  offset += single.length;
+  await measure(kind, 'closed', 'N=1', () => closedLoop(single, 1, 1500));
+}
+for (const kind of ['mtls', 'wpt', 'httpsig'] as const) profiles[kind] = await profile(kind);
+const base2 = verifyRate();
+
+// ---- report ------------------------------------------------------------------------------------
+
+const cpu = cpus()[0]?.model ?? 'unknown CPU';
+const out: string[] = [];
+out.push(`Run: ${new Date().toISOString()}, ${cpus().length} vCPU (${cpu}), Node ${process.version}, ${((performance.now() - started) / 1000).toFixed(0)} s`);
+out.push('');
+out.push(`Baseline, this process, one core: crypto.verify ES256 ${Math.round(base1.es256)}/s before, ${Math.round(base2.es256)}/s after; X509 parse + verify of a WIC ${Math.round(base1.x509)}/s before, ${Math.round(base2.x509)}/s after.`);
+out.push('');
+out.push('| request | phase | offered | checks/s | p50 ms | p99 ms | max ms | handler mean µs | handler p99 ms | node CPU µs/check | load avg | failed |');
+out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+for (const r of rows)
+  out.push(`| ${r.kind} | ${r.phase} | ${r.offered} | ${r.throughput.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.serverMeanUs.toFixed(0)} | ${r.serverP99} | ${r.cpuPerCheckUs.toFixed(0)} | ${r.load.toFixed(1)} | ${r.failed} |`);
+out.push('');
+const verifyMean = (base1.es256 + base2.es256) / 2;
+out.push('Ceiling against the raw verification rate (closed loop, N=' + CONCURRENCY + '):');
+for (const kind of ['mtls', 'wpt', 'httpsig'] as const) {
+  const c = rows.find((r) => r.kind === kind && r.offered === `N=${CONCURRENCY}`)!;
+  const cpuPer = rows.filter((r) => r.kind === kind).reduce((a, r) => a + r.cpuPerCheckUs, 0) / rows.filter((r) => r.kind === kind).length;
+  out.push(`- ${kind}: ${c.throughput.toFixed(0)} checks/s = ${((100 * c.throughput) / verifyMean).toFixed(1)} % of crypto.verify ES256; node CPU ${cpuPer.toFixed(0)} µs/check on average = ${(1e6 / cpuPer).toFixed(0)} checks/s per fully available core`);
+}
+out.push('');
+out.push(`CPU profile of the node during ${PROFILE_MS / 1000} s closed loops (self time, % of samples):`);
+for (const [kind, p] of Object.entries(profiles)) {
+  const areas = Object.entries(p.areas).sort((a, b) => b[1] - a[1]).map(([a, n]) => `${a} ${((100 * n) / p.total).toFixed(1)}`);
+  out.push(`- ${kind} (${p.throughput.toFixed(0)} checks/s while profiled): ${areas.join(', ')}`);
+  out.push(`  top: ${p.top.slice(0, 12).map(([f, n]) => `${f} ${((100 * n) / p.total).toFixed(1)}`).join('; ')}`);
+}
+console.log(out.join('\n'));
+
+client.close();
+await rpc('close').catch(() => {});
+child.kill();
