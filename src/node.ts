@@ -124,7 +124,32 @@ async function loadNodeTokens(path: string, clock: Clock): Promise<NodeTokenStor
   return r.value;
 }
 
+/** Run closers in reverse order of creation; a failing closer does not stop the others. */
+async function unwind(undo: Array<() => unknown>): Promise<void> {
+  for (const u of undo.splice(0).reverse()) {
+    try {
+      await u();
+    } catch {
+      // keep closing the rest
+    }
+  }
+}
+
+/**
+ * Build and start one node. If any step fails, everything already started is closed again
+ * (the CA's lock released, the bus closed, listeners shut) before the error is thrown.
+ */
 export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Promise<RunningNode> {
+  const undo: Array<() => unknown> = [];
+  try {
+    return await assembleNode(config, opts, undo);
+  } catch (e) {
+    await unwind(undo);
+    throw e;
+  }
+}
+
+async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<() => unknown>): Promise<RunningNode> {
   const clock = opts.clock ?? systemClock;
   const logger = opts.logger ?? createLogger({ level: config.logging.level });
   const name = config.nodeName ?? hostname();
@@ -151,6 +176,7 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     federatedBundleFiles: [...config.federation.map((f) => ({ trustDomain: f.trustDomain, path: f.bundleFile })), ...adminState.federationFiles],
     logger: logger.child({ component: 'ca' }),
   });
+  undo.push(() => ca.close());
   ca.start();
 
   const metrics = new NodeMetrics({
@@ -190,6 +216,7 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
   let policyWatch: PolicyWatch | undefined;
   if (adminState.policyFile) {
     policyWatch = policy.watchFile(adminState.policyFile);
+    undo.push(() => policyWatch?.close());
     await policyWatch.initial;
   } else policyLog.warn({}, 'no policy file configured: every request is denied');
   const externalPdp = config.policy.external
@@ -201,9 +228,11 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
   const nodeTokens = await loadNodeTokens(tokensFile, clock);
   if (adminState.shadowed.length) logger.warn({ nodeIds: adminState.shadowed }, 'entries created through the admin API are shadowed by config entries');
   const sdsSource = new CaSecretSource(ca, [...config.sds.registrations, ...adminState.entries]);
+  undo.push(() => sdsSource.close());
   const cluster = await NodeCluster.start({
     name, config, clock, logger, ca, policy, registrations: sdsSource, nodeTokens, metrics, ...(opts.cluster ? { tuning: opts.cluster } : {}),
   });
+  undo.push(() => cluster.close());
   const sds = new SdsServer({
     source: sdsSource,
     auth: { tokens: nodeTokens },
@@ -220,6 +249,11 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
 
   const server = new grpc.Server({ 'grpc.max_concurrent_streams': 100_000 });
   sds.register(server);
+  // SDS streams are long-lived: end them first, or the server's graceful shutdown would wait on them.
+  undo.push(async () => {
+    sds.close();
+    await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  });
   // The Workload API: applications get WITs for keys they hold; callers authenticate as Envoys do.
   server.addService(
     workloadServiceDefinition(),
@@ -296,6 +330,7 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
   let admin: AdminHttp | undefined;
   if (config.admin.listen !== '') {
     admin = await startAdminHttp({ ...splitHostPort(config.admin.listen), readiness, registry: metrics.registry });
+    undo.push(() => admin?.close());
   }
   logger.info({ node: name, trustDomain: config.trustDomain, grpc: grpcAddress, admin: admin?.url }, 'node started');
 
@@ -315,14 +350,7 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
     config,
     readiness,
     async close() {
-      sds.close();
-      sdsSource.close();
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-      await admin?.close();
-      policyWatch?.close();
-      await cluster.close();
-      ca.stop();
-      await ca.close();
+      await unwind(undo);
       logger.info({ node: name }, 'node stopped');
     },
   };
