@@ -227,7 +227,18 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   const tokensFile = config.sds.nodeTokensFile ?? join(config.stateDir, 'node-tokens.json');
   const nodeTokens = await loadNodeTokens(tokensFile, clock);
   if (adminState.shadowed.length) logger.warn({ nodeIds: adminState.shadowed }, 'entries created through the admin API are shadowed by config entries');
-  const sdsSource = new CaSecretSource(ca, [...config.sds.registrations, ...adminState.entries]);
+  // SDS issues through the CA; each WIC it gets is counted (wimse_issued_total{kind="wic"}).
+  const countedCa = {
+    trustDomain: ca.trustDomain,
+    bundles: () => ca.bundles(),
+    onChange: (l: Parameters<IdentityServer['onChange']>[0]) => ca.onChange(l),
+    issueWic: async (req: Parameters<IdentityServer['issueWic']>[0]) => {
+      const wic = await ca.issueWic(req);
+      metrics.issued.inc({ kind: 'wic' });
+      return wic;
+    },
+  };
+  const sdsSource = new CaSecretSource(countedCa, [...config.sds.registrations, ...adminState.entries]);
   undo.push(() => sdsSource.close());
   const cluster = await NodeCluster.start({
     name, config, clock, logger, ca, policy, registrations: sdsSource, nodeTokens, metrics, ...(opts.cluster ? { tuning: opts.cluster } : {}),

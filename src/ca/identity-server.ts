@@ -398,7 +398,14 @@ export class IdentityServer {
     this.#live = live;
     this.#records = t.records;
     this.#sequence = sequence;
-    for (const e of events) this.#log.info(e, 'key lifecycle');
+    for (const e of events) {
+      // Every state transition is logged with the key id and its validity (never key material).
+      const r = 'kid' in e ? t.records.find((k) => k.kind === e.kind && k.kid === e.kid) : undefined;
+      this.#log.info(
+        r ? { ...e, status: r.status, alg: r.alg, notBefore: new Date(r.notBefore).toISOString(), notAfter: new Date(r.notAfter).toISOString() } : e,
+        'key lifecycle',
+      );
+    }
     if (t.bundleChanged) {
       this.#rebuildBundle();
       events.push({ type: 'bundle-changed', trustDomain: this.trustDomain, sequence });
