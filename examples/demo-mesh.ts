@@ -79,10 +79,11 @@ export interface DemoMesh {
   close(): Promise<void>;
 }
 
-export async function startDemoMesh(): Promise<DemoMesh> {
+/** Start the node; `policy` replaces the demo's policy document (to try another one against the chain). */
+export async function startDemoMesh(opts: { policy?: string } = {}): Promise<DemoMesh> {
   const dir = await mkdtemp(join(tmpdir(), 'wimse-demo-'));
   try {
-    await writeFile(join(dir, 'policy.yaml'), POLICY);
+    await writeFile(join(dir, 'policy.yaml'), opts.policy ?? POLICY);
     const cfg = parseConfig(configYaml(), dir);
     if (!cfg.ok) throw new Error(`demo config: ${cfg.errors.join('; ')}`);
     const node = await startNode(cfg.value, { logger: silentLogger() });

@@ -15,7 +15,12 @@
  * Then three attacks, each of which must be denied: a replayed WPT (401 wpt.replay), B calling D,
  * which the policy does not grant (403), and a body changed under a signature (400
  * httpsig.digest_mismatch). Exits 0 only when every hop and every attack behaved as expected.
+ *
+ *   npm run demo                                  # the policy in examples/demo-mesh.ts
+ *   npm run demo -- --policy my-policy.yaml       # the same chain and attacks under another policy
  */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
 import { startEnvoyPep, type Pep } from '../test/helpers/envoy-pep.ts';
 import { WorkloadClient } from '../src/sdk/index.ts';
 import { startDemoMesh, WORKLOADS, type WorkloadName } from './demo-mesh.ts';
@@ -46,8 +51,10 @@ async function reportAttack(label: string, res: Response, want: { status: number
 }
 
 try {
+  const { values: args } = parseArgs({ options: { policy: { type: 'string' } } });
   // The control plane.
-  const mesh = await startDemoMesh();
+  const mesh = await startDemoMesh(args.policy !== undefined ? { policy: await readFile(args.policy, 'utf8') } : {});
+  if (args.policy !== undefined) log(`policy: ${args.policy}`);
   closers.push(() => mesh.close());
   const { node, tokens } = mesh;
   const ready = await fetch(`${node.adminUrl}/readyz`);
