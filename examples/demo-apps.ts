@@ -2,6 +2,7 @@
  * The demo's applications and its mTLS client. Each application listens on loopback behind its
  * sidecar, prints what its sidecar told it (`x-wimse-caller`, `x-wimse-auth`) and records it.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +14,8 @@ export interface Seen {
   caller: string | undefined;
   auth: string | undefined;
   decisionId: string | undefined;
+  /** `Content-Digest` as received (RFC 9530), when the request had one. */
+  contentDigest: string | undefined;
   body: string;
 }
 
@@ -44,10 +47,12 @@ export async function startApp(name: string, handler: (s: Seen) => Promise<{ sta
         caller: one(req.headers['x-wimse-caller']),
         auth: one(req.headers['x-wimse-auth']),
         decisionId: one(req.headers['x-wimse-decision-id']),
+        contentDigest: one(req.headers['content-digest']),
         body: Buffer.concat(chunks).toString('utf8'),
       };
       seen.push(s);
-      log(`  [${name} app] ${s.method} ${s.path}  x-wimse-caller=${s.caller ?? '-'}  x-wimse-auth=${s.auth ?? '-'}`);
+      const body = s.body.length > 0 ? `  (${Buffer.byteLength(s.body)}-byte body${s.contentDigest ? `, content-digest ${s.contentDigest.split('=')[0]}` : ''})` : '';
+      log(`  [${name} app] ${s.method} ${s.path}  x-wimse-caller=${s.caller ?? '-'}  x-wimse-auth=${s.auth ?? '-'}${body}`);
       handler(s).then(
         (r) => res.writeHead(r.status, { 'content-type': 'application/json' }).end(JSON.stringify(r.body)),
         (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(String((e as Error).message ?? e)),
@@ -111,4 +116,10 @@ export async function denialOf(res: Response | Reply): Promise<{ status: number;
     // Not a problem document: no code to show.
   }
   return { status: res.status, code };
+}
+
+/** Whether `Content-Digest` carries a sha-256 that matches `body` (RFC 9530 §2). */
+export function digestMatches(contentDigest: string | undefined, body: string): boolean {
+  const want = `sha-256=:${createHash('sha256').update(body, 'utf8').digest('base64')}:`;
+  return (contentDigest ?? '').split(/,\s*/).includes(want);
 }

@@ -25,20 +25,32 @@ import { startEnvoyPep, type Pep } from '../test/helpers/envoy-pep.ts';
 import { WorkloadClient } from '../src/sdk/index.ts';
 import { startDemoMesh, WORKLOADS, type WorkloadName } from './demo-mesh.ts';
 import { fetchSidecarTls } from './demo-sds.ts';
-import { denialOf, mtlsGet, startApp, type App, type Seen } from './demo-apps.ts';
+import { denialOf, digestMatches, mtlsGet, startApp, type App, type Seen } from './demo-apps.ts';
 
 const { A, B, C, D } = WORKLOADS;
 const log = (line: string): void => void process.stdout.write(`${line}\n`);
 const problems: string[] = [];
 const closers: Array<() => Promise<void>> = [];
 const started = process.hrtime.bigint();
+// A hop that never answers is a failure too, not a hang.
+const watchdog = setTimeout(() => {
+  log('FAILED: the demo did not finish within 30 s');
+  process.exit(1);
+}, 30_000);
+watchdog.unref();
 
 /** One hop as its callee's application saw it; wrong caller or method counts as a failure. */
 function reportHop(from: WorkloadName, to: WorkloadName, via: 'mTLS' | 'WIT+WPT' | 'HTTP-sig', seen: Seen | undefined): void {
   const auth = { mTLS: 'mtls', 'WIT+WPT': 'wpt', 'HTTP-sig': 'httpsig' }[via];
-  const ok = seen !== undefined && seen.caller === WORKLOADS[from].id && seen.auth === auth && seen.decisionId !== undefined;
+  const ok =
+    seen !== undefined &&
+    seen.caller === WORKLOADS[from].id &&
+    seen.auth === auth &&
+    seen.decisionId !== undefined &&
+    // Under a signature the body arrives with the digest that was signed.
+    (via !== 'HTTP-sig' || digestMatches(seen.contentDigest, seen.body));
   log(`${from} -> ${to}  ${via.padEnd(10)}${ok ? 'allow' : 'FAIL '}  caller=${seen?.caller ?? '-'}  (decision ${seen?.decisionId ?? '-'})`);
-  if (!ok) problems.push(`${from} -> ${to} over ${via}: expected caller ${WORKLOADS[from].id} via ${auth}`);
+  if (!ok) problems.push(`${from} -> ${to} over ${via}: expected caller ${WORKLOADS[from].id} via ${auth}${via === 'HTTP-sig' ? ' and a matching Content-Digest' : ''}`);
 }
 
 /** One attack: it must be denied with `status` and `code`, and must not reach the application. */

@@ -23,7 +23,7 @@ test('examples demo - the chain is allowed hop by hop, the three attacks are den
   // What each application was told by its sidecar.
   t.regex(out, new RegExp(`\\[B app\\] GET /orders/1  x-wimse-caller=${esc(A.id)}  x-wimse-auth=mtls`));
   t.regex(out, new RegExp(`\\[C app\\] GET /stock/sku-42  x-wimse-caller=${esc(B.id)}  x-wimse-auth=wpt`));
-  t.regex(out, new RegExp(`\\[D app\\] POST /entries  x-wimse-caller=${esc(C.id)}  x-wimse-auth=httpsig`));
+  t.regex(out, new RegExp(`\\[D app\\] POST /entries  x-wimse-caller=${esc(C.id)}  x-wimse-auth=httpsig  \\(29-byte body, content-digest sha-256\\)`));
   t.regex(out, /\[A\] 200 \{"order":1,"inventory":\{"sku":"sku-42","stock":7,"ledger":201\}\}/);
 
   // One line per hop, each with its own decision id.
@@ -57,7 +57,7 @@ test('examples demo - under a policy that also grants B -> D, the demo reports t
   t.regex(r.stdout, new RegExp(`^policy: ${esc(file)}$`, 'm'));
   // The granted hops still pass; B's write reaches D and is reported.
   t.regex(r.stdout, new RegExp(`^C -> D  HTTP-sig  allow  caller=${esc(C.id)}`, 'm'));
-  t.regex(r.stdout, new RegExp(`\\[D app\\] POST /entries  x-wimse-caller=${esc(B.id)}  x-wimse-auth=httpsig`));
+  t.regex(r.stdout, new RegExp(`\\[D app\\] POST /entries  x-wimse-caller=${esc(B.id)}  x-wimse-auth=httpsig  \\(32-byte body, content-digest sha-256\\)`));
   t.regex(r.stdout, /^attack  B -> D \(not granted\) +FAIL   201 -$/m);
   t.regex(r.stdout, /^FAILED: B -> D \(not granted\): expected 403/m);
   t.regex(r.stdout, /^attack  replayed WPT \(B -> C\) +deny   401 wpt\.replay$/m);
