@@ -39,7 +39,7 @@ const watchdog = setTimeout(() => {
 }, 30_000);
 watchdog.unref();
 
-/** One hop as its callee's application saw it; wrong caller or method counts as a failure. */
+/** One hop as its callee's application saw it; a wrong caller, method or digest is a failure. */
 function reportHop(from: WorkloadName, to: WorkloadName, via: 'mTLS' | 'WIT+WPT' | 'HTTP-sig', seen: Seen | undefined): void {
   const auth = { mTLS: 'mtls', 'WIT+WPT': 'wpt', 'HTTP-sig': 'httpsig' }[via];
   const ok =
