@@ -27,7 +27,7 @@ import { workloadApiService, workloadServiceDefinition } from './workload-api/se
 import { adminApiService, adminServiceDefinition } from './admin/api.ts';
 import type { NodeBundleStatus } from './admin/api-deps.ts';
 import { loadAdminToken } from './admin/admin-token.ts';
-import { loadAdminState, POLICY_FILE } from './admin/api-state.ts';
+import { loadAdminState, readJsonFile, POLICY_FILE } from './admin/api-state.ts';
 import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
 import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
@@ -106,19 +106,8 @@ function clusterBundleStatus(cluster: NodeCluster, ca: IdentityServer, now: numb
 /** The node-token file (`{"tokens": [{nodeId, sha256, revoked?, expiresAt?}]}`); none yet means no tokens. */
 async function loadNodeTokens(path: string, clock: Clock): Promise<NodeTokenStore> {
   const now = () => clock.now();
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new NodeTokenStore([], { now });
-    throw e;
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    throw new Error(`${path}: not JSON`);
-  }
+  const doc = await readJsonFile(path);
+  if (doc === undefined) return new NodeTokenStore([], { now });
   const r = NodeTokenStore.parse(doc, { now });
   if (!r.ok) throw new Error(`${path}: ${r.errors.join('; ')}`);
   return r.value;

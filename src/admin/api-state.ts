@@ -66,22 +66,27 @@ export function entriesDocument(entries: readonly Registration[]): string {
   return `${JSON.stringify({ entries: entries.map((e) => ({ nodeId: e.nodeId, workloads: [...e.workloads], dnsNames: [...(e.dnsNames ?? [])] })) }, null, 2)}\n`;
 }
 
-/** Entries created through the API (none yet: an empty list). Shape errors carry field paths. */
-export async function loadApiEntries(stateDir: string): Promise<Registration[]> {
-  const path = entriesPath(stateDir);
+/** A JSON state file: its parsed content, or undefined when it does not exist yet. */
+export async function readJsonFile(path: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
-  let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    return JSON.parse(text) as unknown;
   } catch {
     throw new Error(`${path}: not JSON`);
   }
+}
+
+/** Entries created through the API (none yet: an empty list). Shape errors carry field paths. */
+export async function loadApiEntries(stateDir: string): Promise<Registration[]> {
+  const path = entriesPath(stateDir);
+  const doc = await readJsonFile(path);
+  if (doc === undefined) return [];
   const list = (doc as { entries?: unknown } | null)?.entries;
   if (!Array.isArray(list)) throw new Error(`${path}: entries: must be a list`);
   const errors: string[] = [];
