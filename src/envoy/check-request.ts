@@ -47,8 +47,20 @@ export interface RouteSettings {
 
 export const MAX_HEADER_COUNT = 256;
 export const MAX_HEADERS_BYTES = 96 * 1024;
-export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 export const MAX_PATH_BYTES = 16 * 1024;
+/**
+ * The largest CheckRequest the node's gRPC server receives (`grpc.max_receive_message_length`):
+ * a larger one is refused by the transport (RESOURCE_EXHAUSTED) before any check, which Envoy
+ * answers with its `status_on_error`.
+ */
+export const MAX_CHECK_REQUEST_BYTES = 4 * 1024 * 1024;
+/**
+ * The largest body we check a Content-Digest against. It leaves 1 MiB of the message for the
+ * rest (headers counted up to MAX_HEADERS_BYTES, twice with `header_map`; path; the URL-encoded
+ * peer chain; context_extensions), so a request with a body over this limit still reaches the
+ * handler and is *denied* (`request.malformed`) rather than failing in the transport.
+ */
+export const MAX_BODY_BYTES = 3 * 1024 * 1024;
 
 const malformed = (detail: string): AuthnError => new AuthnError('request.malformed', 400, detail);
 
