@@ -81,6 +81,31 @@ function headerPairs(http: NonNullable<NonNullable<NonNullable<CheckRequestMessa
   return Object.entries(http.headers ?? {});
 }
 
+/**
+ * Recently decoded peer chains. A peer sends the same certificate on every request of every
+ * connection, so the URL decoding (the largest part of translating an mTLS request) is done once
+ * per chain; bounded in entries and in the size of what it keeps.
+ */
+const decodedPems = new Map<string, string>();
+const DECODED_PEMS_MAX = 256;
+const DECODED_PEM_MAX_CHARS = 16 * 1024;
+
+function decodePeerPem(encoded: string): string {
+  const known = decodedPems.get(encoded);
+  if (known !== undefined) return known;
+  let pem: string;
+  try {
+    pem = decodeURIComponent(encoded);
+  } catch {
+    throw malformed('peer certificate is not URL-encoded PEM');
+  }
+  if (encoded.length <= DECODED_PEM_MAX_CHARS) {
+    if (decodedPems.size >= DECODED_PEMS_MAX) decodedPems.delete(decodedPems.keys().next().value as string);
+    decodedPems.set(encoded, pem);
+  }
+  return pem;
+}
+
 /** Translate; throws `request.malformed` for a message no real Envoy would send. */
 export function toAuthnRequest(msg: CheckRequestMessage): AuthnRequest {
   const http = msg.attributes?.request?.http;
@@ -117,14 +142,7 @@ export function toAuthnRequest(msg: CheckRequestMessage): AuthnRequest {
   const src = msg.attributes?.source;
   let peer: TransportPeer | undefined;
   if (src?.principal || src?.certificate) {
-    let chain: string | undefined;
-    if (src.certificate) {
-      try {
-        chain = decodeURIComponent(src.certificate);
-      } catch {
-        throw malformed('peer certificate is not URL-encoded PEM');
-      }
-    }
+    const chain = src.certificate ? decodePeerPem(src.certificate) : undefined;
     peer = { ...(chain ? { certificateChainPem: chain } : {}), ...(src.principal ? { verifiedPrincipal: src.principal } : {}) };
   }
   return { method, path: path || '/', query, headers, ...(body ? { body } : {}), ...(peer ? { peer } : {}) };
