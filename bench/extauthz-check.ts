@@ -4,8 +4,9 @@
  *   node --import=tsx bench/extauthz-check.ts            (about 60 s)
  *
  * Three kinds of request, each a realistic Envoy CheckRequest (test/helpers/envoy-pep.ts):
- * - mTLS only: `source.principal` + URL-encoded PEM leaf, which the node re-verifies (chain to
- *   the trust bundle, one ECDSA verification);
+ * - mTLS only: `source.principal` + URL-encoded PEM leaf, which the node verifies once (chain to
+ *   the trust bundle, one ECDSA verification) and then serves from its verified-chain cache
+ *   (src/authn/mtls-cache.ts), as for a workload that keeps its certificate;
  * - WIT + WPT: a fresh WPT per request (the WIT is reused, as in production, so the node's
  *   verified-WIT cache holds it): one ECDSA verification;
  * - WIT + HTTP signature: a fresh signature per request over a POST with a JSON body and its
@@ -17,12 +18,16 @@
  * ceiling in a closed loop with N requests in flight. Next to them, in the same run: the raw
  * `crypto.verify` rate (ES256, one core) that bounds the ceiling, the node's own handler time
  * (its `wimse_authz_check_duration_seconds` histogram) against the client's latency, and a CPU
- * profile of the node during a closed-loop run, summarized by area.
+ * profile of the node during a closed-loop run, summarized by area; per phase, the CPU time per
+ * check of both processes and their stalls (event-loop delay, GC pauses), to tell a slow handler
+ * from a process that was not running.
  */
 import { fork } from 'node:child_process';
 import { generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { createWpt } from '../src/authn/wpt.ts';
 import { signWimseRequest } from '../src/authn/httpsig/index.ts';
 import { systemClock } from '../src/identity/clock.ts';
@@ -30,6 +35,7 @@ import type { PublicJwk } from '../src/identity/jwk.ts';
 import * as grpc from '@grpc/grpc-js';
 import { envoyProtos } from '../src/envoy/protos.ts';
 import { envoyCheckRequest } from '../test/helpers/envoy-pep.ts';
+import { stallMonitor, type Stalls } from './extauthz-stalls.ts';
 
 const DEST = 'spiffe://example.org/ns/shop/sa/orders';
 const AUD = 'https://orders.shop.example.org';
@@ -291,8 +297,22 @@ interface Row {
   serverP99: string;
   /** The node process's CPU time (user + system) per check: independent of how busy the machine is. */
   cpuPerCheckUs: number;
+  /** This process's (the load generator's, Envoy's stand-in) CPU time per check. */
+  clientCpuPerCheckUs: number;
+  node: Stalls;
+  client: Stalls;
   load: number;
 }
+
+const clientStalls = stallMonitor();
+// This process stands in for Envoy, which has no garbage collector: collect the garbage of the
+// previous phase (and of generating this one's requests) before the timed phase, not during it.
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+const cpuNow = (): number => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+};
 
 const rows: Row[] = [];
 const profiles: Record<string, Awaited<ReturnType<typeof profile>>> = {};
@@ -300,8 +320,17 @@ let offset = 1;
 
 async function measure(kind: Kind, phase: string, offered: string, run: () => Promise<Result>): Promise<Row> {
   const before = await serverTime();
+  collectGarbage();
+  // Let the GC entry and the late loop timer of that collection land before the counters reset.
+  await new Promise((r) => setTimeout(r, 20));
   const cpu0 = await rpc<number>('cpu');
+  await rpc('stalls-reset');
+  clientStalls.reset();
+  const own0 = cpuNow();
   const r = await run();
+  const own1 = cpuNow();
+  const client = clientStalls.read();
+  const node = await rpc<Stalls>('stalls');
   const cpu1 = await rpc<number>('cpu');
   const after = await serverTime();
   const row: Row = {
@@ -316,10 +345,13 @@ async function measure(kind: Kind, phase: string, offered: string, run: () => Pr
     serverMeanUs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1e6,
     serverP99: handlerP99(before, after),
     cpuPerCheckUs: (cpu1 - cpu0) / Math.max(1, r.ok + r.failed),
+    clientCpuPerCheckUs: (own1 - own0) / Math.max(1, r.ok + r.failed),
+    node,
+    client,
     load: loadavg()[0]!,
   };
   rows.push(row);
-  console.error(`${kind.padEnd(7)} ${phase.padEnd(7)} ${offered.padStart(8)}  ${row.throughput.toFixed(0).padStart(6)}/s  p50 ${row.p50.toFixed(2)} ms  p99 ${row.p99.toFixed(2)} ms  max ${row.max.toFixed(1)} ms  server ${row.serverMeanUs.toFixed(0)} µs (p99 ${row.serverP99} ms)  cpu ${row.cpuPerCheckUs.toFixed(0)} µs  load ${row.load.toFixed(1)}  failed ${row.failed}`);
+  console.error(`${kind.padEnd(7)} ${phase.padEnd(7)} ${offered.padStart(8)}  ${row.throughput.toFixed(0).padStart(6)}/s  p50 ${row.p50.toFixed(2)} ms  p99 ${row.p99.toFixed(2)} ms  max ${row.max.toFixed(1)} ms  server ${row.serverMeanUs.toFixed(0)} µs (p99 ${row.serverP99} ms)  cpu ${row.cpuPerCheckUs.toFixed(0)} µs (client ${row.clientCpuPerCheckUs.toFixed(0)} µs)  node loop p99/max ${row.node.loopP99Ms.toFixed(1)}/${row.node.loopMaxMs.toFixed(1)} ms gc max ${row.node.gcMaxMs.toFixed(1)} ms  client loop max ${row.client.loopMaxMs.toFixed(1)} ms gc max ${row.client.gcMaxMs.toFixed(1)} ms  load ${row.load.toFixed(1)}  failed ${row.failed}`);
   return row;
 }
 
@@ -361,10 +393,12 @@ out.push(`Run: ${new Date().toISOString()}, ${cpus().length} vCPU (${cpu}), Node
 out.push('');
 out.push(`Baseline, this process, one core: crypto.verify ES256 ${Math.round(base1.es256)}/s before, ${Math.round(base2.es256)}/s after; X509 parse + verify of a WIC ${Math.round(base1.x509)}/s before, ${Math.round(base2.x509)}/s after.`);
 out.push('');
-out.push('| request | phase | offered | checks/s | p50 ms | p99 ms | max ms | handler mean µs | handler p99 ms | node CPU µs/check | load avg | failed |');
-out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+out.push('| request | phase | offered | checks/s | p50 ms | p99 ms | max ms | handler mean µs | handler p99 ms | node CPU µs/check | client CPU µs/check | node loop delay p99 / max ms | node GC max ms | client loop delay max ms | client GC max ms | load avg | failed |');
+out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows)
-  out.push(`| ${r.kind} | ${r.phase} | ${r.offered} | ${r.throughput.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.serverMeanUs.toFixed(0)} | ${r.serverP99} | ${r.cpuPerCheckUs.toFixed(0)} | ${r.load.toFixed(1)} | ${r.failed} |`);
+  out.push(
+    `| ${r.kind} | ${r.phase} | ${r.offered} | ${r.throughput.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.serverMeanUs.toFixed(0)} | ${r.serverP99} | ${r.cpuPerCheckUs.toFixed(0)} | ${r.clientCpuPerCheckUs.toFixed(0)} | ${r.node.loopP99Ms.toFixed(1)} / ${r.node.loopMaxMs.toFixed(1)} | ${r.node.gcMaxMs.toFixed(1)} | ${r.client.loopMaxMs.toFixed(1)} | ${r.client.gcMaxMs.toFixed(1)} | ${r.load.toFixed(1)} | ${r.failed} |`,
+  );
 out.push('');
 const verifyMean = (base1.es256 + base2.es256) / 2;
 out.push('Ceiling against the raw verification rate (closed loop, N=' + CONCURRENCY + '):');

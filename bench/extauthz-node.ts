@@ -13,12 +13,15 @@ import { parseConfig } from '../src/config/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { startNode } from '../src/node.ts';
 import { rootsPem } from '../src/identity/trust-bundle.ts';
+import { stallMonitor } from './extauthz-stalls.ts';
 
 type Msg =
   | { id: number; op: 'mint'; sub: string; jwk: Record<string, unknown> }
   | { id: number; op: 'wic'; sub: string }
   | { id: number; op: 'roots' }
   | { id: number; op: 'cpu' }
+  | { id: number; op: 'stalls-reset' }
+  | { id: number; op: 'stalls' }
   | { id: number; op: 'server-time' }
   | { id: number; op: 'profile-start' }
   | { id: number; op: 'profile-stop' }
@@ -33,6 +36,8 @@ const cfg = parseConfig(
 );
 if (!cfg.ok) throw new Error(cfg.errors.join('; '));
 const node = await startNode(cfg.value, { logger: silentLogger() });
+
+const stalls = stallMonitor();
 const session = new Session();
 session.connect();
 const post = <T>(method: string, params: object = {}): Promise<T> =>
@@ -106,6 +111,13 @@ process.on('message', (m: Msg) => {
       reply(u.user + u.system);
       break;
     }
+    case 'stalls-reset':
+      stalls.reset();
+      reply(true);
+      break;
+    case 'stalls':
+      reply(stalls.read());
+      break;
     case 'roots':
       reply(rootsPem(node.ca.bundle()));
       break;

@@ -20,6 +20,7 @@ import type { PolicyWatch } from './policy/file-watch.ts';
 import { audiencesFor } from './policy/compile.ts';
 import { envoyProtos } from './envoy/protos.ts';
 import { extAuthzService } from './envoy/extauthz.ts';
+import { MAX_CHECK_REQUEST_BYTES } from './envoy/check-request.ts';
 import { SdsServer } from './envoy/sds.ts';
 import { CaSecretSource } from './envoy/sds-ca-source.ts';
 import { NodeTokenStore, authenticateCaller } from './envoy/sds-auth.ts';
@@ -247,7 +248,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     },
   });
 
-  const server = new grpc.Server({ 'grpc.max_concurrent_streams': 100_000 });
+  const server = new grpc.Server({ 'grpc.max_concurrent_streams': 100_000, 'grpc.max_receive_message_length': MAX_CHECK_REQUEST_BYTES });
   sds.register(server);
   // SDS streams are long-lived: end them first, or the server's graceful shutdown would wait on them.
   undo.push(async () => {

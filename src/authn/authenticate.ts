@@ -17,6 +17,7 @@ import { hasField, singleField } from './fields.ts';
 import { hasWimseSignature, verifyWimseRequestSignature, type VerifiedHttpSignature } from './httpsig/index.ts';
 import type { PublicKeyCache } from './jws.ts';
 import { verifyMtlsPeer } from './mtls.ts';
+import type { MtlsChainCache } from './mtls-cache.ts';
 import type { AuthnSettings } from './options.ts';
 import type { ReplayGuard } from './replay.ts';
 import type { AuthnRequest } from './request.ts';
@@ -38,6 +39,7 @@ export interface AuthnContext {
   readonly nonceReplay: ReplayGuard;
   readonly cnfKeys: PublicKeyCache;
   readonly witCache?: WitCache | undefined;
+  readonly mtlsCache?: MtlsChainCache | undefined;
 }
 
 export type AuthnVia = 'wpt' | 'httpsig' | 'mtls';
@@ -70,7 +72,7 @@ function authenticateOrThrow(req: AuthnRequest, ctx: AuthnContext): AuthnResult 
 
   const app = applicationLevel(req, ctx);
   const peer = req.peer && (req.peer.certificateChainPem !== undefined || req.peer.verifiedPrincipal !== undefined)
-    ? verifyMtlsPeer(req.peer, ctx.bundles, ctx.nowSec).uri
+    ? verifyMtlsPeer(req.peer, ctx.bundles, ctx.nowSec, ctx.mtlsCache).uri
     : undefined;
   if (app) return peer === undefined ? app : { ...app, transportPeer: peer };
   if (peer !== undefined) return { caller: peer, via: 'mtls' };

@@ -7,6 +7,7 @@ import { PublicKeyCache } from './jws.ts';
 import { checkAudiences, resolveSettings, type AuthnSettings, type SettingsInput } from './options.ts';
 import { ReplayCache, type ReplayGuard } from './replay.ts';
 import type { AuthnRequest } from './request.ts';
+import { MtlsChainCache, type MtlsCacheOptions } from './mtls-cache.ts';
 import { WitCache } from './wit-cache.ts';
 import { nowSeconds, type Clock } from '../identity/clock.ts';
 import type { TrustBundleSet } from '../identity/trust-bundle.ts';
@@ -19,6 +20,8 @@ export interface AuthenticatorOptions extends SettingsInput {
   audiences?: readonly string[];
   /** The verified-WIT cache; `false` disables it. Default 10,000 entries. */
   witCache?: { maxEntries?: number } | false;
+  /** The verified mTLS chain cache; `false` disables it. Default 1,000 chains, 8 MiB of PEM. */
+  mtlsCache?: MtlsCacheOptions | false;
   /** WPT `jti` replay cache. Default: a new ReplayCache. */
   replay?: ReplayGuard;
   /** HTTP-signature nonce replay cache. Default: a new ReplayCache. */
@@ -28,6 +31,7 @@ export interface AuthenticatorOptions extends SettingsInput {
 export class Authenticator {
   readonly settings: AuthnSettings;
   readonly witCache: WitCache | undefined;
+  readonly mtlsCache: MtlsChainCache | undefined;
   readonly #bundles: () => TrustBundleSet;
   readonly #clock: Clock;
   readonly #audiences: readonly string[];
@@ -48,6 +52,9 @@ export class Authenticator {
     if (opts.witCache !== undefined && opts.witCache !== false && (typeof opts.witCache !== 'object' || opts.witCache === null))
       throw new TypeError('"witCache" must be false or { maxEntries }');
     this.witCache = opts.witCache === false ? undefined : new WitCache(opts.witCache ?? {});
+    if (opts.mtlsCache !== undefined && opts.mtlsCache !== false && (typeof opts.mtlsCache !== 'object' || opts.mtlsCache === null))
+      throw new TypeError('"mtlsCache" must be false or { maxEntries, maxBytes }');
+    this.mtlsCache = opts.mtlsCache === false ? undefined : new MtlsChainCache(opts.mtlsCache ?? {});
     for (const k of ['replay', 'nonceReplay'] as const)
       if (opts[k] !== undefined && typeof opts[k]?.checkAndStore !== 'function') throw new TypeError(`"${k}" must be a ReplayGuard`);
     this.#replay = opts.replay ?? new ReplayCache();
@@ -73,6 +80,7 @@ export class Authenticator {
       nonceReplay: this.#nonceReplay,
       cnfKeys: this.#cnfKeys,
       witCache: this.witCache,
+      mtlsCache: this.mtlsCache,
     };
   }
 }

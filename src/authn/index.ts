@@ -9,5 +9,6 @@ export * from './wit-cache.ts';
 export * from './wpt.ts';
 export * from './token-hash.ts';
 export * from './mtls.ts';
+export * from './mtls-cache.ts';
 export * from './authenticate.ts';
 export * from './authenticator.ts';

@@ -11,6 +11,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { throwAuthnError, type FailureMode } from './errors.ts';
+import type { MtlsChainCache, VerifiedChain } from './mtls-cache.ts';
 import type { TransportPeer } from './request.ts';
 import { OID_CLIENT_AUTH, readCertExtensions } from './x509-extensions.ts';
 import { parseWorkloadId, type WorkloadId } from '../identity/workload-id.ts';
@@ -25,14 +26,32 @@ function fail(reason: string, detail: string): never {
   return throwAuthnError(MTLS_FAILURE, reason, detail);
 }
 
-/** Verify the transport peer; returns its workload identifier. Throws AuthnError `mtls.*`. */
-export function verifyMtlsPeer(peer: TransportPeer, bundles: TrustBundleSet, nowSec: number): WorkloadId {
+/**
+ * Verify the transport peer; returns its workload identifier. Throws AuthnError `mtls.*`.
+ * With a cache, a chain verified earlier is not parsed again while it stays valid and its trust
+ * domain's bundle object is unchanged (mtls-cache.ts).
+ */
+export function verifyMtlsPeer(peer: TransportPeer, bundles: TrustBundleSet, nowSec: number, cache?: MtlsChainCache): WorkloadId {
   if (peer.certificateChainPem === undefined) {
     // Envoy already validated the chain against the same bundles (its SPIFFE validator).
     if (peer.verifiedPrincipal === undefined) return fail('no_certificate', 'no client certificate');
-    return identifierOf(peer.verifiedPrincipal, bundles);
+    const known = cache?.principal(peer.verifiedPrincipal);
+    if (known !== undefined) {
+      if (!bundles.has(known.trustDomain)) fail('unknown_trust_domain', 'the trust domain is not configured');
+      return known;
+    }
+    const parsed = identifierOf(peer.verifiedPrincipal, bundles);
+    cache?.setPrincipal(peer.verifiedPrincipal, parsed);
+    return parsed;
   }
-  const id = verifyChain(peer.certificateChainPem, bundles, nowSec);
+  const pem = peer.certificateChainPem;
+  const nowMs = nowSec * 1000;
+  let id = cache?.get(pem, (td) => bundles.get(td), nowMs)?.id;
+  if (id === undefined) {
+    const verified = verifyChain(pem, bundles, nowMs);
+    cache?.set(pem, verified);
+    id = verified.id;
+  }
   if (peer.verifiedPrincipal !== undefined && peer.verifiedPrincipal !== id.uri)
     fail('principal_mismatch', 'the proxy-verified principal differs from the certificate');
   return id;
@@ -45,7 +64,7 @@ function identifierOf(uri: string, bundles: TrustBundleSet): WorkloadId {
   return r.value;
 }
 
-function verifyChain(pem: string, bundles: TrustBundleSet, nowSec: number): WorkloadId {
+function verifyChain(pem: string, bundles: TrustBundleSet, nowMs: number): VerifiedChain {
   if (pem.length > MAX_CHAIN_PEM_BYTES) fail('malformed', 'certificate chain too large');
   // Count the markers first: the PEM scanner is linear per certificate, so bound their number.
   if (pem.split('-----BEGIN').length - 1 > MAX_CHAIN_LENGTH) fail('malformed', 'certificate chain too long');
@@ -77,8 +96,8 @@ function verifyChain(pem: string, bundles: TrustBundleSet, nowSec: number): Work
     fail('bad_extended_key_usage', 'the leaf extendedKeyUsage does not allow clientAuth');
 
   // Validity of every certificate presented.
-  const nowMs = nowSec * 1000;
-  for (const c of certs) checkValidity(c, nowMs);
+  const window = { notBeforeMs: -Infinity, notAfterMs: Infinity };
+  for (const c of certs) narrow(window, checkValidity(c, nowMs));
 
   // Signatures along the presented chain (RFC 5280 §6.1, without policy/name constraints).
   for (let i = 0; i + 1 < certs.length; i++) {
@@ -87,20 +106,35 @@ function verifyChain(pem: string, bundles: TrustBundleSet, nowSec: number): Work
     if (!issuer.ca || !signedBy(child, issuer)) fail('untrusted', 'the certificate chain is broken');
   }
   const top = certs[certs.length - 1]!;
-  if (anchoredIn(top, bundle, nowMs)) return id;
+  const anchor = anchoredIn(top, bundle, nowMs);
+  if (anchor !== undefined) {
+    narrow(window, anchor);
+    return { id, bundle, ...window };
+  }
   // Diagnose: a chain that leads to another domain's roots is the cross-domain case.
   for (const other of bundles.values())
-    if (other !== bundle && anchoredIn(top, other, nowMs))
+    if (other !== bundle && anchoredIn(top, other, nowMs) !== undefined)
       fail('wrong_trust_domain', 'the certificate was issued by another trust domain');
   return fail('untrusted', "the certificate chain does not lead to the trust domain's roots");
 }
 
-function checkValidity(c: X509Certificate, nowMs: number): void {
+interface Validity {
+  notBeforeMs: number;
+  notAfterMs: number;
+}
+
+const narrow = (w: Validity, v: Validity): void => {
+  if (v.notBeforeMs > w.notBeforeMs) w.notBeforeMs = v.notBeforeMs;
+  if (v.notAfterMs < w.notAfterMs) w.notAfterMs = v.notAfterMs;
+};
+
+function checkValidity(c: X509Certificate, nowMs: number): Validity {
   const from = Date.parse(c.validFrom);
   const to = Date.parse(c.validTo);
   if (!Number.isFinite(from) || !Number.isFinite(to)) fail('malformed', 'unreadable validity');
   if (nowMs < from) fail('not_yet_valid', 'a certificate is not valid yet');
   if (nowMs > to) fail('expired', 'a certificate has expired');
+  return { notBeforeMs: from, notAfterMs: to };
 }
 
 const signedBy = (child: X509Certificate, issuer: X509Certificate): boolean => {
@@ -130,14 +164,14 @@ function rootsOf(b: TrustDomainBundle): X509Certificate[] {
   return roots;
 }
 
-/** `top` is one of the bundle's roots, or is signed by one that is valid now. */
-function anchoredIn(top: X509Certificate, b: TrustDomainBundle, nowMs: number): boolean {
+/**
+ * `top` is one of the bundle's roots, or is signed by one that is valid now: the anchor's
+ * validity window (unbounded when `top` is itself the root, already checked), else undefined.
+ */
+function anchoredIn(top: X509Certificate, b: TrustDomainBundle, nowMs: number): Validity | undefined {
   for (const root of rootsOf(b)) {
-    if (root.raw.equals(top.raw)) return true;
-    if (root.ca && signedBy(top, root)) {
-      checkValidity(root, nowMs);
-      return true;
-    }
+    if (root.raw.equals(top.raw)) return { notBeforeMs: -Infinity, notAfterMs: Infinity };
+    if (root.ca && signedBy(top, root)) return checkValidity(root, nowMs);
   }
-  return false;
+  return undefined;
 }

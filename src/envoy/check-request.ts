@@ -47,8 +47,20 @@ export interface RouteSettings {
 
 export const MAX_HEADER_COUNT = 256;
 export const MAX_HEADERS_BYTES = 96 * 1024;
-export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 export const MAX_PATH_BYTES = 16 * 1024;
+/**
+ * The largest CheckRequest the node's gRPC server receives (`grpc.max_receive_message_length`):
+ * a larger one is refused by the transport (RESOURCE_EXHAUSTED) before any check, which Envoy
+ * answers with its `status_on_error`.
+ */
+export const MAX_CHECK_REQUEST_BYTES = 4 * 1024 * 1024;
+/**
+ * The largest body we check a Content-Digest against. It leaves 1 MiB of the message for the
+ * rest (headers counted up to MAX_HEADERS_BYTES, twice with `header_map`; path; the URL-encoded
+ * peer chain; context_extensions), so a request with a body over this limit still reaches the
+ * handler and is *denied* (`request.malformed`) rather than failing in the transport.
+ */
+export const MAX_BODY_BYTES = 3 * 1024 * 1024;
 
 const malformed = (detail: string): AuthnError => new AuthnError('request.malformed', 400, detail);
 
@@ -67,6 +79,31 @@ function headerPairs(http: NonNullable<NonNullable<NonNullable<CheckRequestMessa
     ]);
   }
   return Object.entries(http.headers ?? {});
+}
+
+/**
+ * Recently decoded peer chains. A peer sends the same certificate on every request of every
+ * connection, so the URL decoding (the largest part of translating an mTLS request) is done once
+ * per chain; bounded in entries and in the size of what it keeps.
+ */
+const decodedPems = new Map<string, string>();
+const DECODED_PEMS_MAX = 256;
+const DECODED_PEM_MAX_CHARS = 16 * 1024;
+
+function decodePeerPem(encoded: string): string {
+  const known = decodedPems.get(encoded);
+  if (known !== undefined) return known;
+  let pem: string;
+  try {
+    pem = decodeURIComponent(encoded);
+  } catch {
+    throw malformed('peer certificate is not URL-encoded PEM');
+  }
+  if (encoded.length <= DECODED_PEM_MAX_CHARS) {
+    if (decodedPems.size >= DECODED_PEMS_MAX) decodedPems.delete(decodedPems.keys().next().value as string);
+    decodedPems.set(encoded, pem);
+  }
+  return pem;
 }
 
 /** Translate; throws `request.malformed` for a message no real Envoy would send. */
@@ -105,14 +142,7 @@ export function toAuthnRequest(msg: CheckRequestMessage): AuthnRequest {
   const src = msg.attributes?.source;
   let peer: TransportPeer | undefined;
   if (src?.principal || src?.certificate) {
-    let chain: string | undefined;
-    if (src.certificate) {
-      try {
-        chain = decodeURIComponent(src.certificate);
-      } catch {
-        throw malformed('peer certificate is not URL-encoded PEM');
-      }
-    }
+    const chain = src.certificate ? decodePeerPem(src.certificate) : undefined;
     peer = { ...(chain ? { certificateChainPem: chain } : {}), ...(src.principal ? { verifiedPrincipal: src.principal } : {}) };
   }
   return { method, path: path || '/', query, headers, ...(body ? { body } : {}), ...(peer ? { peer } : {}) };
