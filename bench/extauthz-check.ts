@@ -28,19 +28,13 @@ import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { createWpt } from '../src/authn/wpt.ts';
-import { signWimseRequest } from '../src/authn/httpsig/index.ts';
-import { systemClock } from '../src/identity/clock.ts';
 import type { PublicJwk } from '../src/identity/jwk.ts';
 import * as grpc from '@grpc/grpc-js';
 import { connect as http2Connect } from 'node:http2';
 import { envoyProtos } from '../src/envoy/protos.ts';
-import { envoyCheckRequest } from '../test/helpers/envoy-pep.ts';
-import { stallMonitor, type Stalls } from './extauthz-stalls.ts';
+import { AUD, DEST, checkRequestFor as buildCheckRequest, type Kind, type Workload } from './_extauthz-requests.ts';
+import { stallMonitor, type Stalls } from './_extauthz-stalls.ts';
 
-const DEST = 'spiffe://example.org/ns/shop/sa/orders';
-const AUD = 'https://orders.shop.example.org';
-const EXT = { destination_workload: DEST, audience: AUD };
 const WORKLOADS = 32;
 const RATES = [250, 500, 1000];
 const PHASE_MS = 3000;
@@ -62,7 +56,7 @@ destinations:
 
 // ---- the node process ----------------------------------------------------------------------
 
-const child = fork(new URL('./extauthz-node.ts', import.meta.url), [], {
+const child = fork(new URL('./_extauthz-node.ts', import.meta.url), [], {
   execArgv: ['--import=tsx'],
   env: { ...process.env, BENCH_POLICY: POLICY },
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -90,12 +84,6 @@ const rpc = <T>(op: string, args: object = {}): Promise<T> =>
 
 // ---- credentials and requests ----------------------------------------------------------------
 
-interface Workload {
-  sub: string;
-  privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'];
-  wit: string;
-  certPem: string;
-}
 
 const workloads: Workload[] = [];
 for (let i = 0; i < WORKLOADS; i++) {
@@ -106,9 +94,6 @@ for (let i = 0; i < WORKLOADS; i++) {
   workloads.push({ sub, privateKey, wit, certPem });
 }
 
-type Kind = 'mtls' | 'wpt' | 'httpsig';
-const BASE: Array<[string, string]> = [['Host', 'orders.shop.example.org'], ['User-Agent', 'bench/1'], ['Accept', 'application/json']];
-const BODY = Buffer.from(JSON.stringify({ sku: 'sku-42', quantity: 3, note: 'benchmark order line' }));
 
 // Requests are encoded before the timed phase too: protobuf encoding is Envoy's cost, not ours.
 const CheckRequest = envoyProtos().root.lookupType('envoy.service.auth.v3.CheckRequest');
@@ -119,30 +104,7 @@ function makeRequest(kind: Kind, i: number): Buffer {
   return encode(checkRequestFor(kind, i));
 }
 
-function checkRequestFor(kind: Kind, i: number): Record<string, unknown> {
-  const w = workloads[i % workloads.length]!;
-  const path = `/orders/${i}`;
-  if (kind === 'mtls')
-    return envoyCheckRequest({ method: 'GET', path, headers: BASE, source: { address: '10.0.0.2', port: 40000 + (i % 1000), principal: w.sub, certificatePem: w.certPem }, contextExtensions: EXT });
-  if (kind === 'wpt') {
-    const wpt = createWpt({ wit: w.wit, privateKey: w.privateKey, alg: 'ES256', aud: AUD, nowSec: Math.floor(Date.now() / 1000), lifetimeSec: 120 });
-    return envoyCheckRequest({ method: 'GET', path, headers: [...BASE, ['Workload-Identity-Token', w.wit], ['Authorization', `WPT ${wpt}`]], contextExtensions: EXT });
-  }
-  const signed = signWimseRequest({
-    method: 'POST',
-    path,
-    query: '',
-    headers: [['workload-identity-token', w.wit], ['content-type', 'application/json']],
-    body: BODY,
-    key: { privateKey: w.privateKey, alg: 'ES256' },
-    audience: AUD,
-    clock: systemClock,
-    ttlSec: 120,
-  });
-  const headers: Array<[string, string]> = [...BASE];
-  for (const [k, vs] of signed.headers) for (const v of vs) headers.push([k, v]);
-  return envoyCheckRequest({ method: 'POST', path, headers, body: BODY, contextExtensions: EXT });
-}
+const checkRequestFor = (kind: Kind, i: number): Record<string, unknown> => buildCheckRequest(workloads, kind, i, 120);
 
 const generate = (kind: Kind, n: number, offset: number) => Array.from({ length: n }, (_, i) => makeRequest(kind, offset + i));
 

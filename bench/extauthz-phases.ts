@@ -27,16 +27,10 @@ import { okResponse } from '../src/envoy/check-response.ts';
 import { envoyProtos } from '../src/envoy/protos.ts';
 import { authorize } from '../src/policy/authorize.ts';
 import { audiencesFor } from '../src/policy/compile.ts';
-import { createWpt } from '../src/authn/wpt.ts';
-import { signWimseRequest } from '../src/authn/httpsig/index.ts';
 import type { AuthnResult } from '../src/authn/authenticate.ts';
-import { systemClock } from '../src/identity/clock.ts';
 import type { PublicJwk } from '../src/identity/jwk.ts';
-import { envoyCheckRequest } from '../test/helpers/envoy-pep.ts';
+import { AUD, DEST, checkRequestFor as buildCheckRequest, type Kind, type Workload } from './_extauthz-requests.ts';
 
-const DEST = 'spiffe://example.org/ns/shop/sa/orders';
-const AUD = 'https://orders.shop.example.org';
-const EXT = { destination_workload: DEST, audience: AUD };
 const N = 2000;
 const ROUNDS = 5;
 
@@ -62,12 +56,6 @@ const cfg = parseConfig(
 if (!cfg.ok) throw new Error(cfg.errors.join('; '));
 const node = await startNode(cfg.value, { logger: silentLogger() });
 
-interface Workload {
-  sub: string;
-  privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'];
-  wit: string;
-  certPem: string;
-}
 const workloads: Workload[] = [];
 for (let i = 0; i < 32; i++) {
   const sub = `spiffe://example.org/ns/bench/sa/w${i}`;
@@ -77,34 +65,8 @@ for (let i = 0; i < 32; i++) {
   workloads.push({ sub, privateKey, wit, certPem: (await node.ca.issueWic({ id: sub })).certPem });
 }
 
-type Kind = 'mtls' | 'wpt' | 'httpsig';
-const BASE: Array<[string, string]> = [['Host', 'orders.shop.example.org'], ['User-Agent', 'bench/1'], ['Accept', 'application/json']];
-const BODY = Buffer.from(JSON.stringify({ sku: 'sku-42', quantity: 3, note: 'benchmark order line' }));
 
-function checkRequestFor(kind: Kind, i: number): Record<string, unknown> {
-  const w = workloads[i % workloads.length]!;
-  const path = `/orders/${i}`;
-  if (kind === 'mtls')
-    return envoyCheckRequest({ method: 'GET', path, headers: BASE, source: { address: '10.0.0.2', port: 40000, principal: w.sub, certificatePem: w.certPem }, contextExtensions: EXT });
-  if (kind === 'wpt') {
-    const wpt = createWpt({ wit: w.wit, privateKey: w.privateKey, alg: 'ES256', aud: AUD, nowSec: Math.floor(Date.now() / 1000), lifetimeSec: 300 });
-    return envoyCheckRequest({ method: 'GET', path, headers: [...BASE, ['Workload-Identity-Token', w.wit], ['Authorization', `WPT ${wpt}`]], contextExtensions: EXT });
-  }
-  const signed = signWimseRequest({
-    method: 'POST',
-    path,
-    query: '',
-    headers: [['workload-identity-token', w.wit], ['content-type', 'application/json']],
-    body: BODY,
-    key: { privateKey: w.privateKey, alg: 'ES256' },
-    audience: AUD,
-    clock: systemClock,
-    ttlSec: 300,
-  });
-  const headers: Array<[string, string]> = [...BASE];
-  for (const [k, vs] of signed.headers) for (const v of vs) headers.push([k, v]);
-  return envoyCheckRequest({ method: 'POST', path, headers, body: BODY, contextExtensions: EXT });
-}
+const checkRequestFor = (kind: Kind, i: number): Record<string, unknown> => buildCheckRequest(workloads, kind, i, 300);
 
 // The server's own codec (proto-loader options of src/envoy/protos.ts).
 const codec = envoyProtos().Authorization.Check!;

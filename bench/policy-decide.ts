@@ -11,7 +11,7 @@
 import { parseWorkloadId } from '../src/identity/index.ts';
 import { checkRawPath, compilePolicy, decide, type Decision, type DecisionInput, type Policy } from '../src/policy/index.ts';
 import { callerPatternMatches, pathPatternMatches } from '../src/policy/index.ts';
-import { generate } from './policy-generate.ts';
+import { generate } from './_policy-generate.ts';
 
 /** The baseline: every rule of the policy, one after the other; same decision shape. */
 function naiveDecide(input: DecisionInput, policy: Policy): Decision {

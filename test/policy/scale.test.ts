@@ -1,7 +1,7 @@
 import test from 'ava';
 import { checkPolicy, compilePolicy, decide, explain, parsePolicyText } from '../../src/policy/index.ts';
 import { stringify } from 'yaml';
-import { generate } from '../../bench/policy-generate.ts';
+import { generate } from '../../bench/_policy-generate.ts';
 
 for (const [rules, destinations, vocab, seed] of [
   [5000, 5, 12, 1],

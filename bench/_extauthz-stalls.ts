@@ -1,7 +1,7 @@
 /**
  * Stalls of one process during a benchmark phase: event-loop delay (how late a ready callback
  * ran: a check waiting behind other work, GC, or a descheduled process) and GC pauses. Used by
- * bench/extauthz-check.ts for its own process and for the node's (bench/extauthz-node.ts).
+ * bench/extauthz-check.ts for its own process and for the node's (bench/_extauthz-node.ts).
  */
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 

@@ -3,7 +3,7 @@
  * and heap, like a deployed node). Driven over IPC: mint WITs and issue WICs with the node's own
  * CA, report the server-side check time from the node's metrics, and take a CPU profile.
  *
- *   fork('bench/extauthz-node.ts', { execArgv: ['--import=tsx'] })
+ *   fork('bench/_extauthz-node.ts', { execArgv: ['--import=tsx'] })
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -13,7 +13,7 @@ import { parseConfig } from '../src/config/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { startNode } from '../src/node.ts';
 import { rootsPem } from '../src/identity/trust-bundle.ts';
-import { stallMonitor } from './extauthz-stalls.ts';
+import { stallMonitor } from './_extauthz-stalls.ts';
 
 type Msg =
   | { id: number; op: 'mint'; sub: string; jwk: Record<string, unknown> }
