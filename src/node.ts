@@ -3,6 +3,7 @@
  * (and the CLI) reads the system clock and the environment; everything below gets them injected.
  */
 import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { watchFile, unwatchFile, type Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import type { NodeConfig } from './config/config.ts';
@@ -32,6 +33,9 @@ import { loadAdminState, readJsonFile, POLICY_FILE } from './admin/api-state.ts'
 import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
 import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
+
+/** How often federated bundle files are checked for changes. */
+export const FEDERATION_POLL_MS = 1000;
 
 export interface NodeOptions {
   clock?: Clock;
@@ -168,6 +172,20 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   });
   undo.push(() => ca.close());
   ca.start();
+  // Federated bundle files are re-read when they change (polled: survives atomic replacement).
+  // A file that does not load is reported and the bundles in force stay (reloadFederation is
+  // all-or-nothing).
+  for (const f of config.federation) {
+    const onChange = (cur: Stats, prev: Stats) => {
+      if (cur.mtimeMs === prev.mtimeMs && cur.size === prev.size) return;
+      ca.reloadFederation().then(
+        () => logger.info({ trustDomain: f.trustDomain, file: f.bundleFile }, 'federated bundle reloaded'),
+        (e: unknown) => logger.error({ trustDomain: f.trustDomain, file: f.bundleFile, err: (e as Error).message }, 'federated bundle refused; the previous one stays'),
+      );
+    };
+    watchFile(f.bundleFile, { interval: FEDERATION_POLL_MS, persistent: false }, onChange);
+    undo.push(() => unwatchFile(f.bundleFile, onChange));
+  }
 
   const metrics = new NodeMetrics({
     now: () => clock.now(),
