@@ -82,8 +82,8 @@ export const configSchema: Field = {
           fields: {
             certFile: { kind: 'string', doc: 'PEM certificate chain of the control plane.' },
             keyFile: { kind: 'string', doc: 'PEM private key of the control plane.' },
-            clientCaFile: { kind: 'string', doc: 'PEM roots for client certificates. When set, clients may authenticate with a certificate.' },
-            requireClientCert: { kind: 'bool', doc: 'Refuse connections without a client certificate.', default: false },
+            clientCaFile: { kind: 'string', doc: 'PEM roots for client certificates; needs requireClientCert. A connection must then present a certificate these roots sign (admission to the listener); calls still authenticate with node tokens or the admin token.' },
+            requireClientCert: { kind: 'bool', doc: 'Refuse connections without a client certificate signed by clientCaFile (grpc-js cannot ask for an optional one).', default: false },
           },
         },
       },
@@ -202,6 +202,8 @@ function crossCheck(c: NodeConfig): string[] {
   if (c.keys.activateAt <= c.keys.prepareAt) errors.push('keys.activateAt: must be greater than keys.prepareAt');
   if (c.keys.activateAt >= 1) errors.push('keys.activateAt: must be less than 1 (the next key must be active before the current one expires)');
   if (c.grpc.tls && c.grpc.listen.startsWith('unix:')) errors.push('grpc.tls: TLS applies to TCP listeners only; remove it or listen on HOST:PORT');
+  if (c.grpc.tls && (c.grpc.tls.clientCaFile === undefined) !== !c.grpc.tls.requireClientCert)
+    errors.push('grpc.tls: clientCaFile and requireClientCert: true go together (a client certificate is either required and checked, or not asked for)');
   const seen = new Set<string>();
   c.sds.registrations.forEach((r, i) => {
     if (seen.has(r.nodeId)) errors.push(`sds.registrations[${i}].nodeId: duplicate node id "${r.nodeId}"`);

@@ -49,6 +49,7 @@ const bad: Array<[string, string[]]> = [
   ['cluster:\n  servers: []\n', ['cluster.servers: must have at least 1 item(s)']],
   ['cluster:\n  servers: [http://x]\n', ['cluster.servers[0]: must be a nats:// or tls:// URL']],
   ['grpc:\n  listen: unix:/tmp/s.sock\n  tls: {certFile: a, keyFile: b}\n', ['grpc.tls: TLS applies to TCP listeners only']],
+  ['grpc:\n  tls: {certFile: a, keyFile: b, clientCaFile: c}\n', ['grpc.tls: clientCaFile and requireClientCert: true go together']],
   ['trustDomain: a\ntrustDomain: b\n', ['yaml: Map keys must be unique']],
   ['- a\n- b\n', ['(root): must be a mapping']],
   ['authn:\n  replayCacheSize: 1.5\n', ['authn.replayCacheSize: must be an integer']],
