@@ -131,7 +131,8 @@ test('mtls cache - bounded by entries, least recently used first, and by PEM byt
   t.is(e.auth.mtlsCache?.hits, 2);
 
   const bundles = bundleSet(bundleOf('example.org', [], [caA.der]));
-  const c = new Authenticator({ bundles, clock: new ManualClock(NOW_MS), mtlsCache: { maxBytes: pems[0]!.length * 2 } });
+  // PEM lengths differ by a few bytes (ECDSA signatures vary in length): room for the two largest.
+  const c = new Authenticator({ bundles, clock: new ManualClock(NOW_MS), mtlsCache: { maxBytes: Math.max(...pems.map((p) => p.length)) * 2 } });
   for (const p of pems) c.authenticate(request({ peer: { certificateChainPem: p } }));
   t.is(c.mtlsCache?.size, 2);
   t.throws(() => new MtlsChainCache({ maxEntries: 0 }), { instanceOf: TypeError });
