@@ -14,6 +14,7 @@ import { silentLogger } from '../src/log.ts';
 import { startNode } from '../src/node.ts';
 import { rootsPem } from '../src/identity/trust-bundle.ts';
 import { stallMonitor } from './_extauthz-stalls.ts';
+import { BENCH_POLICY } from './_extauthz-requests.ts';
 
 type Msg =
   | { id: number; op: 'mint'; sub: string; jwk: Record<string, unknown> }
@@ -27,9 +28,8 @@ type Msg =
   | { id: number; op: 'profile-stop' }
   | { id: number; op: 'close' };
 
-const policy = process.env.BENCH_POLICY ?? '';
 const dir = mkdtempSync(join(tmpdir(), 'wimse-bench-'));
-writeFileSync(join(dir, 'policy.yaml'), policy);
+writeFileSync(join(dir, 'policy.yaml'), BENCH_POLICY);
 const cfg = parseConfig(
   `nodeName: bench\ntrustDomain: example.org\ngrpc:\n  listen: 127.0.0.1:0\nadmin:\n  listen: ''\nlogging:\n  level: silent\npolicy:\n  file: policy.yaml\n`,
   dir,

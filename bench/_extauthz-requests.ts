@@ -15,6 +15,19 @@ export const DEST = 'spiffe://example.org/ns/shop/sa/orders';
 export const AUD = 'https://orders.shop.example.org';
 export const EXT = { destination_workload: DEST, audience: AUD };
 
+/** The route policy the benchmark node serves: every bench workload may call the destination. */
+export const BENCH_POLICY = `version: 1
+destinations:
+  - workload: ${DEST}
+    audiences: [${AUD}]
+    rules:
+      - name: bench
+        paths: [{prefix: /orders/}]
+        methods: [GET, POST]
+        callers: [{prefix: spiffe://example.org/ns/bench/}]
+        authn: [any]
+`;
+
 export interface Workload {
   sub: string;
   privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'];

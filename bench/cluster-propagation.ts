@@ -16,23 +16,13 @@ import { connect } from 'nats';
 import { NatsBus, type NatsBusOptions } from '../src/cluster/index.ts';
 import { startNatsCluster } from '../test/helpers/nats-server.ts';
 import { keyRecord, policyRecord } from '../test/cluster/fixtures.ts';
+import { fmtMs, pct, until as untilEvery, wait } from './_timing.ts';
 
 const CHANGES = Number(process.argv[2] ?? 300);
 const cleanups: Array<() => Promise<void> | void> = [];
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
-const fmt = (ms: number): string => `${ms.toFixed(2)} ms`;
-const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const fmt = fmtMs;
+const until = (cond: () => boolean, timeoutMs: number): Promise<void> => untilEvery(cond, timeoutMs, 2);
 
-async function until(cond: () => boolean, timeoutMs: number): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error('timed out');
-    await wait(2);
-  }
-}
 
 /** Bare NATS rounds on the same servers: core publish (and optionally a KV put first) reaching the two other servers. */
 async function baselineRounds(urls: string[]): Promise<{ round(withKv: boolean): Promise<number>; close(): Promise<void> }> {

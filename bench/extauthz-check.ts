@@ -32,8 +32,9 @@ import type { PublicJwk } from '../src/identity/jwk.ts';
 import * as grpc from '@grpc/grpc-js';
 import { connect as http2Connect } from 'node:http2';
 import { envoyProtos } from '../src/envoy/protos.ts';
-import { AUD, DEST, checkRequestFor as buildCheckRequest, type Kind, type Workload } from './_extauthz-requests.ts';
+import { checkRequestFor as buildCheckRequest, type Kind, type Workload } from './_extauthz-requests.ts';
 import { stallMonitor, type Stalls } from './_extauthz-stalls.ts';
+import { pct } from './_timing.ts';
 
 const WORKLOADS = 32;
 const RATES = [250, 500, 1000];
@@ -42,23 +43,11 @@ const CEILING_MS = 3000;
 const CONCURRENCY = 32;
 const PROFILE_MS = 2000;
 
-const POLICY = `version: 1
-destinations:
-  - workload: ${DEST}
-    audiences: [${AUD}]
-    rules:
-      - name: bench
-        paths: [{prefix: /orders/}]
-        methods: [GET, POST]
-        callers: [{prefix: spiffe://example.org/ns/bench/}]
-        authn: [any]
-`;
 
 // ---- the node process ----------------------------------------------------------------------
 
 const child = fork(new URL('./_extauthz-node.ts', import.meta.url), [], {
   execArgv: ['--import=tsx'],
-  env: { ...process.env, BENCH_POLICY: POLICY },
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
 });
 process.on('exit', () => child.kill());
@@ -227,10 +216,6 @@ async function closedLoop(reqs: Buffer[], concurrency: number, ms: number): Prom
   return r;
 }
 
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-};
 
 interface ServerTime {
   sum: number;

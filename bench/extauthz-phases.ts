@@ -29,7 +29,7 @@ import { authorize } from '../src/policy/authorize.ts';
 import { audiencesFor } from '../src/policy/compile.ts';
 import type { AuthnResult } from '../src/authn/authenticate.ts';
 import type { PublicJwk } from '../src/identity/jwk.ts';
-import { AUD, DEST, checkRequestFor as buildCheckRequest, type Kind, type Workload } from './_extauthz-requests.ts';
+import { AUD, BENCH_POLICY, DEST, checkRequestFor as buildCheckRequest, type Kind, type Workload } from './_extauthz-requests.ts';
 
 const N = 2000;
 const ROUNDS = 5;
@@ -37,17 +37,7 @@ const ROUNDS = 5;
 const dir = mkdtempSync(join(tmpdir(), 'wimse-bench-phases-'));
 writeFileSync(
   join(dir, 'policy.yaml'),
-  `version: 1
-destinations:
-  - workload: ${DEST}
-    audiences: [${AUD}]
-    rules:
-      - name: bench
-        paths: [{prefix: /orders/}]
-        methods: [GET, POST]
-        callers: [{prefix: spiffe://example.org/ns/bench/}]
-        authn: [any]
-`,
+  BENCH_POLICY,
 );
 const cfg = parseConfig(
   `nodeName: bench\ntrustDomain: example.org\ngrpc:\n  listen: 127.0.0.1:0\nadmin:\n  listen: ''\nlogging:\n  level: silent\npolicy:\n  file: policy.yaml\n`,

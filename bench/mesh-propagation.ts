@@ -19,23 +19,13 @@ import { parseConfig } from '../src/config/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { startNode, type RunningNode } from '../src/node.ts';
 import { startNatsCluster } from '../test/helpers/nats-server.ts';
+import { fmtMs, pct, until as untilEvery, wait } from './_timing.ts';
 
 const ROUNDS = Number(process.argv[2] ?? 40);
 const cleanups: Array<() => Promise<void> | void> = [];
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
-const fmt = (ms: number): string => `${ms.toFixed(2)} ms`;
-const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const fmt = fmtMs;
+const until = (cond: () => boolean, timeoutMs: number): Promise<void> => untilEvery(cond, timeoutMs, 1);
 
-async function until(cond: () => boolean, timeoutMs: number): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error('timed out');
-    await wait(1);
-  }
-}
 
 const policy = (n: number) => `version: 1
 destinations:

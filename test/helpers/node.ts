@@ -38,3 +38,28 @@ export async function startTestNode(t: ExecutionContext, opts: { yaml?: string; 
     new Promise<any>((resolve, reject) => authz.Check(req, (err, res) => (err ? reject(err) : resolve(res))));
   return { node, dir, authz, check };
 }
+
+/**
+ * A GET CheckRequest as Envoy fills it for a callee at `destination` (lower-cased headers with
+ * pseudo-headers, path with query, `context_extensions` from the route).
+ */
+export function getCheckRequest(destination: string, audience: string, headers: Record<string, string>, path = '/orders/1') {
+  return {
+    attributes: {
+      source: { address: { socket_address: { address: '10.0.0.1', port_value: 5555 } } },
+      request: {
+        time: { seconds: Math.floor(Date.now() / 1000) },
+        http: {
+          id: '1234',
+          method: 'GET',
+          path,
+          host: 'b.example.org',
+          scheme: 'https',
+          protocol: 'HTTP/1.1',
+          headers: { ':authority': 'b.example.org', ':method': 'GET', ':path': path, ':scheme': 'https', ...headers },
+        },
+      },
+      context_extensions: { destination_workload: destination, audience },
+    },
+  };
+}

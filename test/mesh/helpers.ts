@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/log.ts';
 import { envoyProtos } from '../../src/envoy/protos.ts';
 import { createWpt } from '../../src/authn/wpt.ts';
 import type { NodeClusterTuning } from '../../src/node-cluster.ts';
+import { getCheckRequest } from '../helpers/node.ts';
 
 export const A = 'wimse://example.org/svc/a';
 export const B = 'wimse://example.org/svc/b';
@@ -97,26 +98,8 @@ ${spec.extraYaml ?? ''}`;
   return { name: spec.name, dir, node, check, stop };
 }
 
-export function checkRequest(headers: Record<string, string>, path = '/orders/1') {
-  return {
-    attributes: {
-      source: { address: { socket_address: { address: '10.0.0.1', port_value: 5555 } } },
-      request: {
-        time: { seconds: Math.floor(Date.now() / 1000) },
-        http: {
-          id: '1234',
-          method: 'GET',
-          path,
-          host: 'b.example.org',
-          scheme: 'https',
-          protocol: 'HTTP/1.1',
-          headers: { ':authority': 'b.example.org', ':method': 'GET', ':path': path, ':scheme': 'https', ...headers },
-        },
-      },
-      context_extensions: { destination_workload: B, audience: AUD },
-    },
-  };
-}
+
+export const checkRequest = (headers: Record<string, string>, path = '/orders/1') => getCheckRequest(B, AUD, headers, path);
 
 /** A WIT minted by `node`'s active WIT key, and a fresh WPT for it, as headers of a request. */
 export async function callerHeaders(node: RunningNode, sub = A): Promise<{ headers: Record<string, string>; kid: string; wit: string; fresh: () => Record<string, string> }> {

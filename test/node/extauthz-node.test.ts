@@ -1,6 +1,6 @@
 import test from 'ava';
 import { generateKeyPairSync } from 'node:crypto';
-import { startTestNode } from '../helpers/node.ts';
+import { getCheckRequest, startTestNode } from '../helpers/node.ts';
 import { createWpt } from '../../src/authn/wpt.ts';
 
 const B = 'wimse://example.org/svc/b';
@@ -17,26 +17,8 @@ destinations:
         authn: [wpt, httpsig]
 `;
 
-function checkRequest(headers: Record<string, string>, path = '/orders/1') {
-  return {
-    attributes: {
-      source: { address: { socket_address: { address: '10.0.0.1', port_value: 5555 } } },
-      request: {
-        time: { seconds: Math.floor(Date.now() / 1000) },
-        http: {
-          id: '1234',
-          method: 'GET',
-          path,
-          host: 'b.example.org',
-          scheme: 'https',
-          protocol: 'HTTP/1.1',
-          headers: { ':authority': 'b.example.org', ':method': 'GET', ':path': path, ':scheme': 'https', ...headers },
-        },
-      },
-      context_extensions: { destination_workload: B, audience: 'https://b.example.org' },
-    },
-  };
-}
+
+const checkRequest = (headers: Record<string, string>, path = '/orders/1') => getCheckRequest(B, 'https://b.example.org', headers, path);
 
 async function callerCredentials(node: Awaited<ReturnType<typeof startTestNode>>['node']) {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
