@@ -57,7 +57,7 @@ export interface KeyRecord {
   /** The self-signed CA certificate (x509 keys only), PEM. */
   readonly certPem?: string;
   /**
-   * Reserved for cluster work: the node that owns this key when it is another node's public key.
+   * The node that owns this key when it is another node's public key (src/node-cluster.ts).
    * Absent for our own keys. Such records carry no private key and never sign.
    */
   readonly origin?: string;

@@ -1,7 +1,7 @@
 /** The public types of the Identity Server facade (identity-server.ts). */
 import type { Clock, PublicJwk } from '../identity/index.ts';
 import type { FederatedBundleFile } from './bundle.ts';
-import type { CaAlg, KeyKind, KeyStatus } from './key-record.ts';
+import type { CaAlg, KeyKind, KeyRecord } from './key-record.ts';
 import type { LeafKeySource } from './leaf-key.ts';
 import type { CaLogger } from './logger.ts';
 import type { Timing } from './slot.ts';
@@ -29,19 +29,11 @@ export type CaEvent =
   | { readonly type: 'bundle-changed'; readonly trustDomain: string; readonly sequence: number }
   | { readonly type: 'key-prepared' | 'key-activated' | 'key-tainted' | 'key-revoked' | 'key-removed'; readonly kind: KeyKind; readonly kid: string };
 
-export interface KeyInfo {
-  readonly kind: KeyKind;
-  readonly kid: string;
-  readonly alg: CaAlg;
-  readonly status: KeyStatus;
-  readonly notBefore: number;
-  readonly notAfter: number;
-  readonly activatedAt?: number;
-  readonly taintedAt?: number;
-  readonly revokedAt?: number;
-  /** Another node's key (cluster): the owning node. Absent for our own keys. */
-  readonly origin?: string;
-}
+/** The public view of a key (no key material): what `keys()` returns. */
+export type KeyInfo = Pick<
+  KeyRecord,
+  'kind' | 'kid' | 'alg' | 'status' | 'notBefore' | 'notAfter' | 'activatedAt' | 'taintedAt' | 'revokedAt' | 'origin'
+>;
 
 /** A key's public half, as the cluster publishes it (never any private material). */
 export interface PublicKeyInfo extends KeyInfo {
