@@ -21,6 +21,7 @@ import type { PolicyWatch } from './policy/file-watch.ts';
 import { audiencesFor } from './policy/compile.ts';
 import { envoyProtos } from './envoy/protos.ts';
 import { extAuthzService } from './envoy/extauthz.ts';
+import { authorizationService } from './envoy/check-codec.ts';
 import { MAX_CHECK_REQUEST_BYTES } from './envoy/check-request.ts';
 import { SdsServer } from './envoy/sds.ts';
 import { CaSecretSource } from './envoy/sds-ca-source.ts';
@@ -266,7 +267,12 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     },
   });
 
-  const server = new grpc.Server({ 'grpc.max_concurrent_streams': 100_000, 'grpc.max_receive_message_length': MAX_CHECK_REQUEST_BYTES });
+  // channelz is not served, so its per-call bookkeeping is switched off.
+  const server = new grpc.Server({
+    'grpc.max_concurrent_streams': 100_000,
+    'grpc.max_receive_message_length': MAX_CHECK_REQUEST_BYTES,
+    'grpc.enable_channelz': 0,
+  });
   sds.register(server);
   // SDS streams are long-lived: end them first, or the server's graceful shutdown would wait on them.
   undo.push(async () => {
@@ -297,7 +303,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     }),
   );
   server.addService(
-    envoyProtos().Authorization,
+    authorizationService(),
     extAuthzService({
       authenticate: (req, ctx) => authenticator.authenticate(req, { audiences: ctx.audiences }),
       authorize: (input) =>
