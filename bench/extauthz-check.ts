@@ -34,11 +34,15 @@ import { connect as http2Connect } from 'node:http2';
 import { envoyProtos } from '../src/envoy/protos.ts';
 import { checkRequestFor as buildCheckRequest, type Kind, type Workload } from './_extauthz-requests.ts';
 import { stallMonitor, type Stalls } from './_extauthz-stalls.ts';
+import { H2GrpcClient } from './_h2-frames.ts';
 import { pct } from './_timing.ts';
 
 const WORKLOADS = 32;
 const RATES = [250, 500, 1000];
 const PHASE_MS = 3000;
+/** The goal's load (1,000 checks/s) runs this long: p99 over a few seconds hangs on one GC. */
+const STEADY_MS = 20_000;
+const WARMUP = 3000;
 const CEILING_MS = 3000;
 const CONCURRENCY = 32;
 const PROFILE_MS = 2000;
@@ -46,30 +50,40 @@ const PROFILE_MS = 2000;
 
 // ---- the node process ----------------------------------------------------------------------
 
-const child = fork(new URL('./_extauthz-node.ts', import.meta.url), [], {
-  execArgv: ['--import=tsx'],
-  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-});
-process.on('exit', () => child.kill());
-let nextId = 1;
-const pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
-const address = await new Promise<string>((resolve, reject) => {
-  child.once('error', reject);
-  child.on('message', (m: any) => {
-    if (m.ready) return resolve(m.ready);
-    const p = pending.get(m.id);
-    if (!p) return;
-    pending.delete(m.id);
-    if (m.error) p.reject(new Error(m.error));
-    else p.resolve(m.body);
+interface Child {
+  address: string;
+  rpc<T>(op: string, args?: object): Promise<T>;
+  kill(): void;
+}
+
+/** Fork a bench server process; it answers `{ id, op }` messages and first sends `{ ready: address }`. */
+async function spawn(file: string): Promise<Child> {
+  const child = fork(new URL(file, import.meta.url), [], { execArgv: ['--import=tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  process.on('exit', () => child.kill());
+  let nextId = 1;
+  const pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
+  const address = await new Promise<string>((resolve, reject) => {
+    child.once('error', reject);
+    child.on('message', (m: any) => {
+      if (m.ready) return resolve(m.ready);
+      const p = pending.get(m.id);
+      if (!p) return;
+      pending.delete(m.id);
+      if (m.error) p.reject(new Error(m.error));
+      else p.resolve(m.body);
+    });
   });
-});
-const rpc = <T>(op: string, args: object = {}): Promise<T> =>
-  new Promise((resolve, reject) => {
-    const id = nextId++;
-    pending.set(id, { resolve, reject });
-    child.send({ id, op, ...args });
-  });
+  const rpc = <T>(op: string, args: object = {}): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      child.send({ id, op, ...args });
+    });
+  return { address, rpc, kill: () => child.kill() };
+}
+
+const node = await spawn('./_extauthz-node.ts');
+const rpc = node.rpc;
 
 // ---- credentials and requests ----------------------------------------------------------------
 
@@ -105,78 +119,100 @@ interface Result {
   failed: number;
   seconds: number;
   lat: number[];
+  /** How late each request left against its schedule (open loop) (ms). */
+  lag: number[];
+  /** Latency counted from the schedule instead (ms): lag + latency. */
+  fromDue: number[];
 }
 
 // One HTTP/2 connection, as one Envoy worker thread keeps to its authorization cluster.
 // The load generator stands in for Envoy's C++ gRPC client, which costs a few tens of µs per
-// call. By default it speaks gRPC directly over node:http2 with pre-encoded messages (about
-// half the CPU of a grpc-js client, which here shares the two cores with the node);
-// BENCH_CLIENT=grpc-js uses a grpc-js client instead.
-const CLIENT_KIND = process.env.BENCH_CLIENT === 'grpc-js' ? 'grpc-js' : 'http2';
-const client = new grpc.Client(address, grpc.credentials.createInsecure());
+// call and has no garbage collector. By default it writes HTTP/2 frames straight to the socket
+// (bench/_h2-frames.ts); BENCH_CLIENT=http2 speaks gRPC over node:http2 and BENCH_CLIENT=grpc-js
+// uses a grpc-js client, both of which cost the shared cores several times more per call.
+const CLIENT_KIND = process.env.BENCH_CLIENT === 'grpc-js' ? 'grpc-js' : process.env.BENCH_CLIENT === 'http2' ? 'http2' : 'frames';
 const CHECK = '/envoy.service.auth.v3.Authorization/Check';
 const identity = (b: Buffer): Buffer => b;
-const h2 = http2Connect(`http://${address}`);
-h2.on('error', () => undefined);
 
-function grpcJsCheck(req: Buffer, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(CHECK, identity, identity, req, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res!))),
-  );
+type Call = (req: Buffer, timeoutMs: number) => Promise<Buffer>;
+
+/** A connection to `address` of the chosen kind, and how to close it. */
+async function connectClient(address: string): Promise<{ call: Call; close(): void }> {
+  if (CLIENT_KIND === 'frames') {
+    const frames = new H2GrpcClient(address);
+    await frames.ready;
+    return { call: (req, timeoutMs) => frames.unary(CHECK, req, timeoutMs), close: () => frames.close() };
+  }
+  if (CLIENT_KIND === 'grpc-js') {
+    const client = new grpc.Client(address, grpc.credentials.createInsecure());
+    const call: Call = (req, timeoutMs) =>
+      new Promise((resolve, reject) =>
+        client.makeUnaryRequest(CHECK, identity, identity, req, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res!))),
+      );
+    return { call, close: () => client.close() };
+  }
+  const h2 = http2Connect(`http://${address}`);
+  h2.on('error', () => undefined);
+  /** One unary gRPC call over node:http2: a length-prefixed message out, one back, `grpc-status` in trailers. */
+  const call: Call = (req, timeoutMs) =>
+    new Promise((resolve, reject) => {
+      const frame = Buffer.allocUnsafe(5 + req.length);
+      frame[0] = 0;
+      frame.writeUInt32BE(req.length, 1);
+      req.copy(frame, 5);
+      const s = h2.request({ ':method': 'POST', ':path': CHECK, 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': `${timeoutMs}m` });
+      const chunks: Buffer[] = [];
+      let status: unknown;
+      const timer = setTimeout(() => s.close(), timeoutMs);
+      s.on('response', (h) => (status = h['grpc-status'] ?? status));
+      s.on('trailers', (h) => (status = h['grpc-status'] ?? status));
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.on('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      s.on('close', () => {
+        clearTimeout(timer);
+        const body = Buffer.concat(chunks);
+        if (status !== '0' || body.length < 5) reject(new Error(`grpc-status ${String(status)}`));
+        else resolve(body.subarray(5, 5 + body.readUInt32BE(1)));
+      });
+      s.end(frame);
+    });
+  return { call, close: () => h2.close() };
 }
 
-/** One unary gRPC call over HTTP/2: a length-prefixed message out, one back, `grpc-status` in trailers. */
-function h2Check(req: Buffer, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const frame = Buffer.allocUnsafe(5 + req.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(req.length, 1);
-    req.copy(frame, 5);
-    const s = h2.request({ ':method': 'POST', ':path': CHECK, 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': `${timeoutMs}m` });
-    const chunks: Buffer[] = [];
-    let status: unknown;
-    const timer = setTimeout(() => s.close(), timeoutMs);
-    s.on('response', (h) => (status = h['grpc-status'] ?? status));
-    s.on('trailers', (h) => (status = h['grpc-status'] ?? status));
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    s.on('close', () => {
-      clearTimeout(timer);
-      const body = Buffer.concat(chunks);
-      if (status !== '0' || body.length < 5) reject(new Error(`grpc-status ${String(status)}`));
-      else resolve(body.subarray(5, 5 + body.readUInt32BE(1)));
-    });
-    s.end(frame);
-  });
-}
-
-const rawCheck = CLIENT_KIND === 'http2' ? h2Check : grpcJsCheck;
+const nodeClient = await connectClient(node.address);
+const rawCheck = nodeClient.call;
 
 /** OK iff `status.code` is 0 (the response is decoded after the latency is taken). */
 const isOk = (res: Buffer): boolean => ((CheckResponse.decode(res) as any).status?.code ?? 0) === 0;
 if (!isOk(await rawCheck(makeRequest('mtls', 0), 5000))) throw new Error('the first check was denied: bench setup is wrong');
 
-async function one(req: Buffer, from: number, r: Result, responses: Buffer[]): Promise<void> {
+/**
+ * One call. Latency runs from the moment the request is written (when Envoy would send it) to
+ * the response; the sender's own lateness against the schedule is kept apart (`lag`), so the
+ * load generator's timer granularity is not charged to the node, and is reported next to it.
+ */
+async function one(call: Call, req: Buffer, due: number, r: Result): Promise<void> {
+  const sent = performance.now();
+  r.lag.push(sent - due);
+  let ok = false;
   try {
-    responses.push(await rawCheck(req, 2000));
+    ok = isOk(await call(req, 2000));
   } catch {
-    r.failed++;
+    ok = false;
   }
-  r.lat.push(performance.now() - from);
-}
-
-function tally(r: Result, responses: Buffer[]): void {
-  for (const res of responses) if (isOk(res)) r.ok++;
+  const done = performance.now();
+  r.lat.push(done - sent);
+  r.fromDue.push(done - due);
+  if (ok) r.ok++;
   else r.failed++;
 }
 
 /** Open loop: request i is due at start + i/rate; latency counts from when it was due. */
-async function openLoop(reqs: Buffer[], rate: number): Promise<Result> {
-  const r: Result = { sent: 0, ok: 0, failed: 0, seconds: 0, lat: [] };
-  const responses: Buffer[] = [];
+async function openLoop(reqs: Buffer[], rate: number, call: Call = rawCheck): Promise<Result> {
+  const r: Result = { sent: 0, ok: 0, failed: 0, seconds: 0, lat: [], lag: [], fromDue: [] };
   const interval = 1000 / rate;
   const start = performance.now() + 2;
   const inflight: Promise<void>[] = [];
@@ -184,7 +220,7 @@ async function openLoop(reqs: Buffer[], rate: number): Promise<Result> {
     const tick = () => {
       const now = performance.now();
       while (r.sent < reqs.length && start + r.sent * interval <= now) {
-        inflight.push(one(reqs[r.sent]!, start + r.sent * interval, r, responses));
+        inflight.push(one(call, reqs[r.sent]!, start + r.sent * interval, r));
         r.sent++;
       }
       if (r.sent < reqs.length) setTimeout(tick, Math.max(0, start + r.sent * interval - performance.now() - 0.5));
@@ -194,25 +230,22 @@ async function openLoop(reqs: Buffer[], rate: number): Promise<Result> {
   });
   await Promise.all(inflight);
   r.seconds = (performance.now() - start) / 1000;
-  tally(r, responses);
   return r;
 }
 
 /** Closed loop: `concurrency` requests in flight until `ms` has passed. */
 async function closedLoop(reqs: Buffer[], concurrency: number, ms: number): Promise<Result> {
-  const r: Result = { sent: 0, ok: 0, failed: 0, seconds: 0, lat: [] };
-  const responses: Buffer[] = [];
+  const r: Result = { sent: 0, ok: 0, failed: 0, seconds: 0, lat: [], lag: [], fromDue: [] };
   const start = performance.now();
   const end = start + ms;
   const worker = async () => {
     while (performance.now() < end && r.sent < reqs.length) {
       const req = reqs[r.sent++]!;
-      await one(req, performance.now(), r, responses);
+      await one(rawCheck, req, performance.now(), r);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   r.seconds = (performance.now() - start) / 1000;
-  tally(r, responses);
   return r;
 }
 
@@ -275,6 +308,12 @@ interface Row {
   throughput: number;
   p50: number;
   p99: number;
+  p999: number;
+  /** Share of requests slower than 2 ms (%). */
+  over2Pct: number;
+  /** p99 of the sender's lateness against its schedule, and of latency counted from the schedule. */
+  lagP99: number;
+  p99FromDue: number;
   max: number;
   failed: number;
   serverMeanUs: number;
@@ -325,6 +364,10 @@ async function measure(kind: Kind, phase: string, offered: string, run: () => Pr
     throughput: r.ok / r.seconds,
     p50: pct(r.lat, 50),
     p99: pct(r.lat, 99),
+    p999: pct(r.lat, 99.9),
+    over2Pct: (100 * r.lat.filter((x) => x > 2).length) / Math.max(1, r.lat.length),
+    lagP99: pct(r.lag, 99),
+    p99FromDue: pct(r.fromDue, 99),
     max: pct(r.lat, 100),
     failed: r.failed,
     serverMeanUs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1e6,
@@ -336,7 +379,7 @@ async function measure(kind: Kind, phase: string, offered: string, run: () => Pr
     load: loadavg()[0]!,
   };
   rows.push(row);
-  console.error(`${kind.padEnd(7)} ${phase.padEnd(7)} ${offered.padStart(8)}  ${row.throughput.toFixed(0).padStart(6)}/s  p50 ${row.p50.toFixed(2)} ms  p99 ${row.p99.toFixed(2)} ms  max ${row.max.toFixed(1)} ms  server ${row.serverMeanUs.toFixed(0)} µs (p99 ${row.serverP99} ms)  cpu ${row.cpuPerCheckUs.toFixed(0)} µs (client ${row.clientCpuPerCheckUs.toFixed(0)} µs)  node loop p99/max ${row.node.loopP99Ms.toFixed(1)}/${row.node.loopMaxMs.toFixed(1)} ms gc max ${row.node.gcMaxMs.toFixed(1)} ms  client loop max ${row.client.loopMaxMs.toFixed(1)} ms gc max ${row.client.gcMaxMs.toFixed(1)} ms  load ${row.load.toFixed(1)}  failed ${row.failed}`);
+  console.error(`${kind.padEnd(7)} ${phase.padEnd(7)} ${offered.padStart(8)}  ${row.throughput.toFixed(0).padStart(6)}/s  p50 ${row.p50.toFixed(2)} ms  p99 ${row.p99.toFixed(2)} ms p99.9 ${row.p999.toFixed(2)} ms over 2 ms ${row.over2Pct.toFixed(2)} % (from schedule ${row.p99FromDue.toFixed(2)}, lag p99 ${row.lagP99.toFixed(2)})  max ${row.max.toFixed(1)} ms  server ${row.serverMeanUs.toFixed(0)} µs (p99 ${row.serverP99} ms)  cpu ${row.cpuPerCheckUs.toFixed(0)} µs (client ${row.clientCpuPerCheckUs.toFixed(0)} µs)  node loop p99/max ${row.node.loopP99Ms.toFixed(1)}/${row.node.loopMaxMs.toFixed(1)} ms gc max ${row.node.gcMaxMs.toFixed(1)} ms  client loop max ${row.client.loopMaxMs.toFixed(1)} ms gc max ${row.client.gcMaxMs.toFixed(1)} ms  load ${row.load.toFixed(1)}  failed ${row.failed}`);
   return row;
 }
 
@@ -353,10 +396,10 @@ const started = performance.now();
 const base1 = verifyRate();
 for (const kind of ['mtls', 'wpt', 'httpsig'] as const) {
   // Warm-up (JIT, caches), not reported.
-  await openLoop(generate(kind, 500, offset), 500);
-  offset += 500;
+  await openLoop(generate(kind, WARMUP, offset), 1000);
+  offset += WARMUP;
   for (const rate of RATES) {
-    const reqs = generate(kind, Math.round((rate * PHASE_MS) / 1000), offset);
+    const reqs = generate(kind, Math.round((rate * (rate === 1000 ? STEADY_MS : PHASE_MS)) / 1000), offset);
     offset += reqs.length;
     await measure(kind, 'open', `${rate}/s`, () => openLoop(reqs, rate));
   }
@@ -368,22 +411,65 @@ for (const kind of ['mtls', 'wpt', 'httpsig'] as const) {
   await measure(kind, 'closed', 'N=1', () => closedLoop(single, 1, 1500));
 }
 for (const kind of ['mtls', 'wpt', 'httpsig'] as const) profiles[kind] = await profile(kind);
+
+// ---- the floor: the same gRPC server with a handler that does nothing -------------------------
+
+interface Floor {
+  p50: number;
+  p99: number;
+  p999: number;
+  over2Pct: number;
+  cpuPerCheckUs: number;
+  failed: number;
+}
+
+async function floorRun(): Promise<Floor> {
+  const floor = await spawn('./_extauthz-floor.ts');
+  const c = await connectClient(floor.address);
+  await openLoop(generate('mtls', WARMUP, offset), 1000, c.call);
+  offset += WARMUP;
+  const reqs = generate('mtls', STEADY_MS, offset);
+  offset += reqs.length;
+  collectGarbage();
+  await new Promise((r) => setTimeout(r, 20));
+  const cpu0 = await floor.rpc<number>('cpu');
+  const r = await openLoop(reqs, 1000, c.call);
+  const cpu1 = await floor.rpc<number>('cpu');
+  c.close();
+  floor.kill();
+  return {
+    p50: pct(r.lat, 50),
+    p99: pct(r.lat, 99),
+    p999: pct(r.lat, 99.9),
+    over2Pct: (100 * r.lat.filter((x) => x > 2).length) / r.lat.length,
+    cpuPerCheckUs: (cpu1 - cpu0) / r.lat.length,
+    failed: r.failed,
+  };
+}
+const floor = await floorRun();
+console.error(`floor   open      1000/s  p50 ${floor.p50.toFixed(2)} ms  p99 ${floor.p99.toFixed(2)} ms  p99.9 ${floor.p999.toFixed(2)} ms  over 2 ms ${floor.over2Pct.toFixed(2)} %  cpu ${floor.cpuPerCheckUs.toFixed(0)} µs  failed ${floor.failed}`);
 const base2 = verifyRate();
 
 // ---- report ------------------------------------------------------------------------------------
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 const out: string[] = [];
-out.push(`Run: ${new Date().toISOString()}, ${cpus().length} vCPU (${cpu}), Node ${process.version}, ${((performance.now() - started) / 1000).toFixed(0)} s`);
+out.push(`Run: ${new Date().toISOString()}, ${cpus().length} vCPU (${cpu}), Node ${process.version}, client ${CLIENT_KIND}, ${((performance.now() - started) / 1000).toFixed(0)} s`);
 out.push('');
 out.push(`Baseline, this process, one core: crypto.verify ES256 ${Math.round(base1.es256)}/s before, ${Math.round(base2.es256)}/s after; X509 parse + verify of a WIC ${Math.round(base1.x509)}/s before, ${Math.round(base2.x509)}/s after.`);
 out.push('');
-out.push('| request | phase | offered | checks/s | p50 ms | p99 ms | max ms | handler mean µs | handler p99 ms | node CPU µs/check | client CPU µs/check | node loop delay p99 / max ms | node GC max ms | client loop delay max ms | client GC max ms | load avg | failed |');
-out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+out.push('| request | phase | offered | checks/s | p50 ms | p99 ms | p99.9 ms | > 2 ms | max ms | sender lag p99 ms | p99 from schedule ms | handler mean µs | handler p99 ms | node CPU µs/check | client CPU µs/check | node loop delay p99 / max ms | node GC max ms | client loop delay max ms | client GC max ms | load avg | failed |');
+out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows)
   out.push(
-    `| ${r.kind} | ${r.phase} | ${r.offered} | ${r.throughput.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.serverMeanUs.toFixed(0)} | ${r.serverP99} | ${r.cpuPerCheckUs.toFixed(0)} | ${r.clientCpuPerCheckUs.toFixed(0)} | ${r.node.loopP99Ms.toFixed(1)} / ${r.node.loopMaxMs.toFixed(1)} | ${r.node.gcMaxMs.toFixed(1)} | ${r.client.loopMaxMs.toFixed(1)} | ${r.client.gcMaxMs.toFixed(1)} | ${r.load.toFixed(1)} | ${r.failed} |`,
+    `| ${r.kind} | ${r.phase} | ${r.offered} | ${r.throughput.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.p999.toFixed(2)} | ${r.over2Pct.toFixed(2)} % | ${r.max.toFixed(1)} | ${r.lagP99.toFixed(2)} | ${r.p99FromDue.toFixed(2)} | ${r.serverMeanUs.toFixed(0)} | ${r.serverP99} | ${r.cpuPerCheckUs.toFixed(0)} | ${r.clientCpuPerCheckUs.toFixed(0)} | ${r.node.loopP99Ms.toFixed(1)} / ${r.node.loopMaxMs.toFixed(1)} | ${r.node.gcMaxMs.toFixed(1)} | ${r.client.loopMaxMs.toFixed(1)} | ${r.client.gcMaxMs.toFixed(1)} | ${r.load.toFixed(1)} | ${r.failed} |`,
   );
+out.push('');
+out.push(`At 1,000 checks/s for ${STEADY_MS / 1000} s, against the floor (the same gRPC server and codec, a handler that answers a constant allow, the same client and mTLS requests, its own process): floor p50 ${floor.p50.toFixed(2)} ms, p99 ${floor.p99.toFixed(2)} ms, p99.9 ${floor.p999.toFixed(2)} ms, ${floor.over2Pct.toFixed(2)} % over 2 ms, server CPU ${floor.cpuPerCheckUs.toFixed(0)} µs/check.`);
+for (const kind of ['mtls', 'wpt', 'httpsig'] as const) {
+  const r = rows.find((x) => x.kind === kind && x.offered === '1000/s')!;
+  out.push(`- ${kind}: p99 ${r.p99.toFixed(2)} ms = ${(r.p99 / floor.p99).toFixed(2)}x the floor's; p99.9 ${r.p999.toFixed(2)} ms; ${r.over2Pct.toFixed(2)} % over 2 ms; node CPU ${r.cpuPerCheckUs.toFixed(0)} µs/check = ${(r.cpuPerCheckUs / floor.cpuPerCheckUs).toFixed(2)}x the floor's`);
+}
 out.push('');
 const verifyMean = (base1.es256 + base2.es256) / 2;
 out.push('Ceiling against the raw verification rate (closed loop, N=' + CONCURRENCY + '):');
@@ -401,7 +487,6 @@ for (const [kind, p] of Object.entries(profiles)) {
 }
 console.log(out.join('\n'));
 
-client.close();
-h2.close();
+nodeClient.close();
 await rpc('close').catch(() => {});
-child.kill();
+node.kill();
