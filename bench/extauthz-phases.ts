@@ -25,6 +25,7 @@ import { check, type CheckPorts } from '../src/envoy/extauthz.ts';
 import { routeSettings, toAuthnRequest, type CheckRequestMessage } from '../src/envoy/check-request.ts';
 import { okResponse } from '../src/envoy/check-response.ts';
 import { envoyProtos } from '../src/envoy/protos.ts';
+import { authorizationService } from '../src/envoy/check-codec.ts';
 import { authorize } from '../src/policy/authorize.ts';
 import { audiencesFor } from '../src/policy/compile.ts';
 import type { AuthnResult } from '../src/authn/authenticate.ts';
@@ -58,8 +59,10 @@ for (let i = 0; i < 32; i++) {
 
 const checkRequestFor = (kind: Kind, i: number): Record<string, unknown> => buildCheckRequest(workloads, kind, i, 300);
 
-// The server's own codec (proto-loader options of src/envoy/protos.ts).
-const codec = envoyProtos().Authorization.Check!;
+// The server's own codec (src/envoy/check-codec.ts), and proto-loader's generic one as the
+// baseline it replaced (same bytes in and out; test/envoy/check-codec.test.ts).
+const codec = authorizationService().Check!;
+const generic = envoyProtos().Authorization.Check!;
 const ports: CheckPorts = {
   authenticate: (req, ctx) => node.authenticator.authenticate(req, { audiences: ctx.audiences }),
   authorize: (input) => authorize(input, node.policy.current(), { newId: () => input.decisionId }),
@@ -87,7 +90,7 @@ const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256
 const data = Buffer.from('x'.repeat(300));
 const sig = cryptoSign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
 
-const PHASES = ['ES256 verify (baseline)', 'decode CheckRequest', 'translate', 'authenticate', 'authorize', 'build response', 'encode response', 'check() handler'] as const;
+const PHASES = ['ES256 verify (baseline)', 'decode (proto-loader)', 'decode CheckRequest', 'translate', 'authenticate', 'authorize', 'build response', 'encode (proto-loader)', 'encode response', 'check() handler'] as const;
 let offset = 0;
 const fresh = (kind: Kind): CheckRequestMessage[] => {
   const out = Array.from({ length: N }, (_, i) => codec.requestDeserialize(codec.requestSerialize(checkRequestFor(kind, offset + i))) as CheckRequestMessage);
@@ -105,6 +108,7 @@ for (const kind of ['mtls', 'wpt', 'httpsig'] as const) {
     offset += N;
     const msgs = bufs.map((b) => codec.requestDeserialize(b) as CheckRequestMessage);
     samples['ES256 verify (baseline)']!.push(meanUs(N, () => cryptoVerify('sha256', data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, sig)));
+    samples['decode (proto-loader)']!.push(meanUs(N, (i) => generic.requestDeserialize(bufs[i]!)));
     samples['decode CheckRequest']!.push(meanUs(N, (i) => codec.requestDeserialize(bufs[i]!)));
     samples.translate!.push(meanUs(N, (i) => (routeSettings(msgs[i]!), toAuthnRequest(msgs[i]!))));
     const reqs = msgs.map((m) => toAuthnRequest(m));
@@ -119,6 +123,7 @@ for (const kind of ['mtls', 'wpt', 'httpsig'] as const) {
     samples['build response']!.push(
       meanUs(N, (i) => answers.push(okResponse({ caller: who[i]!.caller, via: who[i]!.via, decisionId: '3f0c2a9e-6a1f-4c55-9d0e-2b7f1f6f4e11', rule: 'bench', clientWimseHeaders: [] }))),
     );
+    samples['encode (proto-loader)']!.push(meanUs(N, (i) => generic.responseSerialize(answers[i]!)));
     samples['encode response']!.push(meanUs(N, (i) => codec.responseSerialize(answers[i]!)));
     const handler = fresh(kind);
     samples['check() handler']!.push(
