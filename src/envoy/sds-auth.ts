@@ -140,6 +140,16 @@ export class NodeTokenStore {
     return { nodeId: r.nodeId, sha256: h };
   }
 
+  /**
+   * Whether the token with this digest still authenticates (known, not revoked, not expired):
+   * SDS asks on every rotation tick, so a stream opened with a token ends when the token expires.
+   */
+  isLive(sha256: string): boolean {
+    const r = this.#byHash.get(sha256);
+    if (!r || r.revoked) return false;
+    return r.expiresAt === undefined || (this.#now !== undefined && this.#now() < r.expiresAt);
+  }
+
   onRevoke(listener: (sha256: string, nodeId: string) => void): () => void {
     this.#revokeListeners.add(listener);
     return () => this.#revokeListeners.delete(listener);

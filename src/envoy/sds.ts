@@ -131,9 +131,13 @@ export class SdsServer {
     this.#timer.unref();
   }
 
-  /** Re-issue due (and tainted) leaves and push them. Resolves when pushes are queued and sent. */
+  /**
+   * End streams whose node token has expired (revocation ends them at once, #onRevoke), then
+   * re-issue due (and tainted) leaves and push them. Resolves when pushes are queued and sent.
+   */
   tick(tainted: ReadonlySet<string> = new Set()): Promise<void> {
     this.#ticking = this.#ticking.then(async () => {
+      this.#endExpired();
       const changed = await this.catalog.rotateDue(tainted, (n) => (this.#byNode.get(n)?.size ?? 0) > 0);
       await Promise.all([...changed].flatMap((n) => [...(this.#byNode.get(n) ?? [])].map((ctx) => this.#enqueuePush(ctx))));
     });
@@ -320,6 +324,16 @@ export class SdsServer {
         void this.tick(new Set(e.authorityIds));
         return;
     }
+  }
+
+  #endExpired(): void {
+    const tokens = this.#opts.auth.tokens;
+    if (!tokens) return;
+    for (const ctx of [...this.#streams])
+      if (ctx.caller.via === 'token' && !tokens.isLive(ctx.caller.tokenHash)) {
+        this.#log.warn({ node: ctx.state.authenticatedNodeId }, 'sds stream ended: node token expired');
+        this.#fail(ctx, grpc.status.UNAUTHENTICATED, 'node credentials expired');
+      }
   }
 
   #onRevoke(tokenHash: string, nodeId: string): void {

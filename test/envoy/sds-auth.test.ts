@@ -70,6 +70,28 @@ test('sds auth - revoking a token ends its live streams and refuses new ones', a
   t.is((await envoy().open(['default']).status).code, grpc.status.UNAUTHENTICATED);
 });
 
+test('sds auth - a stream opened with a token ends when the token expires, at the next tick', async (t) => {
+  const { envoy, tokens, clock, h } = await setup(t);
+  const expiring = tokens.issue('sidecar-orders-0', { expiresAt: clock.now() + 60_000 });
+  const lasting = envoy().open(['default']);
+  const s = envoy({ token: expiring }).open(['default']);
+  await Promise.all([s.next(), lasting.next()]);
+  await h.sds.tick();
+  clock.advance(59_000);
+  await h.sds.tick();
+  t.true(tokens.isLive(hashToken(expiring)), 'still live a second before it expires');
+  clock.advance(1_000);
+  await h.sds.tick();
+  const st = await s.status;
+  t.is(st.code, grpc.status.UNAUTHENTICATED);
+  t.is(st.details, 'node credentials expired');
+  t.false(tokens.isLive(hashToken(expiring)));
+  t.is((await envoy({ token: expiring }).open(['default']).status).code, grpc.status.UNAUTHENTICATED, 'and cannot open a new one');
+  // The stream on a token without expiry is untouched: it still gets pushes.
+  t.is(h.sds.stats().streams, 1);
+  lasting.end();
+});
+
 test('sds auth - losing a registration ends streams holding that identity', async (t) => {
   const { envoy, source } = await setup(t);
   const s = envoy().open(['default']);

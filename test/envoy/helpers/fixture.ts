@@ -33,7 +33,7 @@ export async function sdsFixture(t: ExecutionContext, o: FixtureOptions = {}): P
     registrations: o.registrations ?? { 'sidecar-orders-0': [ORDERS, ORDERS_ADMIN], 'sidecar-frontend-0': [FRONTEND] },
     leafLifetimeMs: o.leafLifetimeMs ?? HOUR,
   });
-  const tokens = new NodeTokenStore();
+  const tokens = new NodeTokenStore([], { now: () => clock.now() });
   const { registrations: _r, leafLifetimeMs: _l, ...serverOptions } = o;
   const h = await startSds({ ...serverOptions, source, clock, auth: { tokens } });
   const clients: FakeEnvoy[] = [];
