@@ -1,7 +1,7 @@
 /**
  * ext_authz `Check` over real gRPC on loopback against a real node in its own process.
  *
- *   node --import=tsx bench/extauthz-check.ts            (about 60 s)
+ *   node --import=tsx bench/extauthz-check.ts            (about 3 minutes; 4 with BENCH_FLOORS=all)
  *
  * Three kinds of request, each a realistic Envoy CheckRequest (test/helpers/envoy-pep.ts):
  * - mTLS only: `source.principal` + URL-encoded PEM leaf, which the node verifies once (chain to
@@ -13,14 +13,18 @@
  *   Content-Digest: one ECDSA verification plus SHA-256.
  * Proofs are made before each timed phase, so signing is not charged to the server.
  *
- * Phases per kind: a warm-up, open loop at fixed offered loads (bounded count and duration;
- * latency from the *scheduled* send time, so a stalled server cannot hide its queue), then the
- * ceiling in a closed loop with N requests in flight. Next to them, in the same run: the raw
- * `crypto.verify` rate (ES256, one core) that bounds the ceiling, the node's own handler time
- * (its `wimse_authz_check_duration_seconds` histogram) against the client's latency, and a CPU
- * profile of the node during a closed-loop run, summarized by area; per phase, the CPU time per
- * check of both processes and their stalls (event-loop delay, GC pauses), to tell a slow handler
- * from a process that was not running.
+ * Phases per kind: a 3 s warm-up at 1,000/s; open loop at 250 and 500/s for 3 s and at 1,000/s
+ * for 20 s (latency from the moment each request is written, the sender's lateness against its
+ * schedule reported apart); the ceiling in a closed loop with N requests in flight; one in flight.
+ * Next to them, in the same run: the raw `crypto.verify` rate (ES256, one core), the node's own
+ * handler time (its `wimse_authz_check_duration_seconds` histogram), a CPU profile of the node
+ * during a closed loop, per phase the CPU time per check of both processes and their stalls
+ * (event-loop delay, GC pauses); and the floors (bench/_extauthz-floor.ts): the same gRPC server
+ * answering a constant allow, with and without the one ES256 verification a WPT or signature
+ * needs, driven the same way at 1,000/s, which no handler on this machine can beat.
+ *
+ *   BENCH_CLIENT=http2|grpc-js   another load generator (default: frames, bench/_h2-frames.ts)
+ *   BENCH_FLOORS=all             also the floors on bare node:http2
  */
 import { fork } from 'node:child_process';
 import { generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify, X509Certificate } from 'node:crypto';
@@ -35,6 +39,7 @@ import { envoyProtos } from '../src/envoy/protos.ts';
 import { checkRequestFor as buildCheckRequest, type Kind, type Workload } from './_extauthz-requests.ts';
 import { stallMonitor, type Stalls } from './_extauthz-stalls.ts';
 import { H2GrpcClient } from './_h2-frames.ts';
+import { buildCLoadgen, runCLoadgen } from './_c-loadgen.ts';
 import { pct } from './_timing.ts';
 
 const WORKLOADS = 32;
@@ -57,8 +62,8 @@ interface Child {
 }
 
 /** Fork a bench server process; it answers `{ id, op }` messages and first sends `{ ready: address }`. */
-async function spawn(file: string): Promise<Child> {
-  const child = fork(new URL(file, import.meta.url), [], { execArgv: ['--import=tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+async function spawn(file: string, args: string[] = []): Promise<Child> {
+  const child = fork(new URL(file, import.meta.url), args, { execArgv: ['--import=tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   process.on('exit', () => child.kill());
   let nextId = 1;
   const pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
@@ -123,6 +128,8 @@ interface Result {
   lag: number[];
   /** Latency counted from the schedule instead (ms): lag + latency. */
   fromDue: number[];
+  /** CPU time of a load generator in another process (µs), when it was not this one. */
+  clientCpuUs?: number;
 }
 
 // One HTTP/2 connection, as one Envoy worker thread keeps to its authorization cluster.
@@ -130,7 +137,9 @@ interface Result {
 // call and has no garbage collector. By default it writes HTTP/2 frames straight to the socket
 // (bench/_h2-frames.ts); BENCH_CLIENT=http2 speaks gRPC over node:http2 and BENCH_CLIENT=grpc-js
 // uses a grpc-js client, both of which cost the shared cores several times more per call.
-const CLIENT_KIND = process.env.BENCH_CLIENT === 'grpc-js' ? 'grpc-js' : process.env.BENCH_CLIENT === 'http2' ? 'http2' : 'frames';
+const CLIENT_KIND = process.env.BENCH_CLIENT === 'grpc-js' ? 'grpc-js' : process.env.BENCH_CLIENT === 'http2' ? 'http2' : process.env.BENCH_CLIENT === 'frames' ? 'frames' : 'c';
+// The C generator runs the open loops; closed loops (and machines without a compiler) use frames.
+const cLoadgen = CLIENT_KIND === 'c' ? buildCLoadgen() : undefined;
 const CHECK = '/envoy.service.auth.v3.Authorization/Check';
 const identity = (b: Buffer): Buffer => b;
 
@@ -138,7 +147,7 @@ type Call = (req: Buffer, timeoutMs: number) => Promise<Buffer>;
 
 /** A connection to `address` of the chosen kind, and how to close it. */
 async function connectClient(address: string): Promise<{ call: Call; close(): void }> {
-  if (CLIENT_KIND === 'frames') {
+  if (CLIENT_KIND === 'frames' || CLIENT_KIND === 'c') {
     const frames = new H2GrpcClient(address);
     await frames.ready;
     return { call: (req, timeoutMs) => frames.unary(CHECK, req, timeoutMs), close: () => frames.close() };
@@ -211,7 +220,19 @@ async function one(call: Call, req: Buffer, due: number, r: Result): Promise<voi
 }
 
 /** Open loop: request i is due at start + i/rate; latency counts from when it was due. */
-async function openLoop(reqs: Buffer[], rate: number, call: Call = rawCheck): Promise<Result> {
+/**
+ * Open loop: request i is due at start + i/rate. With the C generator (the default where a C
+ * compiler exists) the whole phase runs in it; otherwise in this process through `call`.
+ */
+async function openLoop(reqs: Buffer[], rate: number, target: { address: string; call: Call } = { address: node.address, call: rawCheck }): Promise<Result> {
+  if (cLoadgen) {
+    const c = await runCLoadgen(cLoadgen, target.address, CHECK, rate, reqs);
+    const fromDue: number[] = [];
+    let j = 0;
+    for (let i = 0; i < c.lag.length && j < c.lat.length; i++) fromDue.push(c.lag[i]! + c.lat[j++]!);
+    return { sent: reqs.length, ok: c.ok, failed: c.failed, seconds: c.seconds, lat: c.lat, lag: c.lag, fromDue, clientCpuUs: c.cpuUs };
+  }
+  const call = target.call;
   const r: Result = { sent: 0, ok: 0, failed: 0, seconds: 0, lat: [], lag: [], fromDue: [] };
   const interval = 1000 / rate;
   const start = performance.now() + 2;
@@ -373,7 +394,7 @@ async function measure(kind: Kind, phase: string, offered: string, run: () => Pr
     serverMeanUs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1e6,
     serverP99: handlerP99(before, after),
     cpuPerCheckUs: (cpu1 - cpu0) / Math.max(1, r.ok + r.failed),
-    clientCpuPerCheckUs: (own1 - own0) / Math.max(1, r.ok + r.failed),
+    clientCpuPerCheckUs: (r.clientCpuUs ?? own1 - own0) / Math.max(1, r.ok + r.failed),
     node,
     client,
     load: loadavg()[0]!,
@@ -412,9 +433,10 @@ for (const kind of ['mtls', 'wpt', 'httpsig'] as const) {
 }
 for (const kind of ['mtls', 'wpt', 'httpsig'] as const) profiles[kind] = await profile(kind);
 
-// ---- the floor: the same gRPC server with a handler that does nothing -------------------------
+// ---- floors: the same server with a handler that does nothing (or only the one verification) --
 
 interface Floor {
+  mode: string;
   p50: number;
   p99: number;
   p999: number;
@@ -423,21 +445,24 @@ interface Floor {
   failed: number;
 }
 
-async function floorRun(): Promise<Floor> {
-  const floor = await spawn('./_extauthz-floor.ts');
+/** bench/_extauthz-floor.ts in `mode`, at 1,000/s for STEADY_MS with the mTLS requests. */
+async function floorRun(mode: string[]): Promise<Floor> {
+  const floor = await spawn('./_extauthz-floor.ts', mode);
   const c = await connectClient(floor.address);
-  await openLoop(generate('mtls', WARMUP, offset), 1000, c.call);
+  const target = { address: floor.address, call: c.call };
+  await openLoop(generate('mtls', WARMUP, offset), 1000, target);
   offset += WARMUP;
   const reqs = generate('mtls', STEADY_MS, offset);
   offset += reqs.length;
   collectGarbage();
   await new Promise((r) => setTimeout(r, 20));
   const cpu0 = await floor.rpc<number>('cpu');
-  const r = await openLoop(reqs, 1000, c.call);
+  const r = await openLoop(reqs, 1000, target);
   const cpu1 = await floor.rpc<number>('cpu');
   c.close();
   floor.kill();
-  return {
+  const f: Floor = {
+    mode: mode.join('+'),
     p50: pct(r.lat, 50),
     p99: pct(r.lat, 99),
     p999: pct(r.lat, 99.9),
@@ -445,16 +470,22 @@ async function floorRun(): Promise<Floor> {
     cpuPerCheckUs: (cpu1 - cpu0) / r.lat.length,
     failed: r.failed,
   };
+  console.error(`floor ${f.mode.padEnd(11)} 1000/s  p50 ${f.p50.toFixed(2)} ms  p99 ${f.p99.toFixed(2)} ms  p99.9 ${f.p999.toFixed(2)} ms  over 2 ms ${f.over2Pct.toFixed(2)} %  cpu ${f.cpuPerCheckUs.toFixed(0)} µs  failed ${f.failed}`);
+  return f;
 }
-const floor = await floorRun();
-console.error(`floor   open      1000/s  p50 ${floor.p50.toFixed(2)} ms  p99 ${floor.p99.toFixed(2)} ms  p99.9 ${floor.p999.toFixed(2)} ms  over 2 ms ${floor.over2Pct.toFixed(2)} %  cpu ${floor.cpuPerCheckUs.toFixed(0)} µs  failed ${floor.failed}`);
+// grpc: the node's server; +verify: plus one ES256 verification per check. BENCH_FLOORS=all adds
+// the same on bare node:http2, to separate grpc-js's share.
+const FLOOR_MODES = [['grpc'], ['grpc', 'verify'], ...(process.env.BENCH_FLOORS === 'all' ? [['h2'], ['h2', 'verify']] : [])];
+const floors: Floor[] = [];
+for (const mode of FLOOR_MODES) floors.push(await floorRun(mode));
+const floorOf = (kind: Kind): Floor => floors.find((f) => f.mode === (kind === 'mtls' ? 'grpc' : 'grpc+verify'))!;
 const base2 = verifyRate();
 
 // ---- report ------------------------------------------------------------------------------------
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 const out: string[] = [];
-out.push(`Run: ${new Date().toISOString()}, ${cpus().length} vCPU (${cpu}), Node ${process.version}, client ${CLIENT_KIND}, ${((performance.now() - started) / 1000).toFixed(0)} s`);
+out.push(`Run: ${new Date().toISOString()}, ${cpus().length} vCPU (${cpu}), Node ${process.version}, client ${cLoadgen ? 'c (open loops), frames (closed loops)' : CLIENT_KIND}, ${((performance.now() - started) / 1000).toFixed(0)} s`);
 out.push('');
 out.push(`Baseline, this process, one core: crypto.verify ES256 ${Math.round(base1.es256)}/s before, ${Math.round(base2.es256)}/s after; X509 parse + verify of a WIC ${Math.round(base1.x509)}/s before, ${Math.round(base2.x509)}/s after.`);
 out.push('');
@@ -465,10 +496,20 @@ for (const r of rows)
     `| ${r.kind} | ${r.phase} | ${r.offered} | ${r.throughput.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.p999.toFixed(2)} | ${r.over2Pct.toFixed(2)} % | ${r.max.toFixed(1)} | ${r.lagP99.toFixed(2)} | ${r.p99FromDue.toFixed(2)} | ${r.serverMeanUs.toFixed(0)} | ${r.serverP99} | ${r.cpuPerCheckUs.toFixed(0)} | ${r.clientCpuPerCheckUs.toFixed(0)} | ${r.node.loopP99Ms.toFixed(1)} / ${r.node.loopMaxMs.toFixed(1)} | ${r.node.gcMaxMs.toFixed(1)} | ${r.client.loopMaxMs.toFixed(1)} | ${r.client.gcMaxMs.toFixed(1)} | ${r.load.toFixed(1)} | ${r.failed} |`,
   );
 out.push('');
-out.push(`At 1,000 checks/s for ${STEADY_MS / 1000} s, against the floor (the same gRPC server and codec, a handler that answers a constant allow, the same client and mTLS requests, its own process): floor p50 ${floor.p50.toFixed(2)} ms, p99 ${floor.p99.toFixed(2)} ms, p99.9 ${floor.p999.toFixed(2)} ms, ${floor.over2Pct.toFixed(2)} % over 2 ms, server CPU ${floor.cpuPerCheckUs.toFixed(0)} µs/check.`);
+out.push(`Floors at 1,000 checks/s for ${STEADY_MS / 1000} s (bench/_extauthz-floor.ts: a handler that answers a constant allow, with \`verify\` after one ES256 verification; the same client and mTLS requests; its own process):`);
+out.push('');
+out.push('| floor | p50 ms | p99 ms | p99.9 ms | > 2 ms | server CPU µs/check | failed |');
+out.push('|---|---:|---:|---:|---:|---:|---:|');
+for (const f of floors) out.push(`| ${f.mode} | ${f.p50.toFixed(2)} | ${f.p99.toFixed(2)} | ${f.p999.toFixed(2)} | ${f.over2Pct.toFixed(2)} % | ${f.cpuPerCheckUs.toFixed(0)} | ${f.failed} |`);
+out.push('');
+out.push('The node at 1,000 checks/s against its floor (mtls: grpc; wpt and httpsig: grpc+verify):');
+out.push('');
+out.push('| request | p99 ms | floor p99 ms | ratio | > 2 ms | node CPU µs/check | floor CPU µs/check | ratio |');
+out.push('|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const kind of ['mtls', 'wpt', 'httpsig'] as const) {
   const r = rows.find((x) => x.kind === kind && x.offered === '1000/s')!;
-  out.push(`- ${kind}: p99 ${r.p99.toFixed(2)} ms = ${(r.p99 / floor.p99).toFixed(2)}x the floor's; p99.9 ${r.p999.toFixed(2)} ms; ${r.over2Pct.toFixed(2)} % over 2 ms; node CPU ${r.cpuPerCheckUs.toFixed(0)} µs/check = ${(r.cpuPerCheckUs / floor.cpuPerCheckUs).toFixed(2)}x the floor's`);
+  const f = floorOf(kind);
+  out.push(`| ${kind} | ${r.p99.toFixed(2)} | ${f.p99.toFixed(2)} | ${(r.p99 / f.p99).toFixed(2)}x | ${r.over2Pct.toFixed(2)} % | ${r.cpuPerCheckUs.toFixed(0)} | ${f.cpuPerCheckUs.toFixed(0)} | ${(r.cpuPerCheckUs / f.cpuPerCheckUs).toFixed(2)}x |`);
 }
 out.push('');
 const verifyMean = (base1.es256 + base2.es256) / 2;

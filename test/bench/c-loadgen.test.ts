@@ -1,0 +1,77 @@
+/**
+ * The C load generator (bench/loadgen/h2grpc.c) against a real grpc-js server: it must pace,
+ * pair each response with its request and classify allow / other status / no message, or the
+ * benchmark's latencies mean nothing.
+ */
+import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { buildCLoadgen, runCLoadgen } from '../../bench/_c-loadgen.ts';
+import { authorizationService } from '../../src/envoy/check-codec.ts';
+import { deniedResponse, okResponse } from '../../src/envoy/check-response.ts';
+import { envoyProtos } from '../../src/envoy/protos.ts';
+import { envoyCheckRequest } from '../helpers/envoy-pep.ts';
+
+const CHECK = '/envoy.service.auth.v3.Authorization/Check';
+const generic = (envoyProtos().Authorization as any).Check;
+const encode = (path: string, body?: Buffer): Buffer => generic.requestSerialize(envoyCheckRequest({ method: 'POST', path, headers: [['Host', 'a']], ...(body ? { body } : {}) }));
+
+async function server(delayMsFor: (path: string) => number = () => 0) {
+  const s = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  const seen: string[] = [];
+  s.addService(authorizationService(), {
+    Check: (call: grpc.ServerUnaryCall<any, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      const path: string = call.request.attributes?.request?.http?.path ?? '';
+      seen.push(path);
+      const answer = () => {
+        if (path.startsWith('/fail')) return cb({ code: grpc.status.UNAVAILABLE, details: 'down' });
+        if (path.startsWith('/deny')) return cb(null, deniedResponse({ status: 403, code: 'policy.no_rule', detail: 'no', decisionId: 'd' }));
+        cb(null, okResponse({ caller: path, via: 'mtls', decisionId: 'd' }));
+      };
+      const delay = delayMsFor(path);
+      if (delay > 0) setTimeout(answer, delay);
+      else setImmediate(answer);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  return { address: `127.0.0.1:${port}`, seen, close: () => new Promise<void>((r) => s.tryShutdown(() => r())) };
+}
+
+const bin = buildCLoadgen();
+
+test('it builds with the machine\'s C compiler', (t) => {
+  t.truthy(bin, 'cc must be installed (.ci/run installs gcc where it is missing)');
+});
+
+test.serial('allows, denials and gRPC errors are told apart, every request is sent once, in order', async (t) => {
+  const s = await server();
+  const paths = Array.from({ length: 300 }, (_, i) => (i % 10 === 3 ? `/deny/${i}` : i % 10 === 7 ? `/fail/${i}` : `/ok/${i}`));
+  const run = await runCLoadgen(bin!, s.address, CHECK, 2000, paths.map((p) => encode(p)));
+  t.is(run.ok, 240);
+  t.is(run.failed, 60);
+  t.is(run.lag.length, 300);
+  t.is(run.lat.length, 270, 'a trailers-only error has no latency');
+  t.deepEqual(s.seen, paths, 'each request sent once, in order');
+  t.true(run.cpuUs > 0);
+  await s.close();
+});
+
+test.serial('requests leave on schedule and each latency is its own: a 100 ms handler delays only its request', async (t) => {
+  const s = await server((p) => (p.startsWith('/slow') ? 100 : 0));
+  await runCLoadgen(bin!, s.address, CHECK, 1000, Array.from({ length: 50 }, () => encode('/ok/warm'))); // warm the server up
+  const run = await runCLoadgen(bin!, s.address, CHECK, 500, Array.from({ length: 100 }, (_, i) => encode(i === 50 ? '/slow' : `/ok/${i}`)));
+  t.is(run.ok, 100);
+  t.true(run.lat[50]! >= 100, `the slow request took ${run.lat[50]} ms`);
+  const others = run.lat.filter((_, i) => i !== 50).sort((a, b) => a - b);
+  t.true(others[49]! < 100, `median of the others ${others[49]} ms`);
+  t.true(Math.max(...run.lag) < 100, 'the sender did not wait for the slow response');
+  await s.close();
+});
+
+test.serial('a message larger than a frame and the initial windows arrives whole', async (t) => {
+  const s = await server();
+  const body = Buffer.alloc(300 * 1024, 1);
+  const run = await runCLoadgen(bin!, s.address, CHECK, 50, Array.from({ length: 5 }, () => encode('/ok/big', body)));
+  t.is(run.ok, 5);
+  t.is(s.seen.length, 5);
+  await s.close();
+});
