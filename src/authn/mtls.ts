@@ -6,14 +6,17 @@
  * Profile (X509-SVID compatible, spec/wimse.md §10.17): leaf CA:false, keyUsage present with
  * digitalSignature and without keyCertSign, exactly one URI SAN, EKU (if present) includes
  * clientAuth; every certificate valid at `now`; each certificate signed by the next, issuers are
- * CAs, and the last one is a root of that trust domain or signed by one. Name constraints and path
- * length constraints are not evaluated. All failures are 401 without a challenge.
+ * CAs (with keyCertSign when they carry keyUsage), and the last one is a root of that trust domain
+ * or signed by one. Path length constraints are applied along the whole path, the root's
+ * included. Name constraints, like any other critical extension this code does not process, make
+ * the chain unusable rather than being ignored (RFC 5280 §4.2). All failures are 401 without a
+ * challenge.
  */
 import { X509Certificate } from 'node:crypto';
 import { throwAuthnError, type FailureMode } from './errors.ts';
 import type { MtlsChainCache, VerifiedChain } from './mtls-cache.ts';
 import type { TransportPeer } from './request.ts';
-import { OID_CLIENT_AUTH, readCertExtensions } from './x509-extensions.ts';
+import { OID_CLIENT_AUTH, PROCESSED_EXTENSIONS, readCertExtensions, type CertExtensions } from './x509-extensions.ts';
 import { parseWorkloadId, type WorkloadId } from '../identity/workload-id.ts';
 import { pemToDers, type TrustBundleSet, type TrustDomainBundle } from '../identity/trust-bundle.ts';
 
@@ -72,14 +75,15 @@ function verifyChain(pem: string, bundles: TrustBundleSet, nowMs: number): Verif
   if (ders.length === 0) fail('malformed', 'no certificate in the PEM chain');
   if (ders.length > MAX_CHAIN_LENGTH) fail('malformed', 'certificate chain too long');
   let certs: X509Certificate[] = [];
-  let ext: ReturnType<typeof readCertExtensions>;
+  let exts: CertExtensions[] = [];
   try {
     certs = ders.map((d) => new X509Certificate(d));
-    ext = readCertExtensions(ders[0]!);
+    exts = ders.map((d) => readCertExtensions(d));
   } catch {
     return fail('malformed', 'not a valid X.509 certificate');
   }
   const leaf = certs[0]!;
+  const ext = exts[0];
 
   // The identity: exactly one URI SAN (workload-creds-02 §6.1), in a configured trust domain.
   if (ext!.uriSans.length === 0) fail('no_uri_san', 'the certificate has no URI SAN');
@@ -99,7 +103,7 @@ function verifyChain(pem: string, bundles: TrustBundleSet, nowMs: number): Verif
   const window = { notBeforeMs: -Infinity, notAfterMs: Infinity };
   for (const c of certs) narrow(window, checkValidity(c, nowMs));
 
-  // Signatures along the presented chain (RFC 5280 §6.1, without policy/name constraints).
+  // Signatures along the presented chain (RFC 5280 §6.1, without policy processing).
   for (let i = 0; i + 1 < certs.length; i++) {
     const child = certs[i]!;
     const issuer = certs[i + 1]!;
@@ -108,7 +112,9 @@ function verifyChain(pem: string, bundles: TrustBundleSet, nowMs: number): Verif
   const top = certs[certs.length - 1]!;
   const anchor = anchoredIn(top, bundle, nowMs);
   if (anchor !== undefined) {
-    narrow(window, anchor);
+    narrow(window, anchor.validity);
+    // The whole path, leaf first, ending with the root (once, when the chain already ends there).
+    checkConstraints(anchor.root ? [...exts, anchor.root.ext] : exts);
     return { id, bundle, ...window };
   }
   // Diagnose: a chain that leads to another domain's roots is the cross-domain case.
@@ -145,16 +151,37 @@ const signedBy = (child: X509Certificate, issuer: X509Certificate): boolean => {
   }
 };
 
-/** Parsed roots per bundle; a bundle update is a new object, so entries never go stale. */
-const parsedRoots = new WeakMap<TrustDomainBundle, X509Certificate[]>();
+/**
+ * Constraints along a path (leaf first, anchor last), RFC 5280 §6.1.4: every certificate's
+ * critical extensions are ones this code processes, and no issuer (every certificate after the
+ * leaf) has more CA certificates below it (the leaf not counted) than its pathLenConstraint
+ * allows. An issuer's keyUsage must allow keyCertSign: `signedBy` (OpenSSL's X509_check_issued)
+ * already refuses the link otherwise.
+ */
+function checkConstraints(path: readonly CertExtensions[]): void {
+  for (let k = 0; k < path.length; k++) {
+    const e = path[k]!;
+    if (e.critical.some((oid) => !PROCESSED_EXTENSIONS.has(oid)))
+      fail('unsupported_critical_extension', 'a certificate has a critical extension that is not processed (e.g. name constraints)');
+    if (k > 0 && e.pathLen !== undefined && k - 1 > e.pathLen) fail('path_length', "the chain is longer than an issuer's path length constraint allows");
+  }
+}
 
-function rootsOf(b: TrustDomainBundle): X509Certificate[] {
+interface Root {
+  cert: X509Certificate;
+  ext: CertExtensions;
+}
+
+/** Parsed roots per bundle; a bundle update is a new object, so entries never go stale. */
+const parsedRoots = new WeakMap<TrustDomainBundle, Root[]>();
+
+function rootsOf(b: TrustDomainBundle): Root[] {
   let roots = parsedRoots.get(b);
   if (!roots) {
     roots = [];
     for (const der of b.x509Authorities) {
       try {
-        roots.push(new X509Certificate(der));
+        roots.push({ cert: new X509Certificate(der), ext: readCertExtensions(der) });
       } catch {
         // parseSpiffeBundle already rejects these; skip rather than trust.
       }
@@ -166,12 +193,13 @@ function rootsOf(b: TrustDomainBundle): X509Certificate[] {
 
 /**
  * `top` is one of the bundle's roots, or is signed by one that is valid now: the anchor's
- * validity window (unbounded when `top` is itself the root, already checked), else undefined.
+ * validity window (unbounded when `top` is itself the root, already checked) and, when it is
+ * not `top` itself, the root; else undefined.
  */
-function anchoredIn(top: X509Certificate, b: TrustDomainBundle, nowMs: number): Validity | undefined {
+function anchoredIn(top: X509Certificate, b: TrustDomainBundle, nowMs: number): { validity: Validity; root?: Root } | undefined {
   for (const root of rootsOf(b)) {
-    if (root.raw.equals(top.raw)) return { notBeforeMs: -Infinity, notAfterMs: Infinity };
-    if (root.ca && signedBy(top, root)) return checkValidity(root, nowMs);
+    if (root.cert.raw.equals(top.raw)) return { validity: { notBeforeMs: -Infinity, notAfterMs: Infinity } };
+    if (root.cert.ca && signedBy(top, root.cert)) return { validity: checkValidity(root.cert, nowMs), root };
   }
   return undefined;
 }

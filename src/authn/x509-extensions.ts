@@ -1,7 +1,8 @@
 /**
  * The few X.509 v3 extensions mTLS verification needs, read from the DER (RFC 5280 §4.2):
- * subjectAltName URIs, keyUsage bits, extendedKeyUsage OIDs, basicConstraints cA. Node's
- * X509Certificate exposes SANs only as a display string and keyUsage bits not at all.
+ * subjectAltName URIs, keyUsage bits, extendedKeyUsage OIDs, basicConstraints cA and
+ * pathLenConstraint, and which extensions are critical. Node's X509Certificate exposes SANs only
+ * as a display string and keyUsage bits, path length and criticality not at all.
  *
  * A minimal DER walker: definite lengths only, bounded by the buffer; anything unexpected throws
  * (the caller maps it to `mtls.malformed`).
@@ -64,6 +65,10 @@ export interface CertExtensions {
   /** extendedKeyUsage OIDs, when the extension is present. */
   readonly extKeyUsage?: string[];
   readonly isCa: boolean;
+  /** basicConstraints pathLenConstraint, when present. */
+  readonly pathLen?: number;
+  /** OIDs of the extensions marked critical. */
+  readonly critical: string[];
 }
 
 export const OID_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
@@ -71,6 +76,15 @@ const OID_SAN = '2.5.29.17';
 const OID_KEY_USAGE = '2.5.29.15';
 const OID_EXT_KEY_USAGE = '2.5.29.37';
 const OID_BASIC_CONSTRAINTS = '2.5.29.19';
+const OID_SUBJECT_KEY_ID = '2.5.29.14';
+const OID_AUTHORITY_KEY_ID = '2.5.29.35';
+
+/**
+ * The extensions whose meaning verification applies (or that carry no constraint), so they may
+ * be critical. Any other critical extension (name constraints, policy constraints, ...) makes the
+ * certificate unusable (RFC 5280 §4.2: reject a critical extension that is not processed).
+ */
+export const PROCESSED_EXTENSIONS: ReadonlySet<string> = new Set([OID_SAN, OID_KEY_USAGE, OID_EXT_KEY_USAGE, OID_BASIC_CONSTRAINTS, OID_SUBJECT_KEY_ID, OID_AUTHORITY_KEY_ID]);
 
 /** Read the extensions of a DER certificate. Throws on malformed DER or a repeated extension. */
 export function readCertExtensions(der: Uint8Array): CertExtensions {
@@ -78,9 +92,10 @@ export function readCertExtensions(der: Uint8Array): CertExtensions {
   const tbs = children(der, cert)[0];
   if (!tbs || tbs.tag !== 0x30) throw new Error('no tbsCertificate');
   const extWrapper = children(der, tbs).find((t) => t.tag === 0xa3);
-  const out: { uriSans: string[]; keyUsage?: CertExtensions['keyUsage']; extKeyUsage?: string[]; isCa: boolean } = {
+  const out: { uriSans: string[]; keyUsage?: CertExtensions['keyUsage']; extKeyUsage?: string[]; isCa: boolean; pathLen?: number; critical: string[] } = {
     uriSans: [],
     isCa: false,
+    critical: [],
   };
   if (!extWrapper) return out;
   const seq = children(der, extWrapper)[0];
@@ -92,6 +107,8 @@ export function readCertExtensions(der: Uint8Array): CertExtensions {
     // RFC 5280 §4.2: a certificate MUST NOT include more than one instance of an extension.
     if (seen.has(oid)) throw new Error('repeated extension');
     seen.add(oid);
+    // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+    if (parts.length === 3 && parts[1]!.tag === 0x01 && der[parts[1]!.start] !== 0) out.critical.push(oid);
     const value = parts[parts.length - 1]!;
     if (value.tag !== 0x04) throw new Error('extension value is not an OCTET STRING');
     const inner = readTlv(der, value.start, value.end);
@@ -104,8 +121,16 @@ export function readCertExtensions(der: Uint8Array): CertExtensions {
     } else if (oid === OID_EXT_KEY_USAGE) {
       out.extKeyUsage = children(der, inner).map((t) => oidString(der, t));
     } else if (oid === OID_BASIC_CONSTRAINTS) {
-      const first = children(der, inner)[0];
+      const fields = children(der, inner);
+      const first = fields[0];
       out.isCa = first !== undefined && first.tag === 0x01 && der[first.start] !== 0;
+      const len = fields.find((f) => f.tag === 0x02);
+      if (len) {
+        if (len.end - len.start > 2 || (der[len.start]! & 0x80) !== 0) throw new Error('bad pathLenConstraint');
+        let v = 0;
+        for (let i = len.start; i < len.end; i++) v = v * 256 + der[i]!;
+        out.pathLen = v;
+      }
     }
   }
   return out;

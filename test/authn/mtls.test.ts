@@ -6,7 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import { Authenticator, AuthnError, verifyMtlsPeer, type AuthnRequest, type TransportPeer } from '../../src/authn/index.ts';
 import { ManualClock } from '../../src/identity/clock.ts';
 import { AUD, NOW, bundleOf, bundleSet, issuer, keyPair, mintWitRaw, request, wptRequest } from './helpers.ts';
-import { EKU, KU, P384, intermediateCa, leaf, rootCa, type Ca } from './pki.ts';
+import { EKU, KU, P384, intermediateCa, leaf, nameConstraints, rootCa, unknownExtension, type Ca } from './pki.ts';
 
 const NOW_MS = NOW * 1000;
 const CLIENT = 'spiffe://example.org/ns/default/sa/client';
@@ -165,4 +165,58 @@ test('mtls - layered: a proxy-verified principal is reported as the transport pe
   const r = auth.authenticate({ ...wptRequest(wit, workload), peer: { verifiedPrincipal: 'spiffe://example.org/mesh/proxy' } });
   t.is(r.caller, 'spiffe://example.org/app');
   t.is(r.transportPeer, 'spiffe://example.org/mesh/proxy');
+});
+
+// ---- path constraints (RFC 5280 §6.1.4) and critical extensions (§4.2) ----------------------
+
+/** An Authenticator whose example.org bundle holds `root` alone. */
+const authUnder = (root: Ca): Authenticator =>
+  new Authenticator({ bundles: bundleSet(bundleOf('example.org', [], [root.der])), clock: new ManualClock(NOW_MS), audiences: [AUD] });
+
+function rejectsUnder(t: ExecutionContext, a: Authenticator, chain: string, code: string): void {
+  const err = t.throws(() => a.authenticate(peerReq({ certificateChainPem: chain })), { instanceOf: AuthnError });
+  t.is(err?.code, code);
+  t.is(err?.status, 401);
+}
+
+test('mtls - path length: an intermediate under a root with pathLen 0 is refused, a leaf straight under it is not', async (t) => {
+  const root = await rootCa('example.org root pathLen 0', NOW_MS, undefined, { pathLen: 0 });
+  const inter = await intermediateCa(root, 'intermediate', NOW_MS);
+  const a = authUnder(root);
+  rejectsUnder(t, a, (await leaf(inter, NOW_MS)) + inter.pem, 'mtls.path_length');
+  rejectsUnder(t, a, (await leaf(inter, NOW_MS)) + inter.pem + root.pem, 'mtls.path_length');
+  t.is(a.authenticate(peerReq({ certificateChainPem: await leaf(root, NOW_MS) })).caller, CLIENT);
+});
+
+test('mtls - path length: an intermediate with pathLen 0 may not issue another CA', async (t) => {
+  const inter0 = await intermediateCa(caA, 'intermediate pathLen 0', NOW_MS);
+  const inter1 = await intermediateCa(inter0, 'second intermediate', NOW_MS, { pathLen: null });
+  rejects(t, peerReq({ certificateChainPem: (await leaf(inter1, NOW_MS)) + inter1.pem + inter0.pem }), 'mtls.path_length');
+  // With room for one more CA below it, the same shape is accepted.
+  const roomy = await intermediateCa(caA, 'intermediate pathLen 1', NOW_MS, { pathLen: 1 });
+  const below = await intermediateCa(roomy, 'below', NOW_MS);
+  t.is(auth.authenticate(peerReq({ certificateChainPem: (await leaf(below, NOW_MS)) + below.pem + roomy.pem })).caller, CLIENT);
+});
+
+test('mtls - an issuer whose keyUsage lacks keyCertSign is refused (a CA flag alone is not enough)', async (t) => {
+  const inter = await intermediateCa(caA, 'intermediate without keyCertSign', NOW_MS, { keyUsage: KU.digitalSignature | KU.cRLSign });
+  // OpenSSL's issuer check (X509_check_issued) refuses the link, so the chain is broken.
+  rejects(t, peerReq({ certificateChainPem: (await leaf(inter, NOW_MS)) + inter.pem }), 'mtls.untrusted');
+  const root = await rootCa('root without keyCertSign', NOW_MS, undefined, { keyUsage: KU.cRLSign });
+  rejectsUnder(t, authUnder(root), await leaf(root, NOW_MS), 'mtls.untrusted');
+  // keyUsage absent on a CA puts no limit on it (RFC 5280 §4.2.1.3).
+  const bare = await intermediateCa(caA, 'intermediate without keyUsage', NOW_MS, { keyUsage: null });
+  t.is(auth.authenticate(peerReq({ certificateChainPem: (await leaf(bare, NOW_MS)) + bare.pem })).caller, CLIENT);
+});
+
+test('mtls - name constraints are not evaluated, so a chain carrying them is refused, not trusted blindly', async (t) => {
+  const constrained = await intermediateCa(caA, 'constrained intermediate', NOW_MS, { extensions: [nameConstraints('example.org')] });
+  rejects(t, peerReq({ certificateChainPem: (await leaf(constrained, NOW_MS)) + constrained.pem }), 'mtls.unsupported_critical_extension');
+  const constrainedRoot = await rootCa('constrained root', NOW_MS, undefined, { extensions: [nameConstraints('example.org')] });
+  rejectsUnder(t, authUnder(constrainedRoot), await leaf(constrainedRoot, NOW_MS), 'mtls.unsupported_critical_extension');
+});
+
+test('mtls - an unknown critical extension on the leaf is refused; the same extension non-critical is ignored', async (t) => {
+  rejects(t, peerReq({ certificateChainPem: await leaf(caA, NOW_MS, { extensions: [unknownExtension(true)] }) }), 'mtls.unsupported_critical_extension');
+  t.is(auth.authenticate(peerReq({ certificateChainPem: await leaf(caA, NOW_MS, { extensions: [unknownExtension(false)] }) })).caller, CLIENT);
 });

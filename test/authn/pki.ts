@@ -21,7 +21,26 @@ const DAY = 86_400_000;
 
 const gen = (alg: Alg) => webcrypto.subtle.generateKey(alg, false, ['sign', 'verify']) as Promise<webcrypto.CryptoKeyPair>;
 
-export async function rootCa(name: string, nowMs: number, alg: Alg = P256): Promise<Ca> {
+export interface CaSpec {
+  /** basicConstraints pathLenConstraint; null for none. Roots default to none, intermediates to 0. */
+  pathLen?: number | null;
+  /** keyUsage flags; null to leave the extension out. Default keyCertSign | cRLSign. */
+  keyUsage?: number | null;
+  /** More extensions, e.g. a critical name constraints extension. */
+  extensions?: x509.Extension[];
+}
+
+function caExtensions(spec: CaSpec, defaultPathLen: number | undefined): x509.Extension[] {
+  const pathLen = spec.pathLen === undefined ? defaultPathLen : spec.pathLen ?? undefined;
+  const ku = spec.keyUsage === undefined ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : spec.keyUsage;
+  return [
+    new x509.BasicConstraintsExtension(true, pathLen, true),
+    ...(ku !== null ? [new x509.KeyUsagesExtension(ku, true)] : []),
+    ...(spec.extensions ?? []),
+  ];
+}
+
+export async function rootCa(name: string, nowMs: number, alg: Alg = P256, spec: CaSpec = {}): Promise<Ca> {
   const keys = await gen(alg);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     name: `CN=${name}`,
@@ -29,15 +48,12 @@ export async function rootCa(name: string, nowMs: number, alg: Alg = P256): Prom
     notAfter: new Date(nowMs + 365 * DAY),
     signingAlgorithm: alg,
     keys,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-    ],
+    extensions: caExtensions(spec, undefined),
   });
   return { cert, keys, alg, pem: cert.toString('pem'), der: new Uint8Array(cert.rawData) };
 }
 
-export async function intermediateCa(issuer: Ca, name: string, nowMs: number): Promise<Ca> {
+export async function intermediateCa(issuer: Ca, name: string, nowMs: number, spec: CaSpec = {}): Promise<Ca> {
   const keys = await gen(issuer.alg);
   const cert = await x509.X509CertificateGenerator.create({
     subject: `CN=${name}`,
@@ -47,10 +63,7 @@ export async function intermediateCa(issuer: Ca, name: string, nowMs: number): P
     signingAlgorithm: issuer.alg,
     publicKey: keys.publicKey,
     signingKey: issuer.keys.privateKey,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-    ],
+    extensions: caExtensions(spec, 0),
   });
   return { cert, keys, alg: issuer.alg, pem: cert.toString('pem'), der: new Uint8Array(cert.rawData) };
 }
@@ -62,6 +75,7 @@ export interface LeafSpec {
   ca?: boolean;
   keyUsage?: number | null;
   eku?: string[] | null;
+  extensions?: x509.Extension[];
 }
 
 export async function leaf(issuer: Ca, nowMs: number, spec: LeafSpec = {}): Promise<string> {
@@ -73,6 +87,7 @@ export async function leaf(issuer: Ca, nowMs: number, spec: LeafSpec = {}): Prom
   if (eku !== null) extensions.push(new x509.ExtendedKeyUsageExtension(eku));
   const uris = spec.uris ?? ['spiffe://example.org/ns/default/sa/client'];
   if (uris.length) extensions.push(new x509.SubjectAlternativeNameExtension(uris.map((value) => ({ type: 'url' as const, value }))));
+  extensions.push(...(spec.extensions ?? []));
   const cert = await x509.X509CertificateGenerator.create({
     subject: 'CN=workload',
     issuer: issuer.cert.subject,
@@ -87,4 +102,16 @@ export async function leaf(issuer: Ca, nowMs: number, spec: LeafSpec = {}): Prom
 }
 
 export const KU = x509.KeyUsageFlags;
+
+/** A critical nameConstraints extension (RFC 5280 §4.2.1.10) permitting URIs under `host`. */
+export function nameConstraints(host: string): x509.Extension {
+  const h = Buffer.from(host, 'latin1');
+  const uri = Buffer.concat([Buffer.from([0x86, h.length]), h]);
+  const subtree = Buffer.concat([Buffer.from([0x30, uri.length]), uri]);
+  const permitted = Buffer.concat([Buffer.from([0xa0, subtree.length]), subtree]);
+  return new x509.Extension('2.5.29.30', true, Buffer.concat([Buffer.from([0x30, permitted.length]), permitted]));
+}
+
+/** An extension this verifier does not know, marked critical (or not). */
+export const unknownExtension = (critical: boolean): x509.Extension => new x509.Extension('1.3.6.1.4.1.99999.1', critical, Buffer.from([0x05, 0x00]));
 export const EKU = x509.ExtendedKeyUsage;
