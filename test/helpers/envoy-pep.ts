@@ -61,6 +61,12 @@ export interface DownstreamRequest {
   id?: string;
   requestId?: string;
   nowMs?: number;
+  /**
+   * The filter's `encode_raw_headers` (our sidecar configs set it): every field line, pseudo-headers
+   * included, goes to `header_map` as its own entry with `raw_value` bytes, and `headers` is empty.
+   * Without it, repeated fields are joined with ',' in `headers`.
+   */
+  encodeRawHeaders?: boolean;
 }
 
 /** The CheckRequest Envoy's HTTP ext_authz filter sends for `r` (proto-loader field names). */
@@ -81,6 +87,12 @@ export function envoyCheckRequest(r: DownstreamRequest): Record<string, unknown>
   headers['x-forwarded-proto'] = scheme;
   const hasBody = r.body !== undefined && r.body.length > 0;
   if (hasBody) headers['x-envoy-auth-partial-body'] = 'false';
+  const pseudo = { ':authority': authority, ':method': r.method, ':path': r.path, ':scheme': scheme };
+  const lines: Array<[string, string]> = [
+    ...Object.entries(pseudo),
+    ...r.headers.filter(([n]) => n.toLowerCase() !== 'host').map(([n, v]): [string, string] => [n.toLowerCase(), v]),
+    ...Object.entries(headers).filter(([k]) => !r.headers.some(([n]) => n.toLowerCase() === k)),
+  ];
   const nowMs = r.nowMs ?? Date.now();
   const src = r.source ?? { address: '127.0.0.1', port: 40000 };
   const dst = r.destination ?? { address: '127.0.0.1', port: 15006 };
@@ -100,7 +112,9 @@ export function envoyCheckRequest(r: DownstreamRequest): Record<string, unknown>
         http: {
           id: r.id ?? String(Math.floor(Math.random() * 2 ** 48)),
           method: r.method,
-          headers: { ':authority': authority, ':method': r.method, ':path': r.path, ':scheme': scheme, ...headers },
+          ...(r.encodeRawHeaders
+            ? { header_map: { headers: lines.map(([key, value]) => ({ key, raw_value: Buffer.from(value, 'latin1') })) } }
+            : { headers: { ...pseudo, ...headers } }),
           path: r.path,
           host: authority,
           scheme,
@@ -138,6 +152,8 @@ export interface PepOptions {
   timeoutMs?: number;
   /** `status_on_error`. Default 503. */
   statusOnError?: number;
+  /** `encode_raw_headers`. Default true, as envoy/sidecar-callee.yaml sets it. */
+  encodeRawHeaders?: boolean;
 }
 
 export interface Pep {
@@ -233,6 +249,7 @@ export async function startEnvoyPep(opts: PepOptions): Promise<Pep> {
       destination: { address: sock.localAddress ?? '127.0.0.1', port: sock.localPort ?? 0, ...(ownPrincipal ? { principal: ownPrincipal } : {}) },
       contextExtensions: opts.contextExtensions,
       requestId,
+      encodeRawHeaders: opts.encodeRawHeaders ?? true,
     });
     let check: any;
     try {
