@@ -57,7 +57,7 @@ async function serverMain(mode: 'baseline' | 'sds'): Promise<void> {
     const { join } = await import('node:path');
     const { systemClock } = await import('../src/identity/clock.ts');
     const { IdentityServer } = await import('../src/ca/index.ts');
-    const { NodeTokenStore } = await import('../src/envoy/sds-auth.ts');
+    const { NodeTokenStore } = await import('../src/identity/node-tokens.ts');
     const { SdsServer } = await import('../src/envoy/sds.ts');
     const { CaSecretSource } = await import('../src/envoy/sds-ca-source.ts');
     const dir = await mkdtemp(join(tmpdir(), 'sds-bench-'));

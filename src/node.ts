@@ -25,7 +25,7 @@ import { authorizationService } from './envoy/check-codec.ts';
 import { MAX_CHECK_REQUEST_BYTES } from './envoy/check-request.ts';
 import { SdsServer } from './envoy/sds.ts';
 import { CaSecretSource } from './envoy/sds-ca-source.ts';
-import { NodeTokenStore, authenticateCaller } from './envoy/sds-auth.ts';
+import { NodeTokenStore, authenticateCaller } from './identity/node-tokens.ts';
 import { workloadApiService, workloadServiceDefinition } from './workload-api/server.ts';
 import { adminApiService, adminServiceDefinition } from './admin/api.ts';
 import type { NodeBundleStatus } from './admin/api-deps.ts';

@@ -1,7 +1,7 @@
 /** What the admin API works over: the node's parts, and where it persists what it changes. */
 import type { IdentityServer } from '../ca/identity-server.ts';
 import type { Registration, CaSecretSource } from '../envoy/sds-ca-source.ts';
-import type { NodeTokenStore } from '../envoy/sds-auth.ts';
+import type { NodeTokenStore } from '../identity/node-tokens.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import type { Clock } from '../identity/clock.ts';
 import type { Logger } from '../log.ts';

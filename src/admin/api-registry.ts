@@ -5,7 +5,7 @@
  */
 import { parseWorkloadId } from '../identity/workload-id.ts';
 import { checkRegistrations, type Registration } from '../envoy/sds-ca-source.ts';
-import { hashToken, tokenIdOf } from '../envoy/sds-auth.ts';
+import { hashToken, tokenIdOf } from '../identity/node-tokens.ts';
 import type { AdminApiDeps } from './api-deps.ts';
 import * as grpc from '@grpc/grpc-js';
 import { AdminError, alreadyExists, failedPrecondition, invalidArgument, notFound } from './api-errors.ts';

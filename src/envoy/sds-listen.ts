@@ -22,7 +22,7 @@ export interface TcpListen {
    * When set, every client must present a certificate that verifies against it (mTLS), and the
    * caller may be authenticated by that certificate. grpc-js cannot request a certificate
    * without also requiring it, which is what makes a certificate in the auth context a
-   * verified one (sds-auth.ts relies on that).
+   * verified one (src/identity/node-tokens.ts relies on that).
    */
   readonly clientCaPem?: string | Buffer;
 }

@@ -20,7 +20,7 @@ import type { PeerCertificate } from 'node:tls';
 import type { Clock } from '../identity/clock.ts';
 import { envoyProtos, TYPE_URL } from './protos.ts';
 import type { SecretSource, SecretSourceEvent } from './sds-source.ts';
-import { authenticateCaller, type CallerAuthOptions, type CallerIdentity } from './sds-auth.ts';
+import { authenticateCaller, type CallerAuthOptions, type CallerIdentity } from '../identity/node-tokens.ts';
 import { SecretCatalog, SecretUnavailable } from './sds-catalog.ts';
 import { applyRequest, newStreamState, type SdsRequest, type SdsStreamState } from './sds-stream-state.ts';
 import type { BuiltSecret } from './sds-secrets.ts';

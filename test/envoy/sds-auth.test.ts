@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ManualClock } from '../../src/identity/clock.ts';
-import { NodeTokenStore, hashToken } from '../../src/envoy/sds-auth.ts';
+import { NodeTokenStore, hashToken } from '../../src/identity/node-tokens.ts';
 import { SdsServer } from '../../src/envoy/sds.ts';
 import { listenTcpTls, listenUds } from '../../src/envoy/sds-listen.ts';
 import { TYPE_URL } from '../../src/envoy/protos.ts';

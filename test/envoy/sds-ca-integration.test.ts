@@ -6,7 +6,7 @@ import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { IdentityServer } from '../../src/ca/index.ts';
 import { ManualClock } from '../../src/identity/clock.ts';
-import { NodeTokenStore } from '../../src/envoy/sds-auth.ts';
+import { NodeTokenStore } from '../../src/identity/node-tokens.ts';
 import { CaSecretSource } from '../../src/envoy/sds-ca-source.ts';
 import { FakeEnvoy, secretsOf, startSds } from './helpers/fake-envoy.ts';
 import { keyMatches, spiffeBundlesOf, tlsCertificateOf, trustedCaOf, verifiesTo } from './helpers/verify.ts';

@@ -6,7 +6,7 @@ import { startNatsServer } from '../helpers/nats-server.ts';
 import { FakeEnvoy, secretsOf } from '../envoy/helpers/fake-envoy.ts';
 import { spiffeBundlesOf, tlsCertificateOf } from '../envoy/helpers/verify.ts';
 import { connect } from 'nats';
-import { hashToken } from '../../src/envoy/sds-auth.ts';
+import { hashToken } from '../../src/identity/node-tokens.ts';
 import { IdentityServer } from '../../src/ca/index.ts';
 import { systemClock, toSpiffeBundle } from '../../src/identity/index.ts';
 import { A, B, callerHeaders, checkRequest, converged, metricsText, policyFor, sleep, startMeshNode, trusts, until, type MeshNode } from './helpers.ts';

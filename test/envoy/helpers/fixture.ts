@@ -1,7 +1,7 @@
 /** One SDS server on loopback over a real-crypto test source, with Envoys made on demand. */
 import type { ExecutionContext } from 'ava';
 import { ManualClock } from '../../../src/identity/clock.ts';
-import { NodeTokenStore } from '../../../src/envoy/sds-auth.ts';
+import { NodeTokenStore } from '../../../src/identity/node-tokens.ts';
 import type { SdsServerOptions } from '../../../src/envoy/sds.ts';
 import { TestSecretSource } from './test-source.ts';
 import { FakeEnvoy, startSds, type Harness } from './fake-envoy.ts';

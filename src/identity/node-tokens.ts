@@ -1,5 +1,6 @@
 /**
- * Who is asking for secrets: authentication of an Envoy on the SDS connection.
+ * Who is calling the control plane: node credentials, shared by SDS (src/envoy/sds.ts), the
+ * Workload API (src/workload-api) and the admin API's token management (src/admin).
  *
  * grpc-js exposes no Unix-socket peer credentials (spec/envoy.md §1.10), and `node.id` is chosen
  * by the caller, so it is only an assertion. Two credentials bind a call to a node id:
@@ -8,11 +9,12 @@
  *   digest, revocable;
  * - a TLS client certificate on the SDS connection (TCP listener with client-certificate
  *   verification), mapped to a node id by a configured function.
- * The first request's `node.id` must then equal the authenticated node id (sds.ts).
+ * On SDS, the first request's `node.id` must then equal the authenticated node id
+ * (src/envoy/sds.ts).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
-import type { Checked } from '../identity/result.ts';
+import type { Checked } from './result.ts';
 
 export interface NodeTokenRecord {
   readonly nodeId: string;
