@@ -29,6 +29,8 @@ export const GLOBAL_FLAGS: Record<string, FlagKind> = {
   '--server': 'value',
   '--token-file': 'value',
   '--ca-file': 'value',
+  '--cert-file': 'value',
+  '--key-file': 'value',
   '--output': 'value',
   '--help': 'bool',
 };

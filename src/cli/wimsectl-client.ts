@@ -1,7 +1,8 @@
 /**
  * The admin API client of `wimsectl`: where the node is (`--server`, `WIMSE_SERVER`, default
  * 127.0.0.1:8443), the admin token (`--token-file`, `WIMSE_ADMIN_TOKEN`, else `./state/admin-token`
- * as the embedded default writes it), TLS roots (`--ca-file`). gRPC failures become `CliError`s
+ * as the embedded default writes it), TLS roots (`--ca-file`) and, for a listener that requires a
+ * client certificate, the certificate and its key (`--cert-file`, `--key-file`). gRPC failures become `CliError`s
  * carrying the node's message, which says what was wrong and how to fix it.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -19,6 +20,9 @@ export interface ClientOptions {
   readonly server?: string | undefined;
   readonly tokenFile?: string | undefined;
   readonly caFile?: string | undefined;
+  /** A client certificate chain (PEM) and its private key, for `grpc.tls.requireClientCert`. */
+  readonly certFile?: string | undefined;
+  readonly keyFile?: string | undefined;
   readonly env: NodeJS.ProcessEnv;
 }
 
@@ -54,14 +58,24 @@ export function adminCaller(opts: ClientOptions): { call: Call; close(): void } 
     grpc ??= await import('@grpc/grpc-js');
     if (!client) {
       let creds = grpc.credentials.createInsecure();
-      if (opts.caFile !== undefined) {
-        let ca: Buffer;
+      if ((opts.certFile === undefined) !== (opts.keyFile === undefined))
+        throw new CliError('--cert-file and --key-file go together: the client certificate and its private key', 2);
+      if (opts.caFile !== undefined || opts.certFile !== undefined) {
+        const read = (path: string, flagName: string, what: string): Buffer => {
+          try {
+            return readFileSync(path);
+          } catch (e) {
+            throw new CliError(`cannot read ${flagName} ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'}). Pass ${what}`, 2);
+          }
+        };
+        const ca = opts.caFile !== undefined ? read(opts.caFile, '--ca-file', "the PEM roots that sign the node's gRPC certificate") : null;
+        const cert = opts.certFile !== undefined ? read(opts.certFile, '--cert-file', 'a PEM client certificate signed by the listener\'s clientCaFile roots') : null;
+        const key = opts.keyFile !== undefined ? read(opts.keyFile, '--key-file', 'the PEM private key of --cert-file') : null;
         try {
-          ca = readFileSync(opts.caFile);
+          creds = grpc.credentials.createSsl(ca, key, cert);
         } catch (e) {
-          throw new CliError(`cannot read --ca-file ${opts.caFile} (${(e as NodeJS.ErrnoException).code ?? 'error'}). Pass the PEM roots that sign the node's gRPC certificate`, 2);
+          throw new CliError(`the TLS files cannot be used (${(e as Error).message}). Check that --key-file is the key of --cert-file`, 2);
         }
-        creds = grpc.credentials.createSsl(ca);
       }
       const { adminClientConstructor } = await import('../admin/api.ts');
       const Ctor = adminClientConstructor();
@@ -89,7 +103,7 @@ export function adminCaller(opts: ClientOptions): { call: Call; close(): void } 
 function fromStatus(grpc: Grpc, err: grpcTypes.ServiceError, server: string): CliError {
   switch (err.code) {
     case grpc.status.UNAVAILABLE:
-      return new CliError(`cannot reach the node at ${server} (${err.details}). Check --server or WIMSE_SERVER, --ca-file for a TLS listener, and that wimse-server is running`, 1);
+      return new CliError(`cannot reach the node at ${server} (${err.details}). Check --server or WIMSE_SERVER, --ca-file for a TLS listener (and --cert-file/--key-file when it requires a client certificate), and that wimse-server is running`, 1);
     case grpc.status.DEADLINE_EXCEEDED:
       return new CliError(`the node at ${server} did not answer within ${DEADLINE_MS / 1000}s. Check that it is healthy (/readyz)`, 1);
     case grpc.status.UNIMPLEMENTED:

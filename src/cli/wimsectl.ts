@@ -1,7 +1,7 @@
 /**
  * wimsectl: operate a wimse-server node through its admin API (docs/cli.md).
  *
- *   wimsectl [--server ADDR] [--token-file FILE] [--ca-file FILE] [-o json] <group> <verb> [flags]
+ *   wimsectl [--server ADDR] [--token-file FILE] [--ca-file FILE] [--cert-file FILE --key-file FILE] [-o json] <group> <verb> [flags]
  *
  * Groups: entry, token, bundle, authority, federation, mint, policy, authn. Exit codes: 0 ok,
  * 1 the node said no (or a check/decision failed), 2 usage error. Errors are printed as
@@ -25,11 +25,13 @@ export const GROUPS: Record<string, Record<string, Command>> = {
   policy: policyCommands,
 };
 
-const GLOBAL_USAGE = `usage: wimsectl [--server ADDR] [--token-file FILE] [--ca-file FILE] [-o json] <command>
+const GLOBAL_USAGE = `usage: wimsectl [--server ADDR] [--token-file FILE] [--ca-file FILE] [--cert-file FILE --key-file FILE] [-o json] <command>
 
   --server ADDR       the node's gRPC address (default 127.0.0.1:8443, or WIMSE_SERVER); unix:/path works
   --token-file FILE   the admin token (or WIMSE_ADMIN_TOKEN; default ./state/admin-token)
   --ca-file FILE      PEM roots for a TLS listener
+  --cert-file FILE    client certificate (PEM) for a listener that requires one (grpc.tls.requireClientCert)
+  --key-file FILE     its private key (PEM)
   -o json             machine-readable output
 
 commands:`;
@@ -90,7 +92,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     }
     const output = flag(args, '--output') ?? 'table';
     if (output !== 'table' && output !== 'json') throw new UsageError('-o must be json (or table, the default)');
-    const client = adminCaller({ server: flag(args, '--server'), tokenFile: flag(args, '--token-file'), caFile: flag(args, '--ca-file'), env: io.env });
+    const client = adminCaller({ server: flag(args, '--server'), tokenFile: flag(args, '--token-file'), caFile: flag(args, '--ca-file'), certFile: flag(args, '--cert-file'), keyFile: flag(args, '--key-file'), env: io.env });
     const ctx: Ctx = {
       args,
       output,
