@@ -51,7 +51,8 @@ export interface RegistrationSink {
 /** What the wiring needs from the node-token store (`NodeTokenStore` satisfies it). */
 export interface TokenRevoker {
   revokeNode(nodeId: string): number;
-  onRevoke(listener: (sha256: string, nodeId: string) => void): () => void;
+  revokeDigest(sha256: string): boolean;
+  onRevoke(listener: (sha256: string, nodeId: string, scope: 'token' | 'node') => void): () => void;
 }
 
 /** Timings for tests and benchmarks; production uses the defaults. */
@@ -188,7 +189,7 @@ export class NodeCluster {
     on('keys', (c) => this.#markOrigin(c.entry?.record.node ?? c.key.split('/')[0] ?? ''));
     on('policy', () => this.#serially(() => this.#adoptPolicy()));
     on('registrations', () => this.#serially(() => this.#adoptRegistrations()));
-    on('revocations', (c) => c.entry && this.#applyRevocation(c.entry.record.node));
+    on('revocations', (c) => c.entry && this.#applyRevocation(c.entry.record));
     on('bundles', (c) => this.#adoptFederated(c.key));
     this.#unsubscribe.push(
       this.bus.onConnectionChange((up) => {
@@ -218,7 +219,7 @@ export class NodeCluster {
         } else if (result.changed) this.#serially(() => this.#publishPolicy());
       }),
     );
-    this.#unsubscribe.push(nodeTokens.onRevoke((hash, nodeId) => this.#publishRevocation(hash, nodeId)));
+    this.#unsubscribe.push(nodeTokens.onRevoke((hash, nodeId, scope) => this.#publishRevocation(hash, nodeId, scope)));
 
     await this.bus.start();
     metrics.busConnected.set(this.bus.connected ? 1 : 0);
@@ -228,7 +229,7 @@ export class NodeCluster {
     this.#serially(() => this.#syncOrigins());
     this.#serially(() => (this.bus.get('policy', POLICY_KEY) ? this.#adoptPolicy() : this.#publishPolicy()));
     this.#serially(() => (this.bus.list('registrations').length ? this.#adoptRegistrations() : this.#publishConfigRegistrations()));
-    for (const e of this.bus.list('revocations')) this.#applyRevocation(e.record.node);
+    for (const e of this.bus.list('revocations')) this.#applyRevocation(e.record);
     for (const e of this.bus.list('bundles')) this.#adoptFederated(e.key);
     this.#serially(() => this.#publishFederated());
     this.#serially(() => this.#publishKeys());
@@ -379,22 +380,30 @@ export class NodeCluster {
 
   // ---- node-token revocations --------------------------------------------------------------
 
-  #publishRevocation(hash: string, nodeId: string): void {
+  /**
+   * Share a revocation: `reason` says what was revoked, one token (its digest, `tokenId`) or every
+   * token of a node id (`node`), so every node revokes exactly what the operator revoked.
+   */
+  #publishRevocation(hash: string, nodeId: string, scope: 'token' | 'node'): void {
     if (this.#applyingRevocation || this.bus.get('revocations', hash)) return;
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) {
       this.#log.warn({ nodeId }, 'node-token revocation not shared: the node id cannot travel on the bus');
       return;
     }
     const now = this.#o.clock.now();
-    this.#serially(() => this.bus.put('revocations', hash, { tokenId: hash, node: nodeId, revokedAt: now, expiresAt: now + REVOCATION_KEEP_MS }));
+    this.#serially(() => this.bus.put('revocations', hash, { tokenId: hash, node: nodeId, reason: scope, revokedAt: now, expiresAt: now + REVOCATION_KEEP_MS }));
   }
 
-  #applyRevocation(nodeId: string | undefined): void {
-    if (!nodeId) return;
+  /** Apply a shared revocation. A record without a reason (older nodes) revokes the whole node id. */
+  #applyRevocation(record: { tokenId: string; node?: string; reason?: string }): void {
     this.#applyingRevocation = true;
     try {
-      const n = this.#o.nodeTokens.revokeNode(nodeId);
-      if (n) this.#log.info({ nodeId, tokens: n }, 'node tokens revoked by the cluster');
+      if (record.reason === 'token') {
+        if (this.#o.nodeTokens.revokeDigest(record.tokenId)) this.#log.info({ nodeId: record.node }, 'a node token was revoked by the cluster');
+      } else if (record.node) {
+        const n = this.#o.nodeTokens.revokeNode(record.node);
+        if (n) this.#log.info({ nodeId: record.node, tokens: n }, 'node tokens revoked by the cluster');
+      }
     } finally {
       this.#applyingRevocation = false;
     }

@@ -45,10 +45,16 @@ export const hashToken = (token: string): string => createHash('sha256').update(
 const TOKEN_PREFIX = 'wnt_';
 const NODE_ID = /^[\x21-\x7e]{1,256}$/;
 
+/**
+ * Told of each token revoked: its digest, its node id, and whether one token (`token`: revokeToken,
+ * revokeDigest) or every token of the node (`node`: revokeNode) was revoked.
+ */
+export type RevokeListener = (sha256: string, nodeId: string, scope: 'token' | 'node') => void;
+
 /** Node tokens, stored hashed. The token itself exists only in the issue() result. */
 export class NodeTokenStore {
   readonly #byHash = new Map<string, NodeTokenRecord>();
-  readonly #revokeListeners = new Set<(hash: string, nodeId: string) => void>();
+  readonly #revokeListeners = new Set<RevokeListener>();
   readonly #now: (() => number) | undefined;
 
   constructor(records: readonly NodeTokenRecord[] = [], opts: NodeTokenStoreOptions = {}) {
@@ -93,15 +99,19 @@ export class NodeTokenStore {
 
   /** Revoke one token by its id; live streams authenticated by it are ended. False if unknown. */
   revokeToken(tokenId: string): boolean {
-    for (const [h, r] of this.#byHash)
-      if (tokenIdOf(h) === tokenId) {
-        if (!r.revoked) {
-          this.#byHash.set(h, { ...r, revoked: true });
-          for (const l of this.#revokeListeners) l(h, r.nodeId);
-        }
-        return true;
-      }
+    for (const h of this.#byHash.keys()) if (tokenIdOf(h) === tokenId) return this.revokeDigest(h);
     return false;
+  }
+
+  /** Revoke one token by its digest (as a revocation travels between nodes). False if unknown. */
+  revokeDigest(sha256: string): boolean {
+    const r = this.#byHash.get(sha256);
+    if (!r) return false;
+    if (!r.revoked) {
+      this.#byHash.set(sha256, { ...r, revoked: true });
+      for (const l of this.#revokeListeners) l(sha256, r.nodeId, 'token');
+    }
+    return true;
   }
 
   toJSON(): { tokens: NodeTokenRecord[] } {
@@ -126,7 +136,7 @@ export class NodeTokenStore {
       if (r.nodeId === nodeId && !r.revoked) {
         this.#byHash.set(h, { ...r, revoked: true });
         n++;
-        for (const l of this.#revokeListeners) l(h, nodeId);
+        for (const l of this.#revokeListeners) l(h, nodeId, 'node');
       }
     return n;
   }
@@ -152,7 +162,7 @@ export class NodeTokenStore {
     return r.expiresAt === undefined || (this.#now !== undefined && this.#now() < r.expiresAt);
   }
 
-  onRevoke(listener: (sha256: string, nodeId: string) => void): () => void {
+  onRevoke(listener: RevokeListener): () => void {
     this.#revokeListeners.add(listener);
     return () => this.#revokeListeners.delete(listener);
   }

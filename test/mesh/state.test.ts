@@ -110,6 +110,24 @@ test('mesh - a node-token revocation on one node ends the streams on every node;
   t.is(n2!.node.nodeTokens.verify(token), undefined);
 });
 
+test('mesh - revoking one token revokes that token on every node, not the other tokens of its node id', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-mesh-token-scope-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const first = 'wnt_first-token-of-sidecar-b-0123456789abcdef0123';
+  const second = 'wnt_second-token-of-sidecar-b-0123456789abcdef012';
+  const tokensFile = join(dir, 'tokens.json');
+  writeFileSync(tokensFile, JSON.stringify({ tokens: [{ nodeId: 'sidecar-b', sha256: hashToken(first) }, { nodeId: 'sidecar-b', sha256: hashToken(second) }] }));
+  const [n1, , n3] = await threeNodes(t, { nodeTokensFile: tokensFile });
+  t.true(n1!.node.nodeTokens.revokeDigest(hashToken(first)));
+  await until('node 3 refuses the revoked token', () => n3!.node.nodeTokens.verify(first) === undefined);
+  await sleep(300);
+  t.truthy(n3!.node.nodeTokens.verify(second), 'the other token of the same node id still works on node 3');
+  t.truthy(n1!.node.nodeTokens.verify(second));
+  // Revoking the node id revokes what is left, everywhere.
+  t.is(n1!.node.nodeTokens.revokeNode('sidecar-b'), 1);
+  await until('node 3 refuses the second token', () => n3!.node.nodeTokens.verify(second) === undefined);
+});
+
 test('mesh - a federated bundle configured on one node is served by every node; forged messages are counted', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wimse-mesh-fed-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
