@@ -6,17 +6,12 @@
  * §6.3, DESIGN.md "Decisions"). That layout is private to the package; `protoDirs()` is the one
  * place that knows it.
  *
- * What a running node serves needs only a few files (RUNTIME_FILES: SDS, ext_authz, the Secret and
- * the SPIFFE validator config inside it); validating Envoy configs needs many more (PROTO_FILES,
- * with the whole bootstrap). They are loaded apart, so a node does not carry the config API in
- * its heap (6 MB less live heap for every major GC to mark):
- * - `envoyProtos()`: a proto-loader package definition of the runtime files, for grpc-js service
- *   definitions (SDS, ext_authz) and for serializing Envoy messages (`keepCase: true`, so field
- *   names are the wire names), and a protobufjs `Root` over the same files;
- * - `envoyConfigRoot()`: a protobufjs `Root` over every file, for validating configs and
- *   resources by reflection (validate-config.ts).
+ * Two views over the same files:
+ * - a proto-loader package definition, for grpc-js service definitions (SDS, ext_authz) and for
+ *   serializing Envoy messages (`keepCase: true`, so field names are the wire names);
+ * - a protobufjs `Root`, for validating configs and resources by reflection (validate-config.ts).
  *
- * Each is built lazily on first use; loading takes a few hundred milliseconds.
+ * Both are built lazily on first use; loading takes a few hundred milliseconds.
  */
 import { createRequire } from 'node:module';
 import { dirname, join, isAbsolute } from 'node:path';
@@ -72,14 +67,6 @@ export const PROTO_FILES = [
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
 ] as const;
 
-/** The files a running node needs: its two services and the messages it encodes in an Any. */
-export const RUNTIME_FILES = [
-  'envoy/service/secret/v3/sds.proto',
-  'envoy/service/auth/v3/external_auth.proto',
-  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
-  'envoy/extensions/transport_sockets/tls/v3/tls_spiffe_validator_config.proto',
-] as const;
-
 export interface ProtoDirs {
   readonly envoyApi: string;
   readonly includeDirs: readonly string[];
@@ -108,7 +95,7 @@ export interface EnvoyProtos {
   /** `envoy.service.auth.v3.Authorization`, for `server.addService`. */
   readonly Authorization: grpc.ServiceDefinition;
   readonly packageDefinition: protoLoader.PackageDefinition;
-  /** A protobufjs root over the same (runtime) files, for encoding. */
+  /** A protobufjs root over the same files, for reflection-based validation and encoding. */
   readonly root: Protobuf.Root;
 }
 
@@ -118,7 +105,7 @@ let cached: EnvoyProtos | undefined;
 export function envoyProtos(): EnvoyProtos {
   if (cached) return cached;
   const { includeDirs } = protoDirs();
-  const packageDefinition = protoLoader.loadSync([...RUNTIME_FILES], {
+  const packageDefinition = protoLoader.loadSync([...PROTO_FILES], {
     ...LOADER_OPTIONS,
     includeDirs: [...includeDirs],
   });
@@ -131,20 +118,12 @@ export function envoyProtos(): EnvoyProtos {
     SecretDiscoveryService: service('envoy.service.secret.v3.SecretDiscoveryService'),
     Authorization: service('envoy.service.auth.v3.Authorization'),
     packageDefinition,
-    root: loadRoot(includeDirs, RUNTIME_FILES),
+    root: loadRoot(includeDirs),
   });
   return cached;
 }
 
-let configRoot: Protobuf.Root | undefined;
-
-/** Load (once) a protobufjs root over every file, for validating Envoy configs and resources. */
-export function envoyConfigRoot(): Protobuf.Root {
-  configRoot ??= loadRoot(protoDirs().includeDirs, PROTO_FILES);
-  return configRoot;
-}
-
-function loadRoot(includeDirs: readonly string[], files: readonly string[]): Protobuf.Root {
+function loadRoot(includeDirs: readonly string[]): Protobuf.Root {
   const root = new protobuf.Root();
   root.resolvePath = (_origin: string, target: string): string => {
     if (isAbsolute(target)) return target;
@@ -160,7 +139,7 @@ function loadRoot(includeDirs: readonly string[], files: readonly string[]): Pro
     // google/protobuf/*.proto are bundled into protobufjs ("common" files).
     return target;
   };
-  root.loadSync([...files], { keepCase: true });
+  root.loadSync([...PROTO_FILES], { keepCase: true });
   root.resolveAll();
   return root;
 }

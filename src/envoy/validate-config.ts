@@ -22,7 +22,7 @@
  */
 import type * as Protobuf from 'protobufjs';
 import type { Checked } from '../identity/result.ts';
-import { envoyConfigRoot, typeNameOfUrl } from './protos.ts';
+import { envoyProtos, typeNameOfUrl } from './protos.ts';
 
 export interface ValidateOptions {
   /** Accept fields marked `deprecated` (Envoy only warns for most). Default false. */
@@ -31,7 +31,7 @@ export interface ValidateOptions {
 
 /** Validate `doc` as the message `typeName` (fully qualified, no leading dot). */
 export function validateMessage(typeName: string, doc: unknown, opts: ValidateOptions = {}): Checked<true> {
-  const root = envoyConfigRoot();
+  const root = envoyProtos().root;
   let type: Protobuf.Type;
   try {
     type = root.lookupType(typeName);

@@ -2,7 +2,7 @@ import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { parse, parseDocument } from 'yaml';
 import { validateBootstrap, validateMessage } from '../../src/envoy/validate-config.ts';
-import { envoyConfigRoot, envoyProtos, TYPE_URL } from '../../src/envoy/protos.ts';
+import { envoyProtos, TYPE_URL } from '../../src/envoy/protos.ts';
 
 const envoyDir = new URL('../../envoy/', import.meta.url);
 const yamlFiles = readdirSync(envoyDir).filter((f) => f.endsWith('.yaml')).sort();
@@ -184,13 +184,4 @@ test('envoy config validate - an SDS Secret resource validates, with the SPIFFE 
   const r = validateMessage('envoy.extensions.transport_sockets.tls.v3.Secret', empty);
   t.false(r.ok);
   t.deepEqual(r.ok ? [] : r.errors, ['validation_context.custom_validator_config.typed_config.trust_domains: needs at least 1 item(s)']);
-});
-
-test('envoy protos - a node loads only the runtime files; config validation loads the whole API apart', (t) => {
-  const runtime = envoyProtos().root;
-  t.truthy(runtime.lookupType('envoy.service.auth.v3.CheckRequest'));
-  t.truthy(runtime.lookupType('envoy.extensions.transport_sockets.tls.v3.SPIFFECertValidatorConfig'));
-  t.throws(() => runtime.lookupType('envoy.config.bootstrap.v3.Bootstrap'), undefined, 'the bootstrap API stays out of a serving node');
-  t.truthy(envoyConfigRoot().lookupType('envoy.config.bootstrap.v3.Bootstrap'));
-  t.not(envoyConfigRoot(), runtime);
 });
