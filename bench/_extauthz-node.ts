@@ -23,6 +23,7 @@ type Msg =
   | { id: number; op: 'cpu' }
   | { id: number; op: 'stalls-reset' }
   | { id: number; op: 'stalls' }
+  | { id: number; op: 'major-gcs' }
   | { id: number; op: 'server-time' }
   | { id: number; op: 'profile-start' }
   | { id: number; op: 'profile-stop' }
@@ -117,6 +118,9 @@ process.on('message', (m: Msg) => {
       break;
     case 'stalls':
       reply(stalls.read());
+      break;
+    case 'major-gcs':
+      reply(stalls.majorGcs());
       break;
     case 'roots':
       reply(rootsPem(node.ca.bundle()));
