@@ -416,10 +416,9 @@ async function profile(kind: Kind) {
 
 const started = performance.now();
 const base1 = verifyRate();
-// The first full collection after start is the longest (about 45 ms here: the start's garbage and
+// The first full collection after start is the longest (up to 45 ms here: the start's garbage and
 // the warm-up's promotions, compacted at once) and happens once in a node's life: warm up until it
-// is behind us (at most 30 s), so the phases see the node's steady state, where full collections
-// take 11-18 ms every 5-6 s at 1,000/s.
+// is behind us (at most 30 s), so the phases see the node's steady state.
 {
   const majors0 = await rpc<number>('major-gcs');
   const until = performance.now() + 30_000;
