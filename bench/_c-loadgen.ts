@@ -7,9 +7,10 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const SOURCE = new URL('./loadgen/h2grpc.c', import.meta.url);
 
@@ -18,10 +19,14 @@ export function buildCLoadgen(): string | undefined {
   const src = readFileSync(SOURCE);
   const bin = join(tmpdir(), `wimse-bench-h2grpc-${createHash('sha256').update(src).digest('hex').slice(0, 12)}`);
   if (existsSync(bin)) return bin;
+  // Built under a private name, then renamed: a process running the binary never sees half of it.
+  const partial = `${bin}.${process.pid}.partial`;
   try {
-    execFileSync(process.env.CC ?? 'cc', ['-O2', '-o', bin, SOURCE.pathname], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(process.env.CC ?? 'cc', ['-O2', '-o', partial, fileURLToPath(SOURCE)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    renameSync(partial, bin);
     return bin;
   } catch (e) {
+    rmSync(partial, { force: true });
     console.error(`bench: no C load generator (${(e as Error).message.split('\n')[0]}); using the TypeScript client`);
     return undefined;
   }
