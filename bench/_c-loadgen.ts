@@ -37,6 +37,8 @@ export interface CRun {
   lag: number[];
   /** Per answered request: write to response (ms). */
   lat: number[];
+  /** Per answered request: schedule to response (ms), lag + latency of the same request. */
+  fromDue: number[];
   /** Answered with status code 0. */
   ok: number;
   /** Answered with another code, or not at all. */
@@ -65,13 +67,16 @@ export async function runCLoadgen(bin: string, address: string, path: string, ra
       ),
     );
     const seconds = (performance.now() - t0) / 1000;
-    const run: CRun = { lag: [], lat: [], ok: 0, failed: 0, cpuUs: 0, seconds };
+    const run: CRun = { lag: [], lat: [], fromDue: [], ok: 0, failed: 0, cpuUs: 0, seconds };
     for (const line of readFileSync(join(dir, 'out'), 'utf8').split('\n')) {
       if (line.startsWith('# cpu_us ')) run.cpuUs = Number(line.slice(9));
       else if (line) {
         const [lag, lat, result] = line.split(' ').map(Number) as [number, number, number];
         run.lag.push(lag / 1000);
-        if (lat >= 0) run.lat.push(lat / 1000);
+        if (lat >= 0) {
+          run.lat.push(lat / 1000);
+          run.fromDue.push((lag + lat) / 1000);
+        }
         if (result === 0) run.ok++;
         else run.failed++;
       }
