@@ -8,22 +8,6 @@ import { createHash } from 'node:crypto';
 import { derToPem, pemToDers } from '../identity/index.ts';
 import type { KeyRecord, KeyState, RegistrationRecord } from './types.ts';
 
-/** A key's public half as the CA gives it (`IdentityServer.publicKeys()`). */
-export interface OwnPublicKey {
-  readonly kind: 'x509' | 'wit';
-  readonly kid: string;
-  readonly alg: string;
-  readonly status: KeyState;
-  readonly notBefore: number;
-  readonly notAfter: number;
-  readonly activatedAt?: number;
-  readonly taintedAt?: number;
-  readonly revokedAt?: number;
-  readonly publicJwk: object;
-  /** X.509 keys: the CA certificate, PEM (absent once revoked). */
-  readonly certPem?: string;
-}
-
 /** A peer's key as the CA takes it in (`IdentityServer.setPeerKeys`). */
 export interface PeerPublicKey {
   readonly kind: 'x509' | 'wit';
@@ -33,7 +17,16 @@ export interface PeerPublicKey {
   readonly notBefore: number;
   readonly notAfter: number;
   readonly publicJwk?: Record<string, unknown>;
+  /** X.509 keys: the CA certificate, PEM (absent once revoked). */
   readonly certPem?: string;
+}
+
+/** A key's public half as the CA gives it (`IdentityServer.publicKeys()`): always its JWK, and its lifecycle times. */
+export interface OwnPublicKey extends Omit<PeerPublicKey, 'publicJwk'> {
+  readonly activatedAt?: number;
+  readonly taintedAt?: number;
+  readonly revokedAt?: number;
+  readonly publicJwk: object;
 }
 
 /** A registration entry as the SDS adapter holds it. */
