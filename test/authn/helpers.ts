@@ -3,7 +3,7 @@
  * (an independent JOSE implementation); odd ones (duplicate members, raw header bytes) with
  * node:crypto over exactly the bytes given.
  */
-import { generateKeyPairSync, sign as cryptoSign, createPrivateKey, type KeyObject } from 'node:crypto';
+import { createHmac, generateKeyPairSync, sign as cryptoSign, createPrivateKey, type KeyObject } from 'node:crypto';
 import { SignJWT, importJWK } from 'jose';
 import { createWpt, headersFrom, type AuthnRequest, type TransportPeer } from '../../src/authn/index.ts';
 import { Authenticator, type AuthenticatorOptions } from '../../src/authn/authenticator.ts';
@@ -50,11 +50,18 @@ export const bundleSet = (...bs: TrustDomainBundle[]): Map<string, TrustDomainBu
 
 const enc = (o: unknown): string => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64url');
 
-/** Sign exactly the given header/payload (objects are JSON-serialized; strings used verbatim). */
-export function signRaw(header: unknown, payload: unknown, key: KeyObject, alg: string): string {
+/**
+ * Sign exactly the given header/payload (objects are JSON-serialized; strings used verbatim):
+ * ES256/ES384, EdDSA, and for attacks `none` (empty signature) and HS* with a secret `key`.
+ */
+export function signRaw(header: unknown, payload: unknown, key: KeyObject | Buffer, alg: string): string {
   const input = `${enc(header)}.${enc(payload)}`;
-  const h = alg === 'ES256' ? 'sha256' : alg === 'ES384' ? 'sha384' : null;
-  const sig = h ? cryptoSign(h, Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }) : cryptoSign(null, Buffer.from(input), key);
+  let sig: Buffer;
+  if (alg === 'none') sig = Buffer.alloc(0);
+  else if (alg.startsWith('HS')) sig = createHmac(`sha${alg.slice(2)}`, key as Buffer).update(input).digest();
+  else if (alg === 'ES256' || alg === 'ES384')
+    sig = cryptoSign(alg === 'ES256' ? 'sha256' : 'sha384', Buffer.from(input), { key: key as KeyObject, dsaEncoding: 'ieee-p1363' });
+  else sig = cryptoSign(null, Buffer.from(input), key as KeyObject);
   return `${input}.${sig.toString('base64url')}`;
 }
 

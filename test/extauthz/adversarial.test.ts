@@ -11,7 +11,7 @@
  * adversarial-peer-policy.test.ts.
  */
 import test from 'ava';
-import { keyPair } from '../authn/helpers.ts';
+import { keyPair, signRaw } from '../authn/helpers.ts';
 import { tokenHash } from '../../src/authn/token-hash.ts';
 import { component } from '../../src/authn/httpsig/components.ts';
 import { signMessage } from '../../src/authn/httpsig/engine.ts';
@@ -30,7 +30,6 @@ import {
   nowSec,
   partnerWit,
   sigCall,
-  signJws,
   startAdversarialNode,
   wptCall,
   wptFor,
@@ -120,7 +119,7 @@ for (const [name, spec, code] of WIT_CASES.filter(([n]) => ['alg none', 'expired
 test('extauthz adversarial - WIT with duplicate JSON member names (second sub) is denied', async (t) => {
   const w = keyPair();
   const payload = `{"sub":"${PARTNER}","iat":${now - 10},"exp":${now + 3600},"jti":"d1","cnf":{"jwk":${JSON.stringify(w.publicJwk)}},"sub":"spiffe://partner.example/ns/ext/sa/admin"}`;
-  const token = signJws({ alg: 'ES256', typ: 'wit+jwt', kid: ctx.partner.wit.kid }, payload, ctx.partner.wit.privateKey, 'ES256');
+  const token = signRaw({ alg: 'ES256', typ: 'wit+jwt', kid: ctx.partner.wit.kid }, payload, ctx.partner.wit.privateKey, 'ES256');
   expectDenied(t, await ctx.check(wptCall(token, wptFor({ token, workload: w }))), 401, 'wit.duplicate_member', 'WPT');
 });
 
@@ -156,7 +155,7 @@ test('extauthz adversarial - an identifier reassigned after its WIT key was revo
 function rawWpt(wit: { token: string; workload: ReturnType<typeof keyPair> }, claims: Record<string, unknown>, header: Record<string, unknown> = {}, omit: string[] = []): string {
   const c: Record<string, unknown> = { aud: AUD, exp: nowSec() + 60, jti: `j-${Math.random()}`, wth: tokenHash(wit.token), ...claims };
   for (const k of omit) delete c[k];
-  return signJws({ alg: wit.workload.alg, typ: 'wpt+jwt', ...header }, c, wit.workload.privateKey, wit.workload.alg);
+  return signRaw({ alg: wit.workload.alg, typ: 'wpt+jwt', ...header }, c, wit.workload.privateKey, wit.workload.alg);
 }
 
 test('extauthz adversarial - WPT alg differs from cnf.jwk.alg (EdDSA WIT, Ed25519 WPT)', async (t) => {

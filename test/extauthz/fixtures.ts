@@ -3,7 +3,7 @@
  * can sign WITs and certificates with any defect under a *trusted* key), credential builders and
  * the assertions every denial must pass.
  */
-import { createHmac, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { signWimseRequest } from '../../src/authn/httpsig/index.ts';
 import { systemClock, type Clock } from '../../src/identity/clock.ts';
 import { toSpiffeBundle } from '../../src/identity/trust-bundle.ts';
 import type { SigningAlg } from '../../src/identity/jwk.ts';
-import { keyPair, type KeyPair } from '../authn/helpers.ts';
+import { keyPair, signRaw, type KeyPair } from '../authn/helpers.ts';
 import { rootCa, type Ca } from '../authn/pki.ts';
 import { authzClient, callCheck, envoyCheckRequest, type AuthzClient, type DownstreamRequest } from '../helpers/envoy-pep.ts';
 import { envoyProtos } from '../../src/envoy/protos.ts';
@@ -111,19 +111,6 @@ ${opts.yaml ?? ''}`;
 // ---- credentials ---------------------------------------------------------------------------
 
 export const nowSec = (): number => Math.floor(Date.now() / 1000);
-const b64 = (o: unknown): string => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64url');
-
-/** A JWS over exactly these header/payload texts (objects are JSON-serialized). */
-export function signJws(header: unknown, payload: unknown, key: KeyObject | Buffer, alg: string): string {
-  const input = `${b64(header)}.${b64(payload)}`;
-  let sig: Buffer;
-  if (alg === 'none') sig = Buffer.alloc(0);
-  else if (alg.startsWith('HS')) sig = createHmac(`sha${alg.slice(2)}`, key as Buffer).update(input).digest();
-  else if (alg === 'ES256' || alg === 'ES384')
-    sig = cryptoSign(alg === 'ES256' ? 'sha256' : 'sha384', Buffer.from(input), { key: key as KeyObject, dsaEncoding: 'ieee-p1363' });
-  else sig = cryptoSign(null, Buffer.from(input), key as KeyObject);
-  return `${input}.${sig.toString('base64url')}`;
-}
 
 export interface WitSpec {
   sub?: string;
@@ -152,7 +139,7 @@ export function partnerWit(p: Partner, spec: WitSpec = {}): { token: string; wor
   for (const k of spec.omit ?? []) delete claims[k];
   for (const k of spec.omitHeader ?? []) delete header[k];
   const signer = spec.signWith ?? { key: p.wit.privateKey, alg: 'ES256' };
-  return { token: signJws(header, claims, signer.key, signer.alg), workload };
+  return { token: signRaw(header, claims, signer.key, signer.alg), workload };
 }
 
 /** A WIT minted by the node's own Identity Server for `sub`, and the workload key it binds. */
