@@ -24,7 +24,7 @@
  * answering a constant allow, with and without the one ES256 verification a WPT or signature
  * needs, driven the same way at 1,000/s, which no handler on this machine can beat.
  *
- *   BENCH_CLIENT=http2|grpc-js   another load generator (default: frames, bench/_h2-frames.ts)
+ *   BENCH_CLIENT=frames|grpc-js  another load generator (default: C for open loops, bench/loadgen/h2grpc.c)
  *   BENCH_FLOORS=all             also the floors on bare node:http2
  */
 import { fork } from 'node:child_process';
@@ -35,7 +35,6 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { PublicJwk } from '../src/identity/jwk.ts';
 import * as grpc from '@grpc/grpc-js';
-import { connect as http2Connect } from 'node:http2';
 import { envoyProtos } from '../src/envoy/protos.ts';
 import { checkRequestFor as buildCheckRequest, type Kind, type Workload } from './_extauthz-requests.ts';
 import { stallMonitor, type Stalls } from './_extauthz-stalls.ts';
@@ -136,9 +135,9 @@ interface Result {
 // One HTTP/2 connection, as one Envoy worker thread keeps to its authorization cluster.
 // The load generator stands in for Envoy's C++ gRPC client, which costs a few tens of µs per
 // call and has no garbage collector. By default it writes HTTP/2 frames straight to the socket
-// (bench/_h2-frames.ts); BENCH_CLIENT=http2 speaks gRPC over node:http2 and BENCH_CLIENT=grpc-js
-// uses a grpc-js client, both of which cost the shared cores several times more per call.
-const CLIENT_KIND = process.env.BENCH_CLIENT === 'grpc-js' ? 'grpc-js' : process.env.BENCH_CLIENT === 'http2' ? 'http2' : process.env.BENCH_CLIENT === 'frames' ? 'frames' : 'c';
+// (bench/_h2-frames.ts); BENCH_CLIENT=grpc-js uses a grpc-js client, which costs the shared cores
+// several times more per call.
+const CLIENT_KIND = process.env.BENCH_CLIENT === 'grpc-js' ? 'grpc-js' : process.env.BENCH_CLIENT === 'frames' ? 'frames' : 'c';
 // The C generator runs the open loops; closed loops (and machines without a compiler) use frames.
 const cLoadgen = CLIENT_KIND === 'c' ? buildCLoadgen() : undefined;
 const CHECK = '/envoy.service.auth.v3.Authorization/Check';
@@ -153,43 +152,12 @@ async function connectClient(address: string): Promise<{ call: Call; close(): vo
     await frames.ready;
     return { call: (req, timeoutMs) => frames.unary(CHECK, req, timeoutMs), close: () => frames.close() };
   }
-  if (CLIENT_KIND === 'grpc-js') {
-    const client = new grpc.Client(address, grpc.credentials.createInsecure());
-    const call: Call = (req, timeoutMs) =>
-      new Promise((resolve, reject) =>
-        client.makeUnaryRequest(CHECK, identity, identity, req, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res!))),
-      );
-    return { call, close: () => client.close() };
-  }
-  const h2 = http2Connect(`http://${address}`);
-  h2.on('error', () => undefined);
-  /** One unary gRPC call over node:http2: a length-prefixed message out, one back, `grpc-status` in trailers. */
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
   const call: Call = (req, timeoutMs) =>
-    new Promise((resolve, reject) => {
-      const frame = Buffer.allocUnsafe(5 + req.length);
-      frame[0] = 0;
-      frame.writeUInt32BE(req.length, 1);
-      req.copy(frame, 5);
-      const s = h2.request({ ':method': 'POST', ':path': CHECK, 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': `${timeoutMs}m` });
-      const chunks: Buffer[] = [];
-      let status: unknown;
-      const timer = setTimeout(() => s.close(), timeoutMs);
-      s.on('response', (h) => (status = h['grpc-status'] ?? status));
-      s.on('trailers', (h) => (status = h['grpc-status'] ?? status));
-      s.on('data', (c: Buffer) => chunks.push(c));
-      s.on('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      s.on('close', () => {
-        clearTimeout(timer);
-        const body = Buffer.concat(chunks);
-        if (status !== '0' || body.length < 5) reject(new Error(`grpc-status ${String(status)}`));
-        else resolve(body.subarray(5, 5 + body.readUInt32BE(1)));
-      });
-      s.end(frame);
-    });
-  return { call, close: () => h2.close() };
+    new Promise((resolve, reject) =>
+      client.makeUnaryRequest(CHECK, identity, identity, req, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res!))),
+    );
+  return { call, close: () => client.close() };
 }
 
 const nodeClient = await connectClient(node.address);
