@@ -125,7 +125,7 @@ export class SdsServer {
     server.addService(sdsServiceDefinition(), this.implementation);
   }
 
-  /** Check for due rotations every `rotationCheckMs`. */
+  /** Check for due rotations and expired node tokens every `rotationCheckMs`. */
   start(): void {
     this.#timer ??= setInterval(() => void this.tick(), this.#opts.rotationCheckMs ?? 1000);
     this.#timer.unref();
