@@ -39,6 +39,7 @@ import {
 import type { NodeConfig } from './config/config.ts';
 import type { Registration } from './envoy/sds-ca-source.ts';
 import type { Clock } from './identity/clock.ts';
+import type { RevokeListener } from './identity/node-tokens.ts';
 import { parseSpiffeBundle, toSpiffeBundle } from './identity/trust-bundle.ts';
 import type { Logger } from './log.ts';
 import type { PolicyStore } from './policy/store.ts';
@@ -52,7 +53,7 @@ export interface RegistrationSink {
 export interface TokenRevoker {
   revokeNode(nodeId: string): number;
   revokeDigest(sha256: string): boolean;
-  onRevoke(listener: (sha256: string, nodeId: string, scope: 'token' | 'node') => void): () => void;
+  onRevoke(listener: RevokeListener): () => void;
 }
 
 /** Timings for tests and benchmarks; production uses the defaults. */
