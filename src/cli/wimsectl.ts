@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { runAuthnCheck, AUTHN_CHECK_USAGE } from './authn-check.ts';
 import { CliError, UsageError, flag, parseFlags, type Command, type Ctx } from './wimsectl-args.ts';
 import { adminCaller } from './wimsectl-client.ts';
+import { envoyCommands } from './wimsectl-envoy.ts';
 import { policyCommands } from './wimsectl-policy.ts';
 import { entryCommands, tokenCommands } from './wimsectl-registry.ts';
 import { authorityCommands, bundleCommands, federationCommands, mintCommands } from './wimsectl-trust.ts';
@@ -23,6 +24,7 @@ export const GROUPS: Record<string, Record<string, Command>> = {
   federation: federationCommands,
   mint: mintCommands,
   policy: policyCommands,
+  envoy: envoyCommands,
 };
 
 const GLOBAL_USAGE = `usage: wimsectl [--server ADDR] [--token-file FILE] [--ca-file FILE] [--cert-file FILE --key-file FILE] [-o json] <command>
