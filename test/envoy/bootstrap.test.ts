@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse, parseDocument } from 'yaml';
 import { buildBootstrap, defaultBootstrapOptions, renderBootstrap, type BootstrapOptions } from '../../src/envoy/bootstrap.ts';
 import { validateBootstrap } from '../../src/envoy/validate-config.ts';
+import { sdsReferences } from './helpers/sds-references.ts';
 
 type Doc = Record<string, any>;
 const shipped = (f: string): Doc => parse(readFileSync(new URL(`../../envoy/${f}`, import.meta.url), 'utf8'), { maxAliasCount: 100 });
@@ -53,20 +54,9 @@ for (const [name, o] of variants) {
     const yamlText = renderBootstrap(build(o), 'yaml');
     const d = parseDocument(yamlText);
     t.deepEqual(d.errors, []);
-    const configs: string[] = [];
-    const names: string[] = [];
-    const walk = (v: unknown): void => {
-      if (Array.isArray(v)) v.forEach(walk);
-      else if (v && typeof v === 'object') {
-        const obj = v as Doc;
-        if ('sds_config' in obj) {
-          configs.push(JSON.stringify(obj.sds_config));
-          names.push(String(obj.name));
-        }
-        Object.values(obj).forEach(walk);
-      }
-    };
-    walk(d.toJS({ maxAliasCount: 100 }));
+    const refs = sdsReferences(d.toJS({ maxAliasCount: 100 }));
+    const configs = refs.map((r) => JSON.stringify(r.sdsConfig));
+    const names = refs.map((r) => r.name);
     t.deepEqual(names.sort(), ['ALL', 'default']);
     t.is(new Set(configs).size, 1);
     t.true(configs[0]!.includes(`"value":"Bearer ${o.nodeToken}"`));
