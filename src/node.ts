@@ -6,7 +6,7 @@ import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { watchFile, unwatchFile, type Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import type { NodeConfig } from './config/config.ts';
+import { unixSocketPath, type NodeConfig } from './config/config.ts';
 import { systemClock, type Clock } from './identity/clock.ts';
 import { createLogger, type Logger } from './log.ts';
 import { NodeMetrics } from './admin/metrics.ts';
@@ -83,7 +83,7 @@ async function bindGrpc(server: grpc.Server, cfg: NodeConfig['grpc']): Promise<s
     server.bindAsync(cfg.listen, creds, (err, p) => (err ? reject(err) : resolve(p))),
   );
   if (cfg.listen.startsWith('unix:')) {
-    await chmod(cfg.listen.slice('unix:'.length).replace(/^\/\/+/, '/'), parseInt(cfg.socketMode, 8));
+    await chmod(unixSocketPath(cfg.listen), parseInt(cfg.socketMode, 8));
     return cfg.listen;
   }
   return cfg.listen.replace(/:\d+$/, `:${port}`);
