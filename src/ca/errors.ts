@@ -12,6 +12,7 @@ export type CaErrorCode =
   | 'ca.journal_corrupt'
   | 'ca.journal_mismatch'
   | 'ca.journal_locked'
+  | 'ca.journal_unloadable'
   | 'ca.federation_bundle_invalid'
   | 'ca.invalid_workload_id'
   | 'ca.wrong_trust_domain'
@@ -64,6 +65,20 @@ export class JournalMismatchError extends CaError {
     detail: string,
   ) {
     super('ca.journal_mismatch', `${path}: ${detail}`);
+  }
+}
+
+/**
+ * A change would have written a journal that the next start refuses to load: nothing was
+ * written, the journal on disk is the previous one, and the change did not happen.
+ */
+export class JournalUnloadableError extends CaError {
+  override readonly name = 'JournalUnloadableError';
+  constructor(
+    readonly path: string,
+    detail: string,
+  ) {
+    super('ca.journal_unloadable', `${path}: not written, it would not load: ${detail}`);
   }
 }
 

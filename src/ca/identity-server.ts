@@ -24,7 +24,7 @@ import { applyPeerKeys, checkPeerKey, type PeerKey } from './peer-keys.ts';
 import type { ActivationGate, CaEvent, IdentityServerOptions, IssuedWic, KeyInfo, PublicKeyInfo, WicRequest, WitRequest } from './types.ts';
 import { buildWic } from './wic.ts';
 import { checkCnfJwk, signWit, type MintedWit } from './wit.ts';
-import { createCaCertificate, NOT_BEFORE_CUSHION_MS } from './x509-ca.ts';
+import { createCaCertificate, NOT_BEFORE_CUSHION_MS, X509_LAST_TIME_MS } from './x509-ca.ts';
 
 const DNS_NAME = /^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const KEY = (kind: KeyKind, kid: string) => `${kind}/${kid}`;
@@ -67,14 +67,7 @@ export class IdentityServer {
     this.#sequence = body.sequence;
     this.#federated = new FederatedBundles(federated);
     this.#federationFiles = [...(opts.federatedBundleFiles ?? [])];
-    this.#records.forEach((r, i) => {
-      if (r.status === 'revoked' || r.origin !== undefined) return;
-      try {
-        this.#live.set(KEY(r.kind, r.kid), loadLiveKey(r));
-      } catch (e) {
-        throw new JournalCorruptError(path, 'bad_body', `keys[${i}] (${r.kind} ${r.kid}): ${(e as Error).message}`);
-      }
-    });
+    this.#live = loadOwnKeys(path, this.#records);
     this.#rebuildBundle();
     this.rotator = new Rotator({ target: this, clock: this.#clock, intervalMs: this.timing.rotateIntervalSec * 1000, logger: this.#log });
   }
@@ -363,6 +356,8 @@ export class IdentityServer {
     const alg = (kind === 'x509' ? this.#opts.x509Alg : this.#opts.witAlg) ?? this.#opts.alg ?? 'ES256';
     const material = generateKeyMaterial(alg);
     const times = keyTimes(this.#clock.now(), this.timing);
+    if (!(times.notAfter <= X509_LAST_TIME_MS))
+      throw new RangeError(`a ${kind} key made now would end after ${new Date(X509_LAST_TIME_MS).toISOString()}, the last time X.509 can name: lower timing.keyTtlSec`);
     const certPem =
       kind === 'x509' ? await createCaCertificate({ trustDomain: this.trustDomain, material, notBefore: times.notBefore, notAfter: times.notAfter }) : undefined;
     const record: KeyRecord = {
@@ -388,7 +383,8 @@ export class IdentityServer {
   /** Journal first (durable), then swap the in-memory state, then publish events. */
   async #commit(t: Transition, added: readonly LiveKey[], events: CaEvent[]): Promise<void> {
     const sequence = t.bundleChanged ? this.#sequence + 1 : this.#sequence;
-    await writeJournal(this.#path, { trustDomain: this.trustDomain, sequence, keys: t.records });
+    // Read back as a start would (every own key loads) before it replaces the journal.
+    await writeJournal(this.#path, { trustDomain: this.trustDomain, sequence, keys: t.records }, (b) => void loadOwnKeys(this.#path, b.keys));
     for (const l of added) this.#live.set(KEY(l.record.kind, l.record.kid), l);
     const live = new Map<string, LiveKey>();
     for (const r of t.records) {
@@ -431,6 +427,20 @@ export class IdentityServer {
     if (!k) throw new Error(`${kind} key ${kid} vanished`);
     return k;
   }
+}
+
+/** Load and check every own live key of a journal, as a start does; a key that fails is a corrupt journal. */
+function loadOwnKeys(path: string, records: readonly KeyRecord[]): Map<string, LiveKey> {
+  const live = new Map<string, LiveKey>();
+  records.forEach((r, i) => {
+    if (r.status === 'revoked' || r.origin !== undefined) return;
+    try {
+      live.set(KEY(r.kind, r.kid), loadLiveKey(r));
+    } catch (e) {
+      throw new JournalCorruptError(path, 'bad_body', `keys[${i}] (${r.kind} ${r.kid}): ${(e as Error).message}`);
+    }
+  });
+  return live;
 }
 
 function checkOptions(o: IdentityServerOptions): void {

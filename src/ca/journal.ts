@@ -15,7 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { chmod, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { JournalCorruptError, JournalLockedError } from './errors.ts';
+import { JournalCorruptError, JournalLockedError, JournalUnloadableError } from './errors.ts';
 import { CA_ALGS, KEY_KINDS, KEY_STATUSES, type KeyRecord } from './key-record.ts';
 
 export const JOURNAL_FORMAT = 'wimse-ca-journal';
@@ -137,13 +137,23 @@ export async function readJournal(path: string): Promise<JournalBody | undefined
 /**
  * Replace the journal atomically: write a temp file in the same directory (mode 0600), fsync it,
  * rename it over the journal, fsync the directory. When this resolves the content is durable.
+ *
+ * Nothing is written that the next start would refuse: the bytes are first read back with the
+ * reader a start uses (`decodeJournal`, then `loads` for the checks above it, such as loading
+ * each key). A refusal throws `JournalUnloadableError` and leaves the journal as it was.
  */
-export async function writeJournal(path: string, body: JournalBody): Promise<void> {
+export async function writeJournal(path: string, body: JournalBody, loads: (body: JournalBody) => void = () => {}): Promise<void> {
+  const bytes = encodeJournal(body);
+  try {
+    loads(decodeJournal(path, bytes));
+  } catch (e) {
+    throw new JournalUnloadableError(path, e instanceof JournalCorruptError ? e.detail.slice(`${path}: `.length) : (e as Error).message);
+  }
   const dir = join(path, '..');
   const tmp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
   const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
   try {
-    await fh.writeFile(encodeJournal(body));
+    await fh.writeFile(bytes);
     await fh.sync();
   } catch (e) {
     await fh.close().catch(() => {});

@@ -8,14 +8,14 @@ import { resolve, dirname } from 'node:path';
 import YAML from 'yaml';
 import { parseTrustDomain, parseWorkloadId } from '../identity/workload-id.ts';
 import type { Checked } from '../identity/result.ts';
-import { DEFAULT_TIMING, keyTimes } from '../ca/slot.ts';
+import { DEFAULT_TIMING, keyTimes, MAX_KEY_TTL_SEC } from '../ca/slot.ts';
 import { check, formatDuration, MAX_TIMER_MS, type Field } from './schema.ts';
 
 export const DEFAULT_GRPC_PORT = 8443;
 export const DEFAULT_ADMIN_PORT = 8081;
 export const MAX_CONFIG_BYTES = 1 << 20;
-/** Longest signing-key lifetime: keeps every CA certificate's notAfter far inside X.509's year 9999. */
-export const MAX_KEY_TTL_MS = 36_500 * 86_400_000;
+/** Longest signing-key lifetime (100 years): keeps every CA certificate's notAfter far inside X.509's year 9999. */
+export const MAX_KEY_TTL_MS = MAX_KEY_TTL_SEC * 1000;
 /** Largest in-memory cache (entries); each entry costs about 100 bytes or more. */
 export const MAX_CACHE_ENTRIES = 10_000_000;
 /** A Unix socket path is at most 107 bytes (sun_path holds 108 with its terminating NUL). */
