@@ -30,7 +30,9 @@ import { workloadApiService, workloadServiceDefinition } from './workload-api/se
 import { adminApiService, adminServiceDefinition } from './admin/api.ts';
 import type { NodeBundleStatus } from './admin/api-deps.ts';
 import { loadAdminToken } from './admin/admin-token.ts';
-import { loadAdminState, readJsonFile, POLICY_FILE } from './admin/api-state.ts';
+import { loadAdminState, loadNodeTokens, nodeTokensFileOf, POLICY_FILE } from './admin/api-state.ts';
+import { preflight } from './node-preflight.ts';
+import { ConfigError } from './config/config.ts';
 import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
 import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
@@ -109,16 +111,6 @@ function clusterBundleStatus(cluster: NodeCluster, ca: IdentityServer, now: numb
   }));
 }
 
-/** The node-token file (`{"tokens": [{nodeId, sha256, revoked?, expiresAt?}]}`); none yet means no tokens. */
-async function loadNodeTokens(path: string, clock: Clock): Promise<NodeTokenStore> {
-  const now = () => clock.now();
-  const doc = await readJsonFile(path);
-  if (doc === undefined) return new NodeTokenStore([], { now });
-  const r = NodeTokenStore.parse(doc, { now });
-  if (!r.ok) throw new Error(`${path}: ${r.errors.join('; ')}`);
-  return r.value;
-}
-
 /** Run closers in reverse order of creation; a failing closer does not stop the others. */
 async function unwind(undo: Array<() => unknown>): Promise<void> {
   for (const u of undo.splice(0).reverse()) {
@@ -148,6 +140,9 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   const clock = opts.clock ?? systemClock;
   const logger = opts.logger ?? createLogger({ level: config.logging.level });
   const name = config.nodeName ?? hostname();
+  // The checks `wimse-server validate` runs: nothing is created or written before they pass.
+  const problems = await preflight(config);
+  if (problems.length) throw new ConfigError(problems);
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   // What the admin API persisted: entries, federation, policy (src/admin/api-state.ts).
   const adminState = await loadAdminState(config);
@@ -233,7 +228,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     : undefined;
 
   // SDS: credentials and trust bundles to Envoy, for the node ids the registrations name.
-  const tokensFile = config.sds.nodeTokensFile ?? join(config.stateDir, 'node-tokens.json');
+  const tokensFile = nodeTokensFileOf(config);
   const nodeTokens = await loadNodeTokens(tokensFile, clock);
   if (adminState.shadowed.length) logger.warn({ nodeIds: adminState.shadowed }, 'entries created through the admin API are shadowed by config entries');
   // SDS issues through the CA; each WIC it gets is counted (wimse_issued_total{kind="wic"}).

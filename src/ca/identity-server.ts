@@ -10,7 +10,7 @@
 import { parseTrustDomain, parseWorkloadId, type Clock, type TrustBundleSet, type TrustDomainBundle } from '../identity/index.ts';
 import { buildOwnBundle, bundleSet, loadFederatedBundles, type FederatedBundleFile } from './bundle.ts';
 import { CaRequestError, JournalCorruptError, JournalMismatchError, NoActiveKeyError } from './errors.ts';
-import { acquireLock, ensureJournalDir, journalPath, readJournal, removeStaleTemps, writeJournal } from './journal.ts';
+import { acquireLock, ensureJournalDir, journalPath, readJournal, removeStaleTemps, writeJournal, type JournalBody } from './journal.ts';
 import { KEY_KINDS, type KeyKind, type KeyRecord } from './key-record.ts';
 import { generateKeyMaterial, toPkcs8Pem } from './keys.ts';
 import { resolveLeafKey } from './leaf-key.ts';
@@ -83,9 +83,7 @@ export class IdentityServer {
     try {
       await removeStaleTemps(dir);
       const path = journalPath(opts.stateDir);
-      const body = await readJournal(path);
-      if (body && body.trustDomain !== opts.trustDomain)
-        throw new JournalMismatchError(path, `journal is for trust domain "${body.trustDomain}", not "${opts.trustDomain}"`);
+      const body = await readOwnJournal(path, opts.trustDomain);
       const federated = await loadFederatedBundles(opts.federatedBundleFiles ?? [], opts.trustDomain);
       const ca = new IdentityServer(opts, path, release, { sequence: body?.sequence ?? 0, keys: [...(body?.keys ?? [])] }, federated);
       (opts.logger ?? silentLogger).info({ path, keys: ca.#records.length, fresh: !body }, 'key journal loaded');
@@ -427,6 +425,24 @@ export class IdentityServer {
     if (!k) throw new Error(`${kind} key ${kid} vanished`);
     return k;
   }
+}
+
+/**
+ * Check the journal of `stateDir` as `open` does (header, checksum, schema, trust domain, every
+ * own key) without taking the lock or writing anything: what `wimse-server validate` runs.
+ * Throws `JournalCorruptError` or `JournalMismatchError`; undefined when there is no journal yet.
+ */
+export async function checkJournal(stateDir: string, trustDomain: string): Promise<JournalBody | undefined> {
+  const path = journalPath(stateDir);
+  const body = await readOwnJournal(path, trustDomain);
+  if (body) loadOwnKeys(path, body.keys);
+  return body;
+}
+
+async function readOwnJournal(path: string, trustDomain: string): Promise<JournalBody | undefined> {
+  const body = await readJournal(path);
+  if (body && body.trustDomain !== trustDomain) throw new JournalMismatchError(path, `journal is for trust domain "${body.trustDomain}", not "${trustDomain}"`);
+  return body;
 }
 
 /** Load and check every own live key of a journal, as a start does; a key that fails is a corrupt journal. */

@@ -7,6 +7,7 @@
  */
 import { embeddedDefaults, loadConfigFile, type NodeConfig } from '../config/config.ts';
 import { startNode } from '../node.ts';
+import { preflight } from '../node-preflight.ts';
 
 const USAGE = `usage: wimse-server [run] [--config FILE]
        wimse-server validate --config FILE
@@ -57,6 +58,11 @@ export async function main(argv: string[]): Promise<number> {
     config = r.value;
   } else config = embeddedDefaults();
   if (args.command === 'validate') {
+    const problems = await preflight(config);
+    if (problems.length) {
+      process.stderr.write(`wimse-server: ${args.config} is not valid:\n${problems.map((e) => `  ${e}`).join('\n')}\n`);
+      return 1;
+    }
     process.stdout.write(`${args.config}: valid (trust domain ${config.trustDomain})\n`);
     return 0;
   }

@@ -303,6 +303,14 @@ function resolvePaths(c: NodeConfig, baseDir: string): NodeConfig {
   };
 }
 
+/** A configuration the node cannot run with: every problem, each with its field path. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly errors: readonly string[]) {
+    super(errors.join('; '));
+  }
+}
+
 /** Validate an already-parsed document. */
 export function checkConfig(doc: unknown, baseDir = process.cwd()): Checked<NodeConfig> {
   const r = check<NodeConfig>(configSchema, doc ?? {});

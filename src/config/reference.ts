@@ -23,6 +23,10 @@ Rules that apply to every field:
   honour is refused by \`validate\` and at start, never cut down silently. Durations that drive a
   timer stop at \`24d\` (Node timers hold at most 2^31 − 1 ms); key lifetimes stop at \`36500d\`
   (X.509 dates end in year 9999).
+- Files the config names (TLS certificates and keys, federation bundles, token files, NATS
+  credentials), listen hosts and the state directory (its key journal and what the admin API
+  stored there) are checked too: \`validate\` reads them as the node would at start, without
+  writing anything, and the start runs the same checks before it creates or writes anything.
 
 This table is generated from \`src/config/config.ts\` (\`npm run docs:config\`).
 
