@@ -82,14 +82,19 @@ export class JournalUnloadableError extends CaError {
   }
 }
 
-/** Another live process holds the state directory. */
+/**
+ * Another process holds the state directory, or may (src/ca/state-lock.ts): `why` says which,
+ * `remedy` what to check and which file to remove.
+ */
 export class JournalLockedError extends CaError {
   override readonly name = 'JournalLockedError';
   constructor(
     readonly path: string,
-    readonly holderPid: number,
+    readonly holderPid: number | undefined,
+    readonly why: string,
+    readonly remedy: string,
   ) {
-    super('ca.journal_locked', `${path}: held by live process ${holderPid}`);
+    super('ca.journal_locked', `${path}: ${why}. ${remedy}`);
   }
 }
 

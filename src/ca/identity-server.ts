@@ -10,7 +10,8 @@
 import { parseTrustDomain, parseWorkloadId, type Clock, type TrustBundleSet, type TrustDomainBundle } from '../identity/index.ts';
 import { buildOwnBundle, bundleSet, loadFederatedBundles, type FederatedBundleFile } from './bundle.ts';
 import { CaRequestError, JournalCorruptError, JournalMismatchError, NoActiveKeyError } from './errors.ts';
-import { acquireLock, ensureJournalDir, journalPath, readJournal, removeStaleTemps, writeJournal, type JournalBody } from './journal.ts';
+import { ensureJournalDir, journalPath, readJournal, removeStaleTemps, writeJournal, type JournalBody } from './journal.ts';
+import { acquireLock } from './state-lock.ts';
 import { KEY_KINDS, type KeyKind, type KeyRecord } from './key-record.ts';
 import { generateKeyMaterial, toPkcs8Pem } from './keys.ts';
 import { resolveLeafKey } from './leaf-key.ts';
