@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { unixSocketPath, type NodeConfig } from './config/config.ts';
 import { systemClock } from './identity/clock.ts';
 import { pemToDers } from './identity/index.ts';
-import { checkJournal, loadFederatedBundles, CaError, FederationBundleError } from './ca/index.ts';
+import { checkJournal, loadFederatedBundles, CaError, FederationBundleError, JournalCorruptError, JournalMismatchError } from './ca/index.ts';
 import { loadAdminState, loadNodeTokens, nodeTokensFileOf } from './admin/api-state.ts';
 import { ADMIN_TOKEN_FILE, loadAdminToken, readTokenFile } from './admin/admin-token.ts';
 
@@ -129,6 +129,7 @@ async function privateKey(path: string): Promise<KeyObject> {
 /** One line: what went wrong, with the file; never a stack. */
 function describe(e: unknown): string {
   if (e instanceof FederationBundleError) return `${e.path}: ${e.errors.join('; ')}`;
+  if (e instanceof JournalCorruptError || e instanceof JournalMismatchError) return `${e.detail}; ${e.remedy}`;
   if (e instanceof CaError) return e.detail;
   const err = e as NodeJS.ErrnoException;
   if (err.code && err.path) {

@@ -6,7 +6,7 @@ import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { watchFile, unwatchFile, type Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { unixSocketPath, type NodeConfig } from './config/config.ts';
+import { ConfigError, unixSocketPath, type NodeConfig } from './config/config.ts';
 import { systemClock, type Clock } from './identity/clock.ts';
 import { createLogger, type Logger } from './log.ts';
 import { NodeMetrics } from './admin/metrics.ts';
@@ -32,7 +32,6 @@ import type { NodeBundleStatus } from './admin/api-deps.ts';
 import { loadAdminToken } from './admin/admin-token.ts';
 import { loadAdminState, loadNodeTokens, nodeTokensFileOf, POLICY_FILE } from './admin/api-state.ts';
 import { preflight } from './node-preflight.ts';
-import { ConfigError } from './config/config.ts';
 import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
 import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
@@ -91,6 +90,29 @@ async function bindGrpc(server: grpc.Server, cfg: NodeConfig['grpc']): Promise<s
   return cfg.listen.replace(/:\d+$/, `:${port}`);
 }
 
+/** A listener could not be opened: which config field, which address, and the errno code (EADDRINUSE, ...). */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+  constructor(
+    readonly field: 'grpc.listen' | 'admin.listen',
+    readonly address: string,
+    readonly code: string | undefined,
+    cause: unknown,
+  ) {
+    super(`${field}: cannot listen on ${address}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** Run `open`, turning its failure into a `ListenError` (grpc-js puts the errno code only in its message). */
+async function listening<T>(field: ListenError['field'], address: string, open: () => Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? /\b(E[A-Z]{3,})\b/.exec((e as Error).message ?? '')?.[1];
+    throw new ListenError(field, address, code, e);
+  }
+}
+
 function splitHostPort(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
@@ -142,7 +164,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   const name = config.nodeName ?? hostname();
   // The checks `wimse-server validate` runs: nothing is created or written before they pass.
   const problems = await preflight(config);
-  if (problems.length) throw new ConfigError(problems);
+  if (problems.length) throw new ConfigError(problems, 'environment');
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   // What the admin API persisted: entries, federation, policy (src/admin/api-state.ts).
   const adminState = await loadAdminState(config);
@@ -343,13 +365,13 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     }),
   );
 
-  const grpcAddress = await bindGrpc(server, config.grpc);
+  const grpcAddress = await listening('grpc.listen', config.grpc.listen, () => bindGrpc(server, config.grpc));
 
   sds.start();
 
   let admin: AdminHttp | undefined;
   if (config.admin.listen !== '') {
-    admin = await startAdminHttp({ ...splitHostPort(config.admin.listen), readiness, registry: metrics.registry });
+    admin = await listening('admin.listen', config.admin.listen, () => startAdminHttp({ ...splitHostPort(config.admin.listen), readiness, registry: metrics.registry }));
     undo.push(() => admin?.close());
   }
   logger.info({ node: name, trustDomain: config.trustDomain, grpc: grpcAddress, admin: admin?.url }, 'node started');

@@ -55,6 +55,14 @@ export class JournalCorruptError extends CaError {
   ) {
     super('ca.journal_corrupt', `${path}: ${reason}: ${detail}`);
   }
+
+  /** What an operator can do about it. */
+  get remedy(): string {
+    const caDir = this.path.replace(/\/[^/]*$/, '');
+    return this.reason === 'unreadable'
+      ? `give this process read access to ${caDir}`
+      : `restore it from a copy of this node's state directory, or move ${caDir} aside to start with new keys (their roots replace the old ones in the trust bundle; SDS re-issues every certificate)`;
+  }
 }
 
 /** The journal is intact but belongs to another trust domain. */
@@ -65,6 +73,11 @@ export class JournalMismatchError extends CaError {
     detail: string,
   ) {
     super('ca.journal_mismatch', `${path}: ${detail}`);
+  }
+
+  /** What an operator can do about it. */
+  get remedy(): string {
+    return 'give this trust domain a stateDir of its own, or set trustDomain back to the journal\'s';
   }
 }
 

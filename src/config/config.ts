@@ -303,10 +303,17 @@ function resolvePaths(c: NodeConfig, baseDir: string): NodeConfig {
   };
 }
 
-/** A configuration the node cannot run with: every problem, each with its field path. */
+/**
+ * A configuration the node cannot run with: every problem, each with its field path. `stage`:
+ * the file itself (`schema`), or what it names on this host (`environment`: files, state
+ * directory, host names; src/node-preflight.ts).
+ */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
-  constructor(readonly errors: readonly string[]) {
+  constructor(
+    readonly errors: readonly string[],
+    readonly stage: 'schema' | 'environment',
+  ) {
     super(errors.join('; '));
   }
 }

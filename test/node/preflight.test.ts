@@ -67,7 +67,9 @@ test('preflight - a state directory of another trust domain is refused before th
   await first.close();
   const journal = readFileSync(journalPath(join(dir, 'state')));
   const cfg = config(dir, 'trustDomain: two.example\n');
-  t.deepEqual(await preflight(cfg), [`stateDir: ${journalPath(cfg.stateDir)}: journal is for trust domain "one.example", not "two.example"`]);
+  t.deepEqual(await preflight(cfg), [
+    `stateDir: ${journalPath(cfg.stateDir)}: journal is for trust domain "one.example", not "two.example"; give this trust domain a stateDir of its own, or set trustDomain back to the journal's`,
+  ]);
   await t.throwsAsync(startNode(cfg, { logger: silentLogger() }), { instanceOf: ConfigError });
   t.deepEqual(readFileSync(journalPath(cfg.stateDir)), journal);
   t.deepEqual(readdirSync(join(cfg.stateDir, 'ca')), ['keys.journal'], 'no lock left behind');
@@ -81,7 +83,10 @@ test('preflight - a damaged journal is reported with its path and reason, and le
   const damaged = Buffer.from(readFileSync(path));
   damaged[damaged.length - 2] = damaged[damaged.length - 2]! ^ 0x04;
   writeFileSync(path, damaged);
-  t.deepEqual(await preflight(cfg), [`stateDir: ${path}: checksum_mismatch: SHA-256 of the body does not match the header`]);
+  t.deepEqual(await preflight(cfg), [
+    `stateDir: ${path}: checksum_mismatch: SHA-256 of the body does not match the header; restore it from a copy of this node's state directory, ` +
+      `or move ${join(cfg.stateDir, 'ca')} aside to start with new keys (their roots replace the old ones in the trust bundle; SDS re-issues every certificate)`,
+  ]);
   await t.throwsAsync(startNode(cfg, { logger: silentLogger() }), { instanceOf: ConfigError });
   t.deepEqual(readFileSync(path), damaged);
 });
