@@ -4,11 +4,16 @@
  *   wimse-server                          run on embedded defaults (example.org, ./state, no NATS)
  *   wimse-server --config FILE            run with a config file
  *   wimse-server validate --config FILE   check a config file, start nothing
+ *
+ * A start that fails prints one line to stderr (the cause and the remedy) and exits 1; `--debug`
+ * or LOG_LEVEL=debug adds the stack.
  */
-import { embeddedDefaults, loadConfigFile, type NodeConfig } from '../config/config.ts';
+import { ConfigError, embeddedDefaults, loadConfigFile, type NodeConfig } from '../config/config.ts';
 import { startNode } from '../node.ts';
+import { preflight } from '../node-preflight.ts';
+import { grpcLogsToStdout, startupDebug, startupFailure, type StartupContext } from './startup-error.ts';
 
-const USAGE = `usage: wimse-server [run] [--config FILE]
+const USAGE = `usage: wimse-server [run] [--config FILE] [--debug]
        wimse-server validate --config FILE
 
 With no --config, runs on embedded defaults: trust domain example.org, state in ./state, no NATS.
@@ -17,6 +22,8 @@ See docs/config.md for every field.`;
 interface Args {
   command: 'run' | 'validate' | 'help';
   config?: string;
+  /** Print the stack of a failed start. */
+  debug?: boolean;
 }
 
 export function parseArgs(argv: string[]): Args | string {
@@ -26,7 +33,8 @@ export function parseArgs(argv: string[]): Args | string {
   while (rest.length) {
     const a = rest.shift()!;
     if (a === '--help' || a === '-h') return { command: 'help' };
-    if (a === '--config' || a === '-c') {
+    if (a === '--debug') args.debug = true;
+    else if (a === '--config' || a === '-c') {
       const v = rest.shift();
       if (!v) return '--config needs a file';
       args.config = v;
@@ -50,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
   let config: NodeConfig;
   if (args.config) {
     const r = loadConfigFile(args.config);
+    if (!r.ok && args.command === 'run') return failed(new ConfigError(r.errors, 'schema'), { configFile: args.config }, args.debug);
     if (!r.ok) {
       process.stderr.write(`wimse-server: ${args.config} is not valid:\n${r.errors.map((e) => `  ${e}`).join('\n')}\n`);
       return 1;
@@ -57,10 +66,21 @@ export async function main(argv: string[]): Promise<number> {
     config = r.value;
   } else config = embeddedDefaults();
   if (args.command === 'validate') {
+    const problems = await preflight(config);
+    if (problems.length) {
+      process.stderr.write(`wimse-server: ${args.config} is not valid:\n${problems.map((e) => `  ${e}`).join('\n')}\n`);
+      return 1;
+    }
     process.stdout.write(`${args.config}: valid (trust domain ${config.trustDomain})\n`);
     return 0;
   }
-  const node = await startNode(config);
+  grpcLogsToStdout();
+  let node: Awaited<ReturnType<typeof startNode>>;
+  try {
+    node = await startNode(config);
+  } catch (e) {
+    return failed(e, { configFile: args.config, config }, args.debug);
+  }
   process.stdout.write(
     `wimse-server: node ${node.name}, trust domain ${config.trustDomain}\n` +
       `  gRPC (SDS, ext_authz, Workload API, admin API): ${node.grpcAddress}\n` +
@@ -76,12 +96,17 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** A failed start: one line on stderr (the stack too with --debug or LOG_LEVEL=debug); exit code 1. */
+function failed(err: unknown, ctx: StartupContext, debug = false): number {
+  process.stderr.write(`${startupFailure(err, ctx)}\n`);
+  if (debug || /^(debug|trace)$/i.test(process.env.LOG_LEVEL ?? '')) process.stderr.write(`${startupDebug(err)}\n`);
+  return 1;
+}
+
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
-  main(process.argv.slice(2)).then(
+  const argv = process.argv.slice(2);
+  main(argv).then(
     (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`wimse-server: ${(err as Error).message}\n`);
-      process.exit(1);
-    },
+    (err: unknown) => process.exit(failed(err, {}, argv.includes('--debug'))),
   );
 }
