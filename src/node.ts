@@ -205,9 +205,15 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     undo.push(() => unwatchFile(f.bundleFile, onChange));
   }
 
+  // Replay caches fail closed: full of live tokens, they refuse new ones (503) and count it.
+  const replayCaches = {
+    wpt: new ReplayCache({ maxEntries: config.authn.replayCacheSize }),
+    httpsig: new ReplayCache({ maxEntries: config.authn.replayCacheSize }),
+  };
   const metrics = new NodeMetrics({
     now: () => clock.now(),
     defaultMetrics: true,
+    replayCaches: () => Object.entries(replayCaches).map(([cache, c]) => ({ cache, ...c.stats() })),
     keyExpiries: () =>
       ca.keys().filter((k) => k.status !== 'revoked').map((k) => ({ kind: k.kind, kid: k.kid, state: k.status, notAfter: k.notAfter })),
   });
@@ -230,8 +236,8 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     maxWptLifetimeSec: config.authn.maxWptLifetime / 1000,
     maxHttpSigWindowSec: config.authn.maxSignatureWindow / 1000,
     witCache: config.authn.witCacheSize > 0 ? { maxEntries: config.authn.witCacheSize } : false,
-    replay: new ReplayCache({ maxEntries: config.authn.replayCacheSize }),
-    nonceReplay: new ReplayCache({ maxEntries: config.authn.replayCacheSize }),
+    replay: replayCaches.wpt,
+    nonceReplay: replayCaches.httpsig,
   });
   const policy = new PolicyStore();
   const policyLog = logger.child({ component: 'policy' });

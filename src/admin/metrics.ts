@@ -4,6 +4,7 @@
  * composition root (src/node.ts) turns hook calls into metric updates.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ReplayCacheStats } from '../authn/replay.ts';
 
 export interface KeyExpiry {
   kind: string;
@@ -11,6 +12,11 @@ export interface KeyExpiry {
   state: string;
   /** Milliseconds since the epoch. */
   notAfter: number;
+}
+
+/** One replay cache, named by what it holds (`wpt`: WPT `jti`s, `httpsig`: signature nonces). */
+export interface ReplayCacheView extends ReplayCacheStats {
+  cache: string;
 }
 
 export class NodeMetrics {
@@ -26,7 +32,7 @@ export class NodeMetrics {
   readonly busRejected: Counter<'reason'>;
   readonly activationGateTimeouts: Counter;
 
-  constructor(opts: { keyExpiries?: () => KeyExpiry[]; now?: () => number; defaultMetrics?: boolean } = {}) {
+  constructor(opts: { keyExpiries?: () => KeyExpiry[]; replayCaches?: () => readonly ReplayCacheView[]; now?: () => number; defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
     this.checks = new Counter({ name: 'wimse_authz_checks_total', help: 'ext_authz checks by result, reason code and authentication method.', labelNames: ['result', 'reason', 'via'], registers });
@@ -53,6 +59,36 @@ export class NodeMetrics {
       name: 'wimse_activation_gate_timeouts_total',
       help: 'Prepared keys activated after cluster.activationTimeout without every live node trusting them.',
       registers,
+    });
+    // Replay caches (src/authn/replay.ts) are read at scrape time: the hot path only counts.
+    const replay = opts.replayCaches ?? (() => []);
+    new Gauge({
+      name: 'wimse_replay_cache_entries',
+      help: 'Tokens held by each replay cache (WPT jti, HTTP-signature nonce) until they can no longer be accepted.',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        for (const c of replay()) this.set({ cache: c.cache }, c.entries);
+      },
+    });
+    new Gauge({
+      name: 'wimse_replay_cache_capacity',
+      help: 'Entries each replay cache may hold (authn.replayCacheSize).',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        for (const c of replay()) this.set({ cache: c.cache }, c.capacity);
+      },
+    });
+    new Counter({
+      name: 'wimse_replay_cache_rejections_total',
+      help: 'Requests refused (503) because a replay cache was full of tokens that are still valid.',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of replay()) this.inc({ cache: c.cache }, c.refusedFull);
+      },
     });
     const expiries = opts.keyExpiries;
     const now = opts.now ?? (() => Date.now());

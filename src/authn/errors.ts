@@ -13,6 +13,9 @@
  *   401 with `WWW-Authenticate: WPT`, naming what the client can add;
  * - mTLS failures: 401 (no challenge: there is nothing the client can add to this request);
  * - `internal.error`: 500, an unexpected fault; the request is denied (fail closed).
+ * - `wpt.replay_cache_full`, `httpsig.replay_cache_full`: 503, the replay cache is full of tokens
+ *   that are still valid, so this one cannot be recorded and is refused (fail closed). Not the
+ *   caller's fault: no challenge, and the adapter tells the client to retry shortly.
  * Policy (authorization) denials are 403 and live in src/policy, not here.
  */
 export type AuthnArea = 'request' | 'wit' | 'wpt' | 'httpsig' | 'mtls' | 'internal';
@@ -22,7 +25,7 @@ export class AuthnError extends Error {
   constructor(
     /** e.g. `wit.expired`, `wpt.aud_mismatch`, `httpsig.digest_mismatch`. */
     readonly code: string,
-    readonly status: 400 | 401 | 500,
+    readonly status: 400 | 401 | 500 | 503,
     /** Safe to show to the caller: never token contents or key material. */
     readonly detail: string,
     /** The `WWW-Authenticate` challenge to return, if any. */
@@ -37,6 +40,15 @@ export class AuthnError extends Error {
 }
 
 export const isAuthnError = (e: unknown): e is AuthnError => e instanceof AuthnError;
+
+/**
+ * The replay cache could not record a token because every entry is still live: refuse the
+ * request with 503 (`<area>.replay_cache_full`) rather than forget a token that can still be
+ * replayed. See src/authn/replay.ts.
+ */
+export function replayCacheFull(area: 'wpt' | 'httpsig'): AuthnError {
+  return new AuthnError(`${area}.replay_cache_full`, 503, 'the replay cache is full; retry shortly');
+}
 
 /** How failures of one check are reported: the code's area and this request's status/challenge. */
 export interface FailureMode {

@@ -1,32 +1,57 @@
 /**
- * A bounded replay cache: remembers keys (a WPT `jti` scoped to its sender, an HTTP-signature
- * nonce) until they expire, and refuses a key it has already seen.
+ * A bounded replay cache that fails closed: it remembers keys (a WPT `jti` scoped to its sender,
+ * an HTTP-signature nonce) for as long as their token can still be accepted, and refuses a key it
+ * already holds.
  *
- * Bounded in memory (at `maxEntries` the oldest entries are evicted) and in time: once a second
- * the oldest entries that have expired are dropped, from the oldest on, stopping at the first one
- * still held. That costs only what it removes: a full scan of 100,000 keys took 1-14 ms, a stall
- * on every check path once a second. An expired key behind a longer-lived one stays until that
- * one goes (or is evicted), but it no longer counts: a key is refused only while it is held.
- * Eviction can only let a replay through for a key older than every key still held, so size it
- * for the traffic in one validity window. A cache is per node: replays sent to another node are
- * not seen (documented in docs/authn.md).
+ * A key is dropped only once its token can no longer be accepted (the `expiresAtSec` the caller
+ * passes is the token's expiry plus the allowed skew). Nothing still valid is ever evicted: a
+ * cache full of live keys refuses the *new* key (`'full'`), so a full cache costs availability,
+ * never a replay. Size it by time: entries needed ≈ accepted tokens per second × how long each is
+ * held (docs/authn.md, "Replay caches").
+ *
+ * Expired keys leave from the soonest-expiring on: keys are grouped by the second in which they
+ * expire, and a min-heap of those seconds says which group goes next. Each call looks at the top
+ * of the heap (one comparison when nothing is due) and removes only what is due, so the cost is
+ * what it removes, never what it holds, and no expired key stays behind a longer-lived one. A
+ * cache is per node: replays sent to another node are not seen (documented in docs/authn.md).
  */
+
+/** `fresh`: recorded now. `replayed`: the key is held. `full`: not recorded, refuse the request. */
+export type ReplayVerdict = 'fresh' | 'replayed' | 'full';
+
 export interface ReplayGuard {
   /**
-   * Record `key` as used until `expiresAtSec`. Returns true if it was new, false if it is a
-   * replay of a key still held.
+   * Record `key` as used until `expiresAtSec` (the last second its token can be accepted).
+   * Returns `'fresh'` if it was recorded, `'replayed'` if the key is held already, `'full'` if it
+   * could not be recorded because every entry is still live: the caller must refuse the request.
    */
-  checkAndStore(key: string, expiresAtSec: number, nowSec: number): boolean;
+  checkAndStore(key: string, expiresAtSec: number, nowSec: number): ReplayVerdict;
 }
 
+export interface ReplayCacheStats {
+  /** Keys held now. */
+  readonly entries: number;
+  /** `maxEntries`. */
+  readonly capacity: number;
+  /** Keys refused because the cache was full of live keys, since it was created. */
+  readonly refusedFull: number;
+}
+
+/** About 110 MB when full (keys of ~60 characters); see docs/authn.md for sizing. */
+export const DEFAULT_REPLAY_CACHE_ENTRIES = 1_000_000;
+
 export class ReplayCache implements ReplayGuard {
-  // Insertion-ordered: Map iteration gives the oldest first.
+  /** key -> the second after which it may be dropped (its token's expiry plus skew). */
   readonly #entries = new Map<string, number>();
+  /** ceil(expiry) -> keys stored with an expiry in that second. */
+  readonly #buckets = new Map<number, string[]>();
+  /** The bucket seconds, a binary min-heap. */
+  readonly #heap: number[] = [];
   readonly #maxEntries: number;
-  #lastSweep = 0;
+  #refusedFull = 0;
 
   constructor(opts: { maxEntries?: number } = {}) {
-    const max = opts.maxEntries ?? 100_000;
+    const max = opts.maxEntries ?? DEFAULT_REPLAY_CACHE_ENTRIES;
     if (!Number.isInteger(max) || max < 1) throw new TypeError('"maxEntries" must be a positive integer');
     this.#maxEntries = max;
   }
@@ -35,24 +60,76 @@ export class ReplayCache implements ReplayGuard {
     return this.#entries.size;
   }
 
-  checkAndStore(key: string, expiresAtSec: number, nowSec: number): boolean {
-    const held = this.#entries.get(key);
-    if (held !== undefined && held >= nowSec) return false;
-    if (nowSec !== this.#lastSweep) this.#sweep(nowSec);
-    if (held !== undefined) this.#entries.delete(key);
-    while (this.#entries.size >= this.#maxEntries) {
-      const oldest = this.#entries.keys().next().value as string;
-      this.#entries.delete(oldest);
-    }
-    this.#entries.set(key, expiresAtSec);
-    return true;
+  stats(): ReplayCacheStats {
+    return { entries: this.#entries.size, capacity: this.#maxEntries, refusedFull: this.#refusedFull };
   }
 
+  checkAndStore(key: string, expiresAtSec: number, nowSec: number): ReplayVerdict {
+    if (!Number.isFinite(expiresAtSec)) throw new TypeError('"expiresAtSec" must be a finite number');
+    this.#sweep(nowSec);
+    const held = this.#entries.get(key);
+    if (held !== undefined) {
+      if (held >= nowSec) return 'replayed';
+      // Expired within the current second: its bucket is not due yet. The bucket still lists the
+      // key; the sweep drops a key only if its current expiry belongs to the bucket being swept.
+      this.#entries.delete(key);
+    }
+    if (this.#entries.size >= this.#maxEntries) {
+      this.#refusedFull++;
+      return 'full';
+    }
+    this.#entries.set(key, expiresAtSec);
+    const second = Math.ceil(expiresAtSec);
+    const bucket = this.#buckets.get(second);
+    if (bucket) bucket.push(key);
+    else {
+      this.#buckets.set(second, [key]);
+      heapPush(this.#heap, second);
+    }
+    return 'fresh';
+  }
+
+  /** Drop every key whose expiry second is before `nowSec` (those can no longer be accepted). */
   #sweep(nowSec: number): void {
-    this.#lastSweep = nowSec;
-    for (const [k, exp] of this.#entries) {
-      if (exp >= nowSec) break;
-      this.#entries.delete(k);
+    const heap = this.#heap;
+    while (heap.length > 0 && heap[0]! < nowSec) {
+      const second = heapPop(heap);
+      for (const k of this.#buckets.get(second)!) {
+        const exp = this.#entries.get(k);
+        // A key stored again later (after it expired) belongs to a later bucket: keep it.
+        if (exp !== undefined && Math.ceil(exp) <= second) this.#entries.delete(k);
+      }
+      this.#buckets.delete(second);
     }
   }
+}
+
+function heapPush(h: number[], v: number): void {
+  let i = h.length;
+  h.push(v);
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (h[parent]! <= v) break;
+    h[i] = h[parent]!;
+    i = parent;
+  }
+  h[i] = v;
+}
+
+function heapPop(h: number[]): number {
+  const top = h[0]!;
+  const last = h.pop()!;
+  if (h.length === 0) return top;
+  let i = 0;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= h.length) break;
+    const r = l + 1;
+    const c = r < h.length && h[r]! < h[l]! ? r : l;
+    if (h[c]! >= last) break;
+    h[i] = h[c]!;
+    i = c;
+  }
+  h[i] = last;
+  return top;
 }

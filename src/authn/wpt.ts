@@ -8,7 +8,7 @@
  * rejected token never consumes its `jti`.
  */
 import { randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
-import { AuthnError, throwAuthnError, type FailureMode } from './errors.ts';
+import { AuthnError, replayCacheFull, throwAuthnError, type FailureMode } from './errors.ts';
 import { singleField } from './fields.ts';
 import { tokenHash } from './token-hash.ts';
 import { parseCompactJws, verifyJwsSignature } from './jws.ts';
@@ -89,9 +89,11 @@ export function verifyWpt(req: AuthnRequest, token: string, wit: VerifiedWit, ct
   if (typeof jti !== 'string' || jti.length === 0) throwAuthnError(WPT_FAILURE, 'jti_missing', 'jti is required');
   // The replay cache holds jti values: keep each entry small (128 random bits are 22 characters).
   if ((jti as string).length > MAX_JTI_LENGTH) throwAuthnError(WPT_FAILURE, 'malformed', `jti exceeds ${MAX_JTI_LENGTH} characters`);
-  // Replay is scoped per sender; kept until exp + skew.
-  if (!ctx.replay.checkAndStore(`wpt:${wit.sub.uri}:${jti as string}`, (exp as number) + skew, now))
-    throwAuthnError(WPT_FAILURE, 'replay', 'this WPT was already used');
+  // Replay is scoped per sender; kept until exp + skew, the last second
+  // this WPT can be accepted. A full cache refuses (503) rather than forget a live jti.
+  const seen = ctx.replay.checkAndStore(`wpt:${wit.sub.uri}:${jti as string}`, (exp as number) + skew, now);
+  if (seen === 'replayed') throwAuthnError(WPT_FAILURE, 'replay', 'this WPT was already used');
+  if (seen !== 'fresh') throw replayCacheFull('wpt');
   return { jti: jti as string, exp: exp as number, aud, boundFields };
 }
 

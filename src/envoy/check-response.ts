@@ -85,6 +85,8 @@ export interface Denied {
   /** Short, safe for the client. */
   detail: string;
   challenge?: string;
+  /** `Retry-After` in seconds, on a 503 the client may retry. */
+  retryAfterSec?: number;
   decisionId: string;
   caller?: string;
   via?: string;
@@ -108,6 +110,7 @@ export function deniedResponse(d: Denied): Record<string, unknown> {
     d.status === 401 ? GRPC.UNAUTHENTICATED : d.status === 403 ? GRPC.PERMISSION_DENIED : d.status >= 500 ? GRPC.INTERNAL : GRPC.INVALID_ARGUMENT;
   const headers = [header('content-type', 'application/problem+json'), header('cache-control', 'no-store')];
   if (d.challenge) headers.push(header('www-authenticate', d.challenge));
+  if (d.retryAfterSec !== undefined) headers.push(header('retry-after', String(d.retryAfterSec)));
   return {
     status: { code: grpcCode, message: d.code },
     denied_response: {

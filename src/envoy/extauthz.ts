@@ -17,6 +17,9 @@ import { deniedResponse, okResponse, WIMSE_HEADER_PREFIX, type Denied } from './
 
 export type AuthMethod = 'mtls' | 'wpt' | 'httpsig';
 
+/** `Retry-After` on a 503 the client may retry (a replay cache frees entries every second). */
+export const RETRY_AFTER_SEC = 1;
+
 export interface Authenticated {
   caller: string;
   via: AuthMethod;
@@ -117,6 +120,9 @@ export async function check(msg: CheckRequestMessage, ports: CheckPorts): Promis
     );
   } catch (err) {
     if (isAuthnError(err)) {
+      // Temporarily unable to check (a replay cache full of live tokens): the client may retry.
+      // Counted by the cache's own metric and logged by deny() like every denial.
+      if (err.status === 503) return deny({ status: 503, code: err.code, detail: err.detail, retryAfterSec: RETRY_AFTER_SEC });
       if (err.status >= 500) ports.logger.error({ decisionId, code: err.code }, 'authentication failed internally');
       return deny({ status: err.status >= 500 ? 503 : err.status, code: err.code, detail: err.detail, ...(err.challenge ? { challenge: err.challenge } : {}) });
     }

@@ -160,6 +160,8 @@ export function sendProblem(res: ServerResponse, status: number, code: string, d
   res.setHeader('content-type', 'application/problem+json');
   res.setHeader('cache-control', 'no-store');
   if (challenge) res.setHeader('www-authenticate', challenge);
+  // 503 from authentication (a replay cache full of live tokens) is temporary: retry shortly.
+  if (status === 503) res.setHeader('retry-after', '1');
   res.setHeader('content-length', Buffer.byteLength(body));
   res.end(body);
 }
@@ -170,4 +172,5 @@ const TITLES: Record<number, string> = {
   413: 'Content Too Large',
   500: 'Internal Server Error',
   501: 'Not Implemented',
+  503: 'Service Unavailable',
 };

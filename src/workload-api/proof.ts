@@ -69,8 +69,10 @@ export async function verifyProof(proof: string, opts: { nowSec: number; replay:
   if (typeof claims.jti !== 'string' || claims.jti.length < 16 || claims.jti.length > 128)
     throw new ProofError('proof.jti', 'the proof needs a random jti of 16 to 128 characters');
   const thumb = `${jwk.kty}:${jwk.crv}:${jwk.x}`;
-  if (!opts.replay.checkAndStore(`proof:${thumb}:${claims.jti}`, claims.iat + PROOF_MAX_AGE_SEC + skew, opts.nowSec))
-    throw new ProofError('proof.replay', 'the proof was already used');
+  const seen = opts.replay.checkAndStore(`proof:${thumb}:${claims.jti}`, claims.iat + PROOF_MAX_AGE_SEC + skew, opts.nowSec);
+  if (seen === 'replayed') throw new ProofError('proof.replay', 'the proof was already used');
+  // A full cache refuses rather than forget a proof that could still be replayed.
+  if (seen !== 'fresh') throw new ProofError('proof.replay_cache_full', 'the replay cache is full; retry shortly');
   const { kid: _kid, use: _use, ...pub } = jwk;
   return { jwk: pub as PublicJwk, sub: claims.sub };
 }

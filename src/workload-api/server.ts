@@ -68,7 +68,8 @@ export function workloadApiService(ports: WorkloadApiPorts): grpc.UntypedService
           if (proof.sub !== id) throw new ProofError('proof.sub', 'the proof names another workload');
           jwk = proof.jwk;
         } catch (e) {
-          if (e instanceof ProofError) throw statusError(grpc.status.INVALID_ARGUMENT, `${e.code}: ${e.message}`);
+          if (e instanceof ProofError)
+            throw statusError(e.code === 'proof.replay_cache_full' ? grpc.status.UNAVAILABLE : grpc.status.INVALID_ARGUMENT, `${e.code}: ${e.message}`);
           throw e;
         }
         const wit = await ports.mintWit(id, jwk);

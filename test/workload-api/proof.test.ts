@@ -56,6 +56,14 @@ test('workload proof - replay, stale iat, wrong audience and typ are rejected', 
   await expectCode(t, verifyProof((await proof({ claims: { jti: 'short' } })).token, { nowSec: NOW, replay }), 'proof.jti');
 });
 
+test('workload proof - a replay cache full of live proofs refuses a new one and still refuses the held one', async (t) => {
+  const replay = new ReplayCache({ maxEntries: 1 });
+  const { token } = await proof();
+  await verifyProof(token, { nowSec: NOW, replay });
+  await expectCode(t, verifyProof((await proof()).token, { nowSec: NOW, replay }), 'proof.replay_cache_full');
+  await expectCode(t, verifyProof(token, { nowSec: NOW + 1, replay }), 'proof.replay');
+});
+
 test('workload proof - a private key in the header, or a key without alg, is refused', async (t) => {
   const k = keyPair('ES256');
   const priv = k.privateKey.export({ format: 'jwk' }) as Record<string, unknown>;

@@ -2,7 +2,8 @@
  * Rules of the WIMSE HTTP-signature profile (draft-ietf-wimse-http-signature-07) shared by the
  * request and response verifiers: selection by tag, parameters, coverage, time window, digest.
  */
-import { AuthnError } from '../errors.ts';
+import { AuthnError, replayCacheFull } from '../errors.ts';
+import type { ReplayGuard } from '../replay.ts';
 import { verifyContentDigest, type DigestAlgorithm } from '../content-digest.ts';
 import { fieldLines, httpsigError, type HttpMessage } from './message.ts';
 import { parseSignatureInputs, type SignatureInput } from './signature-base.ts';
@@ -144,6 +145,19 @@ export function checkWindow(p: WimseParams, o: WindowOptions): void {
   if (p.expires - p.created > o.maxWindowSec) throw httpsigError('httpsig.window_too_long', `the validity window exceeds ${o.maxWindowSec} s`);
   if (p.created > o.nowSec + o.maxSkewSec) throw httpsigError('httpsig.created_in_future', 'created is in the future');
   if (o.nowSec > p.expires + o.maxSkewSec) throw httpsigError('httpsig.expired', 'the signature has expired');
+}
+
+/**
+ * §4.5: a nonce already seen is refused, regardless of sender; it is held until `expires` + skew,
+ * the last second the signature can be accepted. A full cache refuses (503) rather than forget a
+ * nonce that could still be replayed. Call it last, once the signature verified, so forged
+ * messages cannot burn nonces.
+ */
+export function checkNonce(replay: ReplayGuard | undefined, p: WimseParams, o: WindowOptions): void {
+  if (!replay) return;
+  const seen = replay.checkAndStore(`httpsig:${p.nonce}`, p.expires + o.maxSkewSec, o.nowSec);
+  if (seen === 'replayed') throw httpsigError('httpsig.nonce_replay', 'the nonce was already used');
+  if (seen !== 'fresh') throw replayCacheFull('httpsig');
 }
 
 /** Run `fn`; anything that is not an AuthnError becomes `httpsig.internal` (fail closed). */

@@ -20,6 +20,7 @@ import {
   RESPONSE_FIELDS_IF_PRESENT,
   RESPONSE_REQUIRED,
   checkCoverage,
+  checkNonce,
   checkDigestOverBody,
   checkDigestPresent,
   checkWimseParams,
@@ -85,9 +86,7 @@ export function verifyWimseResponseSignature(
     verifyInput({ message: res, request: ctx.request }, input, k, undefined, signature);
     const digestAlgorithms = checkDigestOverBody(res);
 
-    if (opts.replay && !opts.replay.checkAndStore(`httpsig:${params.nonce}`, params.expires + window.maxSkewSec, window.nowSec)) {
-      throw httpsigError('httpsig.nonce_replay', 'the nonce was already used');
-    }
+    checkNonce(opts.replay, params, window);
     return {
       label: input.label,
       nonce: params.nonce,

@@ -21,6 +21,7 @@ import {
   REQUEST_REQUIRED,
   WIMSE_TAG,
   checkCoverage,
+  checkNonce,
   checkDigestOverBody,
   checkDigestPresent,
   checkWimseParams,
@@ -120,9 +121,7 @@ export function verifyWimseRequestSignature(
     const digestAlgorithms = checkDigestOverBody(req);
 
     // Replay (§4.5): nonces are unique regardless of sender; recorded only once verified.
-    if (opts.replay && !opts.replay.checkAndStore(`httpsig:${params.nonce}`, params.expires + window.maxSkewSec, window.nowSec)) {
-      throw httpsigError('httpsig.nonce_replay', 'the nonce was already used');
-    }
+    checkNonce(opts.replay, params, window);
     return {
       label: input.label,
       nonce: params.nonce,
