@@ -148,7 +148,7 @@ export const configSchema: Field = {
       fields: {
         maxClockSkew: { kind: 'duration', doc: 'Clock skew tolerated on exp, created and expires.', default: '60s', maxMs: 600_000, wholeSeconds: true },
         maxWptLifetime: { kind: 'duration', doc: 'A WPT whose exp is further ahead than this is rejected.', default: '5m', minMs: 1000, maxMs: 86_400_000, wholeSeconds: true },
-        maxSignatureWindow: { kind: 'duration', doc: 'Longest accepted expires - created of an HTTP message signature.', default: '5m', minMs: 1000, maxMs: 86_400_000, wholeSeconds: true },
+        maxSignatureWindow: { kind: 'duration', doc: 'Longest accepted expires - created of an HTTP message signature, before the maxClockSkew allowance (the window may exceed it by up to maxClockSkew).', default: '5m', minMs: 1000, maxMs: 86_400_000, wholeSeconds: true },
         replayCacheSize: {
           kind: 'int',
           doc: 'Entries each replay cache (WPT jti, signature nonce) holds. A token is held until it can no longer be accepted; when the cache is full of such tokens a new one is refused with 503 (never evicted). Size: accepted tokens per second x (token lifetime + maxClockSkew); about 110 bytes per entry.',

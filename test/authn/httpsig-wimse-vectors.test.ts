@@ -47,7 +47,9 @@ const v07: Vec = wg.http_sig_07;
 const v06: Vec = wg.http_sig_06;
 const paramOf = (sigInput: string, name: string): number => Number(new RegExp(`;${name}=(\\d+)`).exec(sigInput)![1]);
 const AUD = 'https://svcb.example.com/gimme-ice-cream';
-// The -07 example response has expires - created = 302 s, beyond the 300 s default window.
+// The -07 example response has expires - created = 302 s: beyond the 300 s cap, inside the cap
+// plus the 60 s skew allowance (http-signature-07 §4.3 asks only for "minutes"; the rule is in
+// src/authn/httpsig/wimse-profile.ts, checkWindow).
 const RES_WINDOW = 302;
 
 test('httpsig wimse-07 - request signature base is rebuilt byte-exact', (t) => {
@@ -109,18 +111,36 @@ test('httpsig wimse-07 - request rerouted to another path fails with bad_signatu
 test('httpsig wimse-07 - response verifies with the server WIT cnf.jwk and wimse-req-nonce == request nonce', (t) => {
   const { req, res } = messages(v07);
   const created = paramOf(v07.response.signature_input, 'created');
-  const v = verifyWimseResponseSignature(res, { jwk: v07.callee_public_jwk, alg: 'EdDSA' }, { request: req, nonce: 'abcd1111', signResponse: true }, { nowSec: created, maxWindowSec: RES_WINDOW });
+  // Default options: the 302 s window is inside the 300 s cap plus the skew allowance.
+  const v = verifyWimseResponseSignature(res, { jwk: v07.callee_public_jwk, alg: 'EdDSA' }, { request: req, nonce: 'abcd1111', signResponse: true }, { nowSec: created + 10 });
   t.truthy(v);
   t.is(v!.nonce, 'abcd2222');
   t.deepEqual(v!.digestAlgorithms, ['sha-256']); // over "No ice cream today.\n\n"
 });
 
-test('httpsig wimse-07 - the example response window (302 s) exceeds the default 300 s and is refused by default', (t) => {
+test('httpsig wimse-07 - both example windows (300 s and 302 s) verify with the default cap and skew, at any time inside them', (t) => {
+  const { req, res } = messages(v07);
+  t.is(paramOf(v07.request.signature_input, 'expires') - paramOf(v07.request.signature_input, 'created'), 300);
+  const created = paramOf(v07.response.signature_input, 'created');
+  const expires = paramOf(v07.response.signature_input, 'expires');
+  t.is(expires - created, RES_WINDOW);
+  for (const nowSec of [created, created + 151, expires]) {
+    t.notThrows(() => verifyWimseRequestSignature(req, { jwk: v07.caller_public_jwk, alg: 'EdDSA' }, { audiences: [AUD], nowSec }));
+    t.notThrows(() => verifyWimseResponseSignature(res, { jwk: v07.callee_public_jwk, alg: 'EdDSA' }, { request: req, nonce: 'abcd1111', signResponse: true }, { nowSec }));
+  }
+  // Without the skew allowance the 302 s window is beyond a 300 s cap.
+  const e = t.throws(() => verifyWimseResponseSignature(res, { jwk: v07.callee_public_jwk, alg: 'EdDSA' }, { request: req, nonce: 'abcd1111', signResponse: true }, { nowSec: created, maxSkewSec: 0 }), { instanceOf: AuthnError });
+  t.is(e?.code, 'httpsig.window_too_long');
+});
+
+test('httpsig wimse-07 - a window beyond the cap plus the skew allowance is still refused', (t) => {
   const { req, res } = messages(v07);
   const created = paramOf(v07.response.signature_input, 'created');
-  t.is(paramOf(v07.response.signature_input, 'expires') - created, 302);
-  const e = t.throws(() => verifyWimseResponseSignature(res, { jwk: v07.callee_public_jwk, alg: 'EdDSA' }, { request: req, nonce: 'abcd1111', signResponse: true }, { nowSec: created }), { instanceOf: AuthnError });
+  // 302 s > 240 s + 60 s: refused, before the signature is looked at.
+  const e = t.throws(() => verifyWimseResponseSignature(res, { jwk: v07.callee_public_jwk, alg: 'EdDSA' }, { request: req, nonce: 'abcd1111', signResponse: true }, { nowSec: created, maxWindowSec: 240 }), { instanceOf: AuthnError });
   t.is(e?.code, 'httpsig.window_too_long');
+  const r = t.throws(() => verifyWimseRequestSignature(req, { jwk: v07.caller_public_jwk, alg: 'EdDSA' }, { audiences: [AUD], nowSec: created, maxWindowSec: 239 }), { instanceOf: AuthnError });
+  t.is(r?.code, 'httpsig.window_too_long');
 });
 
 test('httpsig wimse-07 - response with a different request nonce is refused', (t) => {

@@ -12,7 +12,7 @@ import type { BareItem } from './sf-types.ts';
 export const WIMSE_TAG = 'wimse-workload-to-workload';
 /** Default allowed clock skew, seconds (our choice: the draft gives no number). */
 export const DEFAULT_MAX_SKEW_SEC = 60;
-/** Default longest `expires - created`, seconds (our choice: the draft gives no number). */
+/** Default longest `expires - created`, seconds, before the skew allowance (our choice: the draft gives no number). */
 export const DEFAULT_MAX_WINDOW_SEC = 300;
 /** Longest accepted nonce, characters. */
 export const MAX_NONCE_LENGTH = 256;
@@ -139,10 +139,18 @@ export function checkDigestOverBody(msg: HttpMessage): DigestAlgorithm[] {
   return verifyContentDigest(lines, msg.body);
 }
 
-/** The signature's validity window against the clock. */
+/**
+ * §4.3: the signature's validity window against the clock.
+ *
+ * The draft asks only that `expires` be short ("minutes"); the cap is ours (300 s by default).
+ * A signer's `created` and `expires` are two readings of its clock, so the window is
+ * allowed the same skew as each end: `expires - created <= maxWindowSec + maxSkewSec`. The
+ * draft's own examples need it (the -07 response: 302 s against a 300 s cap).
+ */
 export function checkWindow(p: WimseParams, o: WindowOptions): void {
   if (p.expires < p.created) throw httpsigError('httpsig.bad_window', 'expires is before created');
-  if (p.expires - p.created > o.maxWindowSec) throw httpsigError('httpsig.window_too_long', `the validity window exceeds ${o.maxWindowSec} s`);
+  if (p.expires - p.created > o.maxWindowSec + o.maxSkewSec)
+    throw httpsigError('httpsig.window_too_long', `the validity window exceeds ${o.maxWindowSec} s (+${o.maxSkewSec} s skew)`);
   if (p.created > o.nowSec + o.maxSkewSec) throw httpsigError('httpsig.created_in_future', 'created is in the future');
   if (o.nowSec > p.expires + o.maxSkewSec) throw httpsigError('httpsig.expired', 'the signature has expired');
 }
