@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { Authenticator } from '../authn/authenticator.ts';
 import { isAuthnError } from '../authn/errors.ts';
-import { headersFrom, type AuthnRequest } from '../authn/request.ts';
+import { headersFrom, isAuthority, type AuthnRequest } from '../authn/request.ts';
 import { ManualClock, systemClock, type Clock } from '../identity/clock.ts';
 import { MAX_BUNDLE_BYTES, parseSpiffeBundleMap } from '../identity/trust-bundle.ts';
 
@@ -120,10 +120,13 @@ function parseArgs(argv: readonly string[]): Args | string {
   return { bundle, audiences, ...(now !== undefined ? { now } : {}), ...(maxSkew !== undefined ? { maxSkew } : {}) };
 }
 
-const URL_PARTS = /^https?:\/\/[^/?#]*([^?#]*)(\?[^#]*)?(?:#.*)?$/i;
+const URL_PARTS = /^(https?):\/\/([^/?#]*)([^?#]*)(\?[^#]*)?(?:#.*)?$/i;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** The request from its JSON form. The path and query are taken exactly as written in `url`. */
+/**
+ * The request from its JSON form. Scheme, authority, path and query are taken exactly as written
+ * in `url` (the authority for `@authority` / `@target-uri`, instead of a Host field).
+ */
 function parseRequest(text: string): AuthnRequest | string {
   if (text.length > MAX_REQUEST_BYTES) return `request exceeds ${MAX_REQUEST_BYTES} bytes`;
   let doc: unknown;
@@ -138,6 +141,7 @@ function parseRequest(text: string): AuthnRequest | string {
   if (typeof d.url !== 'string') return 'url: must be an absolute http(s) URL';
   const m = URL_PARTS.exec(d.url);
   if (!m) return 'url: must be an absolute http(s) URL';
+  if (!isAuthority(m[2]!)) return 'url: the authority must be a host and optional port (no userinfo)';
   if (!Array.isArray(d.headers) || d.headers.some((h) => !Array.isArray(h) || h.length !== 2 || typeof h[0] !== 'string' || typeof h[1] !== 'string'))
     return 'headers: must be an array of [name, value] string pairs';
   let body: Buffer | undefined;
@@ -148,8 +152,10 @@ function parseRequest(text: string): AuthnRequest | string {
   if (d.peerCertificateChain !== undefined && typeof d.peerCertificateChain !== 'string') return 'peerCertificateChain: must be PEM text';
   return {
     method: d.method.toUpperCase(),
-    path: m[1] || '/',
-    query: m[2] ?? '',
+    scheme: m[1]!.toLowerCase(),
+    authority: m[2]!,
+    path: m[3] || '/',
+    query: m[4] ?? '',
     headers: headersFrom(d.headers as [string, string][]),
     ...(body ? { body } : {}),
     ...(typeof d.peerCertificateChain === 'string' ? { peer: { certificateChainPem: d.peerCertificateChain } } : {}),

@@ -6,6 +6,9 @@
  *   field was repeated; src/authn rejects it). With `encode_raw_headers`, `header_map` carries
  *   each field line separately and is preferred.
  * - `path` holds path and query, not decoded: split at the first `?`.
+ * - `scheme` and `host` (the request's `:authority`, also in the headers as the `:authority`
+ *   pseudo-header) become the request's scheme and authority, for signatures covering
+ *   `@scheme`, `@authority` or `@target-uri`. They never decide who the recipient is.
  * - `raw_body` (with `pack_as_bytes`) or `body`; `x-envoy-auth-partial-body: true` means the
  *   body was cut, so it is not used (a Content-Digest cannot be checked against part of a body).
  * - mTLS: `source.principal` (set only after a verified handshake) and `source.certificate`
@@ -13,7 +16,7 @@
  * - `context_extensions`: the per-route trusted configuration (destination, audiences).
  */
 import { AuthnError } from '../authn/errors.ts';
-import type { AuthnRequest, TransportPeer } from '../authn/request.ts';
+import { isAuthority, isScheme, type AuthnRequest, type TransportPeer } from '../authn/request.ts';
 
 /** The fields of `envoy.service.auth.v3.CheckRequest` we read (proto-loader, keepCase). */
 export interface CheckRequestMessage {
@@ -139,11 +142,27 @@ export function toAuthnRequest(msg: CheckRequestMessage): AuthnRequest {
     if (body && body.length > MAX_BODY_BYTES) throw malformed('body too large');
   }
 
+  // The pseudo-headers were skipped above; Envoy sets `scheme` and `host` from them.
+  const pseudo = (name: string) => pairs.find(([k]) => k === name)?.[1];
+  const scheme = http.scheme || pseudo(':scheme');
+  if (scheme && !isScheme(scheme)) throw malformed('scheme invalid');
+  const authority = http.host || pseudo(':authority');
+  if (authority && !isAuthority(authority)) throw malformed('authority invalid');
+
   const src = msg.attributes?.source;
   let peer: TransportPeer | undefined;
   if (src?.principal || src?.certificate) {
     const chain = src.certificate ? decodePeerPem(src.certificate) : undefined;
     peer = { ...(chain ? { certificateChainPem: chain } : {}), ...(src.principal ? { verifiedPrincipal: src.principal } : {}) };
   }
-  return { method, path: path || '/', query, headers, ...(body ? { body } : {}), ...(peer ? { peer } : {}) };
+  return {
+    method,
+    ...(scheme ? { scheme: scheme.toLowerCase() } : {}),
+    ...(authority ? { authority } : {}),
+    path: path || '/',
+    query,
+    headers,
+    ...(body ? { body } : {}),
+    ...(peer ? { peer } : {}),
+  };
 }

@@ -3,10 +3,11 @@
  * (an independent JOSE implementation); odd ones (duplicate members, raw header bytes) with
  * node:crypto over exactly the bytes given.
  */
-import { createHmac, generateKeyPairSync, sign as cryptoSign, createPrivateKey, type KeyObject } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomBytes, sign as cryptoSign, createPrivateKey, type KeyObject } from 'node:crypto';
 import { SignJWT, importJWK } from 'jose';
 import { createWpt, headersFrom, type AuthnRequest, type TransportPeer } from '../../src/authn/index.ts';
 import { Authenticator, type AuthenticatorOptions } from '../../src/authn/authenticator.ts';
+import { WIMSE_TAG, component, rfcAlgForJws, signMessage, type Parameters as SigParameters } from '../../src/authn/httpsig/index.ts';
 import { ManualClock } from '../../src/identity/clock.ts';
 import type { PublicJwk, SigningAlg } from '../../src/identity/jwk.ts';
 import type { TrustDomainBundle, WitKey } from '../../src/identity/trust-bundle.ts';
@@ -144,3 +145,40 @@ export function env(opts: Partial<AuthenticatorOptions> = {}, issuerAlg: Signing
 }
 
 export const privateFromJwk = (jwk: Record<string, unknown>): KeyObject => createPrivateKey({ key: jwk as never, format: 'jwk' });
+
+export interface CoveringSpec {
+  method?: string;
+  /** What the client signs for `@scheme` / `@target-uri` / `@authority`. */
+  scheme: string;
+  authority: string;
+  path?: string;
+  /** With its leading `?`, or `''`. */
+  query?: string;
+  headers: [string, string][];
+  key: KeyPair;
+  audience: string;
+  nowSec: number;
+  /** Derived components covered on top of the profile's, e.g. `@authority`, `@target-uri`. */
+  extra: string[];
+  nonce?: string;
+}
+
+/**
+ * A WIMSE-profile request signature (http-signature-07: `@method @path @query` and the WIT)
+ * that also covers `extra` derived components, as a client that binds the authority signs it
+ * (RFC 9421 lets a signer cover more than the profile asks). Returns the field lines to send.
+ */
+export function signCovering(s: CoveringSpec): [string, string][] {
+  const headers = headersFrom(s.headers);
+  const message = { method: s.method ?? 'GET', scheme: s.scheme, authority: s.authority, path: s.path ?? '/api', query: s.query ?? '', headers };
+  const components = ['@method', '@path', '@query', ...s.extra, 'workload-identity-token'].map((n) => component(n));
+  const params: SigParameters = new Map([
+    ['created', { type: 'integer', value: s.nowSec }],
+    ['expires', { type: 'integer', value: s.nowSec + 60 }],
+    ['nonce', { type: 'string', value: s.nonce ?? randomBytes(16).toString('base64url') }],
+    ['tag', { type: 'string', value: WIMSE_TAG }],
+    ['wimse-aud', { type: 'string', value: s.audience }],
+  ]);
+  const sig = signMessage({ message }, { label: 'wimse', components, params, key: { key: s.key.privateKey, alg: rfcAlgForJws(s.key.alg)! } });
+  return [...s.headers, ['Signature-Input', sig.signatureInput], ['Signature', sig.signature]];
+}

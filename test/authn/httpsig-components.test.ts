@@ -52,6 +52,13 @@ test('httpsig components - @authority is lower-cased without the default port; a
   t.is(code(t, () => val({ message: req({ scheme: undefined }) }, '@target-uri')), 'httpsig.component_missing');
 });
 
+test('httpsig components - an authority or scheme an adapter passed that is not one cannot forge base lines', (t) => {
+  t.is(code(t, () => val({ message: req({ authority: 'a.example\n"@method": POST' }) }, '@authority')), 'httpsig.malformed');
+  t.is(code(t, () => val({ message: req({ authority: 'user@a.example' }) }, '@target-uri')), 'httpsig.malformed');
+  t.is(code(t, () => val({ message: req({ scheme: 'https\n' }) }, '@scheme')), 'httpsig.malformed');
+  t.is(code(t, () => val({ message: req({ scheme: 'ht tp' }) }, '@target-uri')), 'httpsig.malformed');
+});
+
 test('httpsig components - @query-param decodes and re-encodes names and values (RFC 9421 §2.2.8)', (t) => {
   const ctx = { message: req({ path: '/parameters', query: '?var=this%20is%20a%20big%0Avalue&bar=with+plus+whitespace&fa%C3%A7ade%22%3A%20=something' }) };
   t.is(val(ctx, '@query-param', { name: 'var' }), 'this%20is%20a%20big%0Avalue');

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { createWpt } from '../../src/authn/index.ts';
 import { runAuthnCheck } from '../../src/cli/authn-check.ts';
 import { toSpiffeBundleMap } from '../../src/identity/trust-bundle.ts';
-import { AUD, NOW, bundleOf, bundleSet, issuer, keyPair, mintWitRaw } from '../authn/helpers.ts';
+import { AUD, NOW, bundleOf, bundleSet, issuer, keyPair, mintWitRaw, signCovering } from '../authn/helpers.ts';
 import { leaf, rootCa, type Ca } from '../authn/pki.ts';
 
 const WIMSECTL = fileURLToPath(new URL('../../src/cli/wimsectl.ts', import.meta.url));
@@ -117,4 +117,45 @@ test('authn check - no credentials is a rejection (exit 1), not a usage error', 
   const r = runAuthnCheck(args, JSON.stringify({ method: 'GET', url: 'https://svc-b.example.org/api', headers: [] }));
   t.is(r.exitCode, 1);
   t.deepEqual(JSON.parse(r.stdoutLine).error, { code: 'request.no_credentials', status: 401, detail: 'no workload credentials' });
+});
+
+// A client may cover @authority and @target-uri too (RFC 9421; http-signature-07 does not require
+// them): the checker takes scheme and authority from `url`, never from a Host field.
+
+function coveringJson(o: { url: string; extra: string[]; host?: string }): string {
+  const wit = mintWitRaw(iss, { workload });
+  const headers = signCovering({
+    scheme: 'https',
+    authority: 'svc-b.example.org',
+    path: '/api',
+    query: '?x=1',
+    headers: [['Workload-Identity-Token', wit], ...(o.host ? ([['Host', o.host]] as [string, string][]) : [])],
+    key: workload,
+    audience: AUD,
+    nowSec: NOW,
+    extra: o.extra,
+  });
+  return JSON.stringify({ method: 'GET', url: o.url, headers });
+}
+
+test('authn check - a signature covering @authority and @target-uri verifies with the scheme and authority of url (child process)', async (t) => {
+  const r = await run(args, coveringJson({ url: 'https://svc-b.example.org/api?x=1', extra: ['@authority', '@target-uri'] }));
+  t.is(r.code, 0, r.stdout);
+  t.deepEqual(JSON.parse(r.stdout), { authenticated: true, caller: 'spiffe://example.org/ns/default/sa/client', via: 'httpsig' });
+});
+
+test('authn check - @authority, @scheme and @target-uri come from url: a default port is dropped, another authority or scheme fails', (t) => {
+  const ok = (url: string, extra: string[]) => runAuthnCheck(args, coveringJson({ url, extra }));
+  t.is(ok('https://svc-b.example.org/api?x=1', ['@scheme']).exitCode, 0);
+  t.is(ok('https://SVC-B.example.org:443/api?x=1', ['@authority', '@target-uri']).exitCode, 0, 'normalized per RFC 9110 §4.2.3');
+  const code = (r: { stdoutLine: string }) => JSON.parse(r.stdoutLine).error?.code;
+  t.is(code(ok('https://svc-c.example.org/api?x=1', ['@authority'])), 'httpsig.bad_signature');
+  t.is(code(ok('http://svc-b.example.org/api?x=1', ['@target-uri'])), 'httpsig.bad_signature');
+  // A Host field naming the signed authority does not override the url.
+  t.is(code(runAuthnCheck(args, coveringJson({ url: 'https://svc-c.example.org/api?x=1', extra: ['@authority'], host: 'svc-b.example.org' }))), 'httpsig.bad_signature');
+  // userinfo, or an empty authority, is not a request authority.
+  const bad = runAuthnCheck(args, coveringJson({ url: 'https://user@svc-b.example.org/api?x=1', extra: ['@authority'] }));
+  t.is(bad.exitCode, 2);
+  t.regex(JSON.parse(bad.stdoutLine).error.detail, /authority/);
+  t.is(runAuthnCheck(args, coveringJson({ url: 'https:///api', extra: [] })).exitCode, 2);
 });

@@ -8,6 +8,7 @@
 import { parseDictionary, parseItem, parseList } from './sf-parse.ts';
 import { serializeDictionary, serializeItem, serializeList, serializeMember } from './sf-serialize.ts';
 import { SfError, type Item, type Parameters } from './sf-types.ts';
+import { isAuthority, isScheme } from '../request.ts';
 import {
   combinedFieldValue,
   fieldLines,
@@ -138,15 +139,13 @@ function derivedValue(c: ComponentId, msg: HttpMessage): string {
       return req.method;
     case '@scheme':
       // §2.2.4
-      if (!req.scheme) throw missing(c, 'the scheme is not known');
-      return req.scheme.toLowerCase();
+      return schemeOf(c, req);
     case '@authority':
       // §2.2.3: normalized per RFC 9110 §4.2.3 (lower case, default port removed).
       return authorityOf(c, req);
     case '@target-uri':
       // §2.2.2: the full target URI.
-      if (!req.scheme) throw missing(c, 'the scheme is not known');
-      return `${req.scheme.toLowerCase()}://${authorityOf(c, req)}${pathOf(req)}${req.query === '?' ? '' : req.query}`;
+      return `${schemeOf(c, req)}://${authorityOf(c, req)}${pathOf(req)}${req.query === '?' ? '' : req.query}`;
     case '@request-target':
       // §2.2.5: origin-form, the path and query as they appear in the request line.
       return pathOf(req) + (req.query === '?' ? '' : req.query);
@@ -165,8 +164,16 @@ function derivedValue(c: ComponentId, msg: HttpMessage): string {
 
 const pathOf = (req: HttpRequestMessage): string => (req.path === '' ? '/' : req.path);
 
+function schemeOf(c: ComponentId, req: HttpRequestMessage): string {
+  if (!req.scheme) throw missing(c, 'the scheme is not known');
+  // Adapters pass what they were given: check it before it reaches a signature base line.
+  if (!isScheme(req.scheme)) throw httpsigError('httpsig.malformed', 'the request scheme is invalid');
+  return req.scheme.toLowerCase();
+}
+
 function authorityOf(c: ComponentId, req: HttpRequestMessage): string {
   let authority = req.authority;
+  if (authority !== undefined && !isAuthority(authority)) throw httpsigError('httpsig.malformed', 'the request authority is invalid');
   if (authority === undefined) {
     // HTTP/2 and HTTP/3 carry it as :authority; HTTP/1.1 as Host. Exactly one line is accepted.
     const lines = fieldLines(req.headers, ':authority') ?? fieldLines(req.headers, 'host');
