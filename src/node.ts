@@ -211,12 +211,14 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     httpsig: new ReplayCache({ maxEntries: config.authn.replayCacheSize }),
   };
   const metrics = new NodeMetrics({
-    now: () => clock.now(),
     defaultMetrics: true,
     replayCaches: () => Object.entries(replayCaches).map(([cache, c]) => ({ cache, ...c.stats() })),
     keyExpiries: () =>
       ca.keys().filter((k) => k.status !== 'revoked').map((k) => ({ kind: k.kind, kid: k.kid, state: k.status, notAfter: k.notAfter })),
+    servedWicExpiry: () => sds.catalog.earliestLeafExpiry(),
   });
+  // Every credential the CA signs, whichever path asked (SDS, Workload API, admin mint).
+  undo.push(ca.onIssued((e) => metrics.issued.inc({ kind: e.kind })));
   const readiness = (): Readiness => {
     const reasons: string[] = [];
     const now = clock.now();
@@ -259,18 +261,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   const tokensFile = nodeTokensFileOf(config);
   const nodeTokens = await loadNodeTokens(tokensFile, clock);
   if (adminState.shadowed.length) logger.warn({ nodeIds: adminState.shadowed }, 'entries created through the admin API are shadowed by config entries');
-  // SDS issues through the CA; each WIC it gets is counted (wimse_issued_total{kind="wic"}).
-  const countedCa = {
-    trustDomain: ca.trustDomain,
-    bundles: () => ca.bundles(),
-    onChange: (l: Parameters<IdentityServer['onChange']>[0]) => ca.onChange(l),
-    issueWic: async (req: Parameters<IdentityServer['issueWic']>[0]) => {
-      const wic = await ca.issueWic(req);
-      metrics.issued.inc({ kind: 'wic' });
-      return wic;
-    },
-  };
-  const sdsSource = new CaSecretSource(countedCa, [...config.sds.registrations, ...adminState.entries]);
+  const sdsSource = new CaSecretSource(ca, [...config.sds.registrations, ...adminState.entries]);
   undo.push(() => sdsSource.close());
   const cluster = await NodeCluster.start({
     name, config, clock, logger, ca, policy, registrations: sdsSource, nodeTokens, metrics, ...(opts.cluster ? { tuning: opts.cluster } : {}),
@@ -322,7 +313,6 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
       onBundlesChange: (listener) => ca.onChange((e) => e.type === 'bundle-changed' && listener()),
       clock,
       logger: logger.child({ component: 'workload-api' }),
-      onIssued: () => metrics.issued.inc({ kind: 'wit' }),
     }),
   );
   server.addService(

@@ -32,7 +32,15 @@ export class NodeMetrics {
   readonly busRejected: Counter<'reason'>;
   readonly activationGateTimeouts: Counter;
 
-  constructor(opts: { keyExpiries?: () => KeyExpiry[]; replayCaches?: () => readonly ReplayCacheView[]; now?: () => number; defaultMetrics?: boolean } = {}) {
+  constructor(
+    opts: {
+      keyExpiries?: () => KeyExpiry[];
+      /** The soonest expiry (ms since the epoch) of the WICs served over SDS, if any. */
+      servedWicExpiry?: () => number | undefined;
+      replayCaches?: () => readonly ReplayCacheView[];
+      defaultMetrics?: boolean;
+    } = {},
+  ) {
     const registers = [this.registry];
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
     this.checks = new Counter({ name: 'wimse_authz_checks_total', help: 'ext_authz checks by result, reason code and authentication method.', labelNames: ['result', 'reason', 'via'], registers });
@@ -90,16 +98,29 @@ export class NodeMetrics {
         for (const c of replay()) this.inc({ cache: c.cache }, c.refusedFull);
       },
     });
+    // Expiries are absolute Unix timestamps in seconds (the Prometheus convention): alert on
+    // `wimse_key_expiration_timestamp_seconds - time() < 7200`. No clock is read here.
     const expiries = opts.keyExpiries;
-    const now = opts.now ?? (() => Date.now());
     new Gauge({
-      name: 'wimse_key_expiry_seconds',
-      help: 'Seconds until each trusted signing key (and its root) expires.',
+      name: 'wimse_key_expiration_timestamp_seconds',
+      help: 'When each trusted signing key (the X.509 CA certificate, or the WIT key) expires, Unix seconds.',
       labelNames: ['kind', 'kid', 'state'],
       registers,
       collect() {
         this.reset();
-        for (const k of expiries?.() ?? []) this.set({ kind: k.kind, kid: k.kid, state: k.state }, (k.notAfter - now()) / 1000);
+        for (const k of expiries?.() ?? []) this.set({ kind: k.kind, kid: k.kid, state: k.state }, k.notAfter / 1000);
+      },
+    });
+    const servedWic = opts.servedWicExpiry;
+    new Gauge({
+      name: 'wimse_credential_earliest_expiration_timestamp_seconds',
+      help: 'When the first of the credentials this node serves expires (kind="wic": the certificates held for Envoys over SDS), Unix seconds; absent when it serves none.',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        const t = servedWic?.();
+        if (t !== undefined) this.set({ kind: 'wic' }, t / 1000);
       },
     });
   }

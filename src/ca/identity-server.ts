@@ -22,7 +22,7 @@ import { decide, Rotator } from './rotator.ts';
 import { keyTimes, needsActiveKey, resolveTiming, slotOf, type Slot, type Timing } from './slot.ts';
 import { FederatedBundles } from './federation.ts';
 import { applyPeerKeys, checkPeerKey, type PeerKey } from './peer-keys.ts';
-import type { ActivationGate, CaEvent, IdentityServerOptions, IssuedWic, KeyInfo, PublicKeyInfo, WicRequest, WitRequest } from './types.ts';
+import type { ActivationGate, CaEvent, IdentityServerOptions, IssuedEvent, IssuedWic, KeyInfo, PublicKeyInfo, WicRequest, WitRequest } from './types.ts';
 import { buildWic } from './wic.ts';
 import { checkCnfJwk, signWit, type MintedWit } from './wit.ts';
 import { createCaCertificate, NOT_BEFORE_CUSHION_MS, X509_LAST_TIME_MS } from './x509-ca.ts';
@@ -46,6 +46,7 @@ export class IdentityServer {
   readonly #federated: FederatedBundles;
   #federationFiles: readonly FederatedBundleFile[];
   #listeners = new Set<(e: CaEvent) => void>();
+  #issuedListeners = new Set<(e: IssuedEvent) => void>();
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
   #gate: ActivationGate | undefined;
@@ -165,6 +166,12 @@ export class IdentityServer {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Called once for every WIC and WIT this CA signs, on every path (for metrics). */
+  onIssued(listener: (e: IssuedEvent) => void): () => void {
+    this.#issuedListeners.add(listener);
+    return () => this.#issuedListeners.delete(listener);
+  }
+
   // ---- issuing ---------------------------------------------------------------------------
 
   async issueWic(req: WicRequest): Promise<IssuedWic> {
@@ -180,6 +187,7 @@ export class IdentityServer {
     const notAfter = floorSec(Math.min(now + ttlSec * 1000, signer.record.notAfter));
     if (notAfter <= now) throw new NoActiveKeyError('x509');
     const built = buildWic({ signer: signer.wicSigner!, id, dnsNames, publicKey: leaf.publicKey, notBefore, notAfter });
+    this.#issued('wic');
     return {
       id,
       certPem: built.pem,
@@ -200,7 +208,7 @@ export class IdentityServer {
     const now = this.#clock.now();
     if (Math.floor(signer.record.notAfter / 1000) <= Math.floor(now / 1000)) throw new NoActiveKeyError('wit');
     const { record: r, material: m } = signer;
-    return signWit({
+    const wit = await signWit({
       signer: { kid: r.kid, alg: r.alg, privateKey: m.privateKey, notAfter: r.notAfter },
       sub,
       cnf,
@@ -208,6 +216,17 @@ export class IdentityServer {
       ttlSec,
       ...(this.#opts.witIssuer !== undefined ? { iss: this.#opts.witIssuer } : {}),
     });
+    this.#issued('wit');
+    return wit;
+  }
+
+  #issued(kind: IssuedEvent['kind']): void {
+    for (const l of this.#issuedListeners)
+      try {
+        l({ kind });
+      } catch (err) {
+        this.#log.error({ kind, err: (err as Error).message }, 'issued listener failed');
+      }
   }
 
   #checkId(id: string): string {

@@ -25,6 +25,11 @@ export interface IdentityServerOptions {
   readonly logger?: CaLogger;
 }
 
+/** A credential this CA signed, whoever asked (SDS, the Workload API, the admin API). */
+export interface IssuedEvent {
+  readonly kind: 'wic' | 'wit';
+}
+
 export type CaEvent =
   | { readonly type: 'bundle-changed'; readonly trustDomain: string; readonly sequence: number }
   | { readonly type: 'key-prepared' | 'key-activated' | 'key-tainted' | 'key-revoked' | 'key-removed'; readonly kind: KeyKind; readonly kid: string };

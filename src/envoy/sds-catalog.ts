@@ -177,6 +177,13 @@ export class SecretCatalog {
     return this.#leaves.size;
   }
 
+  /** The soonest `notAfter` (ms) among the leaves held for Envoys, or undefined when none is. */
+  earliestLeafExpiry(): number | undefined {
+    let min: number | undefined;
+    for (const e of this.#leaves.values()) if (min === undefined || e.leaf.notAfter < min) min = e.leaf.notAfter;
+    return min;
+  }
+
   async #leafEntry(nodeId: string, workloadId: string): Promise<LeafEntry> {
     const key = leafKey(nodeId, workloadId);
     const have = this.#leaves.get(key);

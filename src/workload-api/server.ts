@@ -45,7 +45,6 @@ export interface WorkloadApiPorts {
   onBundlesChange(listener: () => void): () => void;
   clock: Clock;
   logger: Logger;
-  onIssued?(): void;
 }
 
 const statusError = (code: grpc.status, details: string): grpc.ServiceError =>
@@ -73,7 +72,6 @@ export function workloadApiService(ports: WorkloadApiPorts): grpc.UntypedService
           throw e;
         }
         const wit = await ports.mintWit(id, jwk);
-        ports.onIssued?.();
         ports.logger.info({ node: caller.nodeId, sub: id, exp: wit.exp }, 'WIT issued');
         const life = wit.exp - nowSec;
         return { wit: wit.token, expires_at: wit.exp, refresh_at: nowSec + Math.floor(life * (0.5 + Math.random() * 0.1)) };

@@ -73,3 +73,22 @@ test('wit - a tainted key stops signing at once', async (t) => {
   t.not(after.kid, before.kid);
   t.true(ca.bundle().witKeys.some((k) => k.kid === before.kid), 'tainted key still verifies what is in flight');
 });
+
+test('issuance - every WIC and WIT signed is reported once to onIssued; a refused request is not', async (t) => {
+  const { ca } = await openCa(t);
+  const seen: string[] = [];
+  const off = ca.onIssued((e) => seen.push(e.kind));
+  await ca.mintWit({ sub: SUB, cnf: workloadKey('ES256').jwk });
+  await ca.issueWic({ id: SUB });
+  await t.throwsAsync(ca.mintWit({ sub: 'spiffe://other.org/x', cnf: workloadKey('ES256').jwk }), { instanceOf: CaRequestError });
+  await t.throwsAsync(ca.issueWic({ id: SUB, dnsNames: ['not a name'] }), { instanceOf: CaRequestError });
+  t.deepEqual(seen, ['wit', 'wic']);
+  // A failing listener does not fail issuance.
+  ca.onIssued(() => {
+    throw new Error('listener bug');
+  });
+  await t.notThrowsAsync(ca.mintWit({ sub: SUB, cnf: workloadKey('ES256').jwk }));
+  off();
+  await ca.mintWit({ sub: SUB, cnf: workloadKey('ES256').jwk });
+  t.deepEqual(seen, ['wit', 'wic', 'wit']);
+});

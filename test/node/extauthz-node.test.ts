@@ -84,5 +84,5 @@ test('node - ready once it has active keys and a bundle; /readyz says so', async
   const res = await fetch(`${node.adminUrl}/readyz`);
   t.is(res.status, 200);
   const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
-  t.regex(metrics, /wimse_key_expiry_seconds\{kind="x509",kid="[^"]+",state="active"\} \d+/);
+  t.regex(metrics, /wimse_key_expiration_timestamp_seconds\{kind="x509",kid="[^"]+",state="active"\} \d{10}/);
 });
