@@ -49,6 +49,8 @@ export class IdentityServer {
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
   #gate: ActivationGate | undefined;
+  readonly #gateWaits = new Set<AbortController>();
+  #closing = false;
 
   private constructor(
     opts: IdentityServerOptions,
@@ -244,15 +246,42 @@ export class IdentityServer {
     this.#gate = gate;
   }
 
+  /**
+   * Activate the prepared key of `kind`, after the activation gate when one is set. The gate is
+   * waited for outside the journal's queue, so taint and revoke go ahead meanwhile; the key that
+   * passed the gate is the one activated (if the prepared key changed during the wait, the new
+   * one goes through the gate; if a taint activated the awaited key, that is the answer).
+   */
   async activate(kind: KeyKind): Promise<KeyInfo> {
-    const slot = this.slot(kind);
-    if (this.#gate && slot.next && !needsActiveKey(slot, this.#clock.now())) await this.#gate(kind, slot.next.kid);
-    const kid = await this.#serial(async () => {
-      const t = applyActivate(this.#records, kind, this.#clock.now());
-      await this.#commit(t, [], [{ type: 'key-activated', kind, kid: t.activated! }]);
-      return t.activated!;
-    });
-    return this.#info(kind, kid);
+    for (;;) {
+      const slot = this.slot(kind);
+      const gated = this.#gate && slot.next && !needsActiveKey(slot, this.#clock.now()) ? slot.next.kid : undefined;
+      if (gated !== undefined) await this.#passGate(kind, gated);
+      const kid = await this.#serial(async () => {
+        if (gated !== undefined && this.slot(kind).next?.kid !== gated) return undefined;
+        const t = applyActivate(this.#records, kind, this.#clock.now());
+        await this.#commit(t, [], [{ type: 'key-activated', kind, kid: t.activated! }]);
+        return t.activated!;
+      });
+      if (kid !== undefined) return this.#info(kind, kid);
+      if (gated !== undefined && this.slot(kind).current?.kid === gated) return this.#info(kind, gated);
+    }
+  }
+
+  /** Wait at the gate for `kid`; stop waiting when it is no longer the prepared key, or on close. */
+  async #passGate(kind: KeyKind, kid: string): Promise<void> {
+    const ac = new AbortController();
+    const superseded = () => this.slot(kind).next?.kid !== kid;
+    const off = this.onChange(() => superseded() && ac.abort());
+    this.#gateWaits.add(ac);
+    try {
+      const aborted = new Promise<void>((resolve) => ac.signal.addEventListener('abort', () => resolve(), { once: true }));
+      await Promise.race([this.#gate!(kind, kid, ac.signal), aborted]);
+    } finally {
+      off();
+      this.#gateWaits.delete(ac);
+    }
+    if (this.#closing) throw new Error('identity server is closed');
   }
 
   /** Stop trusting a key for signing now; SDS re-issues what it signed (event `key-tainted`). */
@@ -343,6 +372,8 @@ export class IdentityServer {
 
   /** Stop the rotator, wait for writes in flight, release the state directory. */
   async close(): Promise<void> {
+    this.#closing = true;
+    for (const ac of this.#gateWaits) ac.abort();
     await this.stop();
     await this.#queue.catch(() => {});
     this.#closed = true;
