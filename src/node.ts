@@ -33,6 +33,7 @@ import { loadAdminToken } from './admin/admin-token.ts';
 import { loadAdminState, loadNodeTokens, nodeTokensFileOf, POLICY_FILE } from './admin/api-state.ts';
 import { preflight } from './node-preflight.ts';
 import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
+import { ALREADY_CHECKED, stalenessAwareAuthenticate, tokenRefusal } from './node-staleness.ts';
 import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 
@@ -210,6 +211,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     defaultMetrics: true,
     keyExpiries: () =>
       ca.keys().filter((k) => k.status !== 'revoked').map((k) => ({ kind: k.kind, kid: k.kid, state: k.status, notAfter: k.notAfter })),
+    clusterFreshness: () => cluster.staleness(),
   });
   const readiness = (): Readiness => {
     const reasons: string[] = [];
@@ -223,16 +225,22 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   };
 
   // Authentication (the PEP's first half) and route policy (the PDP).
-  const authenticator = new Authenticator({
-    bundles: () => ca.bundles(),
+  const authnSettings = {
     clock,
     maxSkewSec: config.authn.maxClockSkew / 1000,
     maxWptLifetimeSec: config.authn.maxWptLifetime / 1000,
     maxHttpSigWindowSec: config.authn.maxSignatureWindow / 1000,
-    witCache: config.authn.witCacheSize > 0 ? { maxEntries: config.authn.witCacheSize } : false,
+    witCache: config.authn.witCacheSize > 0 ? { maxEntries: config.authn.witCacheSize } : (false as const),
+  };
+  const authenticator = new Authenticator({
+    ...authnSettings,
+    bundles: () => ca.bundles(),
     replay: new ReplayCache({ maxEntries: config.authn.replayCacheSize }),
     nonceReplay: new ReplayCache({ maxEntries: config.authn.replayCacheSize }),
   });
+  // While the cluster state is stale, a credential must also verify with this node's own keys and
+  // federation files (src/node-staleness.ts).
+  const localAuthenticator = new Authenticator({ ...authnSettings, bundles: () => ca.localBundles(), replay: ALREADY_CHECKED, nonceReplay: ALREADY_CHECKED });
   const policy = new PolicyStore();
   const policyLog = logger.child({ component: 'policy' });
   policy.onLoad(({ result, source }) => {
@@ -276,6 +284,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     clock,
     logger: logger.child({ component: 'sds' }),
     controlPlaneId: name,
+    tokensUnconfirmed: () => tokenRefusal(cluster.staleness()),
     hooks: {
       streamOpened: () => metrics.sdsStreams.inc(),
       streamClosed: () => metrics.sdsStreams.dec(),
@@ -305,6 +314,8 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
         const who = authenticateCaller(call.metadata.get('authorization').map(String), peer, { tokens: nodeTokens });
         if (!who.ok)
           throw Object.assign(new Error('the caller is not authenticated'), { code: grpc.status.UNAUTHENTICATED, details: 'the caller is not authenticated' });
+        const refused = who.via === 'token' ? tokenRefusal(cluster.staleness()) : undefined;
+        if (refused) throw Object.assign(new Error(refused), { code: grpc.status.UNAVAILABLE, details: refused });
         return { nodeId: who.nodeId };
       },
       entitled: (caller, id) => sdsSource.identitiesFor(caller.nodeId).includes(id),
@@ -322,7 +333,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   server.addService(
     authorizationService(),
     extAuthzService({
-      authenticate: (req, ctx) => authenticator.authenticate(req, { audiences: ctx.audiences }),
+      authenticate: stalenessAwareAuthenticate(authenticator, localAuthenticator, () => cluster.staleness()),
       authorize: (input) =>
         pdpAuthorize(input, policy.current(), {
           newId: () => input.decisionId,

@@ -13,6 +13,12 @@ export interface KeyExpiry {
   notAfter: number;
 }
 
+/** The cluster's freshness as the metrics show it (NodeCluster.staleness). */
+export interface ClusterFreshness {
+  stale: boolean;
+  contactAgeMs: number;
+}
+
 export class NodeMetrics {
   readonly registry = new Registry();
   readonly checks: Counter<'result' | 'reason' | 'via'>;
@@ -25,8 +31,9 @@ export class NodeMetrics {
   readonly propagationLag: Histogram;
   readonly busRejected: Counter<'reason'>;
   readonly activationGateTimeouts: Counter;
+  readonly activationGateWaiting: Gauge;
 
-  constructor(opts: { keyExpiries?: () => KeyExpiry[]; now?: () => number; defaultMetrics?: boolean } = {}) {
+  constructor(opts: { keyExpiries?: () => KeyExpiry[]; clusterFreshness?: () => ClusterFreshness | undefined; now?: () => number; defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
     this.checks = new Counter({ name: 'wimse_authz_checks_total', help: 'ext_authz checks by result, reason code and authentication method.', labelNames: ['result', 'reason', 'via'], registers });
@@ -51,8 +58,30 @@ export class NodeMetrics {
     this.busRejected = new Counter({ name: 'wimse_bus_rejected_messages_total', help: 'Bus messages ignored as malformed or unexpected.', labelNames: ['reason'], registers });
     this.activationGateTimeouts = new Counter({
       name: 'wimse_activation_gate_timeouts_total',
-      help: 'Prepared keys activated after cluster.activationTimeout without every live node trusting them.',
+      help: 'Prepared keys activated after cluster.activationTimeout without every known node trusting them.',
       registers,
+    });
+    this.activationGateWaiting = new Gauge({
+      name: 'wimse_activation_gate_waiting',
+      help: 'Prepared keys waiting at the activation gate for every known node to trust them.',
+      registers,
+    });
+    const freshness = opts.clusterFreshness;
+    new Gauge({
+      name: 'wimse_cluster_stale',
+      help: '1 while the cluster state is stale (no confirmed contact with the shared store for longer than cluster.maxStaleness), else 0.',
+      registers,
+      collect() {
+        this.set(freshness?.()?.stale ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'wimse_cluster_contact_age_seconds',
+      help: 'Seconds since the last confirmed contact with the shared store; 0 while in contact.',
+      registers,
+      collect() {
+        this.set((freshness?.()?.contactAgeMs ?? 0) / 1000);
+      },
     });
     const expiries = opts.keyExpiries;
     const now = opts.now ?? (() => Date.now());

@@ -43,6 +43,7 @@ export class IdentityServer {
   #live = new Map<string, LiveKey>();
   #sequence: number;
   #own!: TrustDomainBundle;
+  #ownLocal!: TrustDomainBundle;
   readonly #federated: FederatedBundles;
   #federationFiles: readonly FederatedBundleFile[];
   #listeners = new Set<(e: CaEvent) => void>();
@@ -141,6 +142,15 @@ export class IdentityServer {
   /** Own + federated trust domains. */
   bundles(): TrustBundleSet {
     return bundleSet(this.#own, this.#federated.view);
+  }
+
+  /**
+   * The bundles this node vouches for by itself: its own keys and its federation files' bundles;
+   * nothing learned from other nodes (their keys, federated bundles they shared). A node that
+   * cannot confirm its peers' state (a partition) verifies with these alone.
+   */
+  localBundles(): TrustBundleSet {
+    return bundleSet(this.#ownLocal, this.#federated.files);
   }
 
   /**
@@ -441,6 +451,8 @@ export class IdentityServer {
 
   #rebuildBundle(): void {
     this.#own = buildOwnBundle(this.trustDomain, this.#records, this.#sequence, this.#opts.refreshHintSec);
+    const own = this.#records.filter((r) => r.origin === undefined);
+    this.#ownLocal = own.length === this.#records.length ? this.#own : buildOwnBundle(this.trustDomain, own, this.#sequence, this.#opts.refreshHintSec);
   }
 
   #emit(e: CaEvent): void {

@@ -173,6 +173,33 @@ test('ca activation gate - closing the server ends a wait without activating', a
   t.is(ca.slot('x509').current?.kid, active);
 });
 
+test('ca local bundles - own keys and federation files only: nothing learned from other nodes', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ca-local-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const clock = new ManualClock();
+  const { ca: partner } = await openCa(t, { clock, trustDomain: 'partner.example' });
+  const { ca: shared } = await openCa(t, { clock, trustDomain: 'shared.example' });
+  const file = join(dir, 'partner.json');
+  await writeFile(file, JSON.stringify(toSpiffeBundle(partner.bundle())));
+  const { ca } = await openCa(t, { clock, federatedBundleFiles: [{ trustDomain: 'partner.example', path: file }] });
+  t.is(ca.localBundles().get(TD), ca.bundle(), 'without peers, the very same bundle object (verifier caches)');
+  const { keys } = await peerKeysOf(t, clock);
+  await ca.setPeerKeys('cp-2', keys);
+  const fromCluster = parseSpiffeBundle('shared.example', toSpiffeBundle(shared.bundle()));
+  if (!fromCluster.ok) throw new Error(fromCluster.errors.join());
+  ca.setFederatedBundle('shared.example', fromCluster.value);
+
+  const kids = (b: { witKeys: readonly { kid?: string }[] } | undefined) => (b?.witKeys ?? []).map((k) => k.kid).sort();
+  const own = ca.keys().filter((k) => k.kind === 'wit' && k.origin === undefined).map((k) => k.kid).sort();
+  const peer = keys.find((k) => k.kind === 'wit')!.kid;
+  t.true(kids(ca.bundles().get(TD)).includes(peer));
+  t.deepEqual(kids(ca.localBundles().get(TD)), own);
+  t.is(ca.localBundles().get(TD)!.x509Authorities.length, ca.keys().filter((k) => k.kind === 'x509' && k.origin === undefined).length);
+  t.deepEqual([...ca.bundles().keys()].sort(), [TD, 'partner.example', 'shared.example'].sort());
+  t.deepEqual([...ca.localBundles().keys()].sort(), [TD, 'partner.example'].sort());
+  t.is(ca.localBundles().get('partner.example'), ca.bundles().get('partner.example'));
+});
+
 test('ca federation - a bundle from the cluster is served; a file bundle with a higher sequence wins', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'ca-fed-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
