@@ -7,9 +7,14 @@
  *   journals them with their origin first, so a restart trusts peers without the bus). The
  *   bundle is the union of every node's keys, as in SPIRE's HA model (https://spiffe.io/docs/latest/planning/scaling_spire/).
  * - Presence and activation gating: a heartbeat lists the key ids this node trusts; a prepared
- * key becomes active only once every live node trusts it, or after `activationTimeout` with a loud
- * warning and `wimse_activation_gate_timeouts_total` (SPIRE activates a prepared key later for the
- * same reason).
+ *   key becomes active only once every known node trusts it (live ones, and those whose keys are
+ *   journaled here: a node cut off or killed is waited for), or after `activationTimeout` with a
+ *   loud warning and `wimse_activation_gate_timeouts_total` (SPIRE activates a prepared key later
+ *   for the same reason).
+ * - Staleness: a node that has had no confirmed contact with the shared store for longer than
+ *   `maxStaleness` is stale (`staleness()`): it is not ready, and what it cannot confirm (node
+ *   tokens, other nodes' keys) is refused by the servers that ask; contact is confirmed again only
+ *   once it has caught up from the store.
  * - Policy, registrations and node-token revocations travel as shared records; each node applies
  *   what others write and publishes what it accepts itself (echoes stop on equal digests).
  * - Metrics and readiness: bus connection, propagation lag (from the origin's sequence, a
@@ -25,6 +30,7 @@ import {
   fromRegistrationRecords,
   NodeHeartbeat,
   ownKeySeq,
+  peersMissing,
   Presence,
   publishOwnKeys,
   toBusKey,
@@ -83,6 +89,11 @@ export interface NodeClusterOptions {
   tuning?: NodeClusterTuning;
 }
 
+/** Whether this node's cluster state can be trusted (`NodeCluster.staleness`). */
+export type Staleness =
+  | { readonly stale: false; readonly contactAgeMs: number }
+  | { readonly stale: true; readonly contactAgeMs: number; readonly reason: string };
+
 /** A node-token revocation is kept this long on the bus (tokens themselves do not expire). */
 const REVOCATION_KEEP_MS = 365 * 24 * 3600 * 1000;
 const POLICY_KEY = 'current';
@@ -102,6 +113,16 @@ export class NodeCluster {
   #started = false;
   #closed = false;
   #applyingRevocation = false;
+  /** Staleness: the last confirmed contact with the store, and whether contact holds now. */
+  #contactAt: number;
+  #inContact = false;
+  /** The store has been read completely at least once since start (the gate's peer list). */
+  #storeRead = false;
+  #recovering = false;
+  /** Counts losses of contact: a catch-up confirms contact only if none happened while it ran. */
+  #losses = 0;
+  #staleTimer: NodeJS.Timeout | undefined;
+  readonly #retryMs: number;
   /** The digest each policy source (a file path, an API) gave last. */
   readonly #lastBySource = new Map<string, string>();
 
@@ -134,9 +155,12 @@ export class NodeCluster {
       ...(t.hub ? { hub: t.hub } : {}),
     });
     this.presence = new Presence(this.bus, { clock: o.clock, ...(t.heartbeatTimeoutMs ? { heartbeatTimeoutMs: t.heartbeatTimeoutMs } : {}) });
+    this.#contactAt = o.clock.now();
+    this.#retryMs = t.retryMs ?? 1_000;
     this.#heartbeat = new NodeHeartbeat(this.bus, {
       clock: o.clock,
       trustedKids: () => trustedKids(o.ca),
+      onBeat: (revision) => this.#onBeat(revision),
       ...(t.heartbeatIntervalMs ? { intervalMs: t.heartbeatIntervalMs } : {}),
     });
   }
@@ -150,7 +174,10 @@ export class NodeCluster {
 
   /** Why this node is not ready as far as the cluster goes (empty when it is). */
   readinessReasons(): string[] {
-    return this.clustered && !this.bus.connected ? ['bus not connected'] : [];
+    const reasons = this.clustered && !this.bus.connected ? ['bus not connected'] : [];
+    const s = this.staleness();
+    if (s.stale) reasons.push(s.reason);
+    return reasons;
   }
 
   /** Replace the registration entries on every node (and here, unless `local` is false). */
@@ -169,7 +196,9 @@ export class NodeCluster {
     this.#closed = true;
     this.#o.ca.setActivationGate(undefined);
     for (const abort of this.#gateAborts) abort();
-    this.#heartbeat.stop();
+    if (this.#staleTimer) clearTimeout(this.#staleTimer);
+    // A clean stop says goodbye, so activations elsewhere do not wait for this node.
+    await this.#heartbeat.leave().catch(() => undefined);
     for (const u of this.#unsubscribe.splice(0)) u();
     await this.#work.catch(() => {});
     await this.bus.close();
@@ -198,6 +227,8 @@ export class NodeCluster {
         metrics.busConnected.set(up ? 1 : 0);
         if (up) this.#log.info({}, 'cluster bus connected');
         else this.#log.warn({}, 'cluster bus lost: serving with the state this node has');
+        if (up) this.#recover();
+        else this.#loseContact();
       }),
     );
     this.#unsubscribe.push(
@@ -237,8 +268,9 @@ export class NodeCluster {
     this.#serially(() => this.#publishKeys());
     await this.#work;
     await this.#heartbeat.start();
-    if (this.clustered) ca.setActivationGate((kind, kid) => this.#gate(kind, kid));
+    if (this.clustered) ca.setActivationGate((kind, kid, signal) => this.#gate(kind, kid, signal));
     this.#started = true;
+    this.#recover();
   }
 
   /** One queue for everything that writes the journal or the bus, in order. */
@@ -285,38 +317,157 @@ export class NodeCluster {
     await publishOwnKeys(this.bus, own.map((k) => toBusKey(this.#o.name, k, ownKeySeq(own))));
   }
 
-  /** Activation gating: wait until every live node trusts `kid`, or the timeout (then warn). */
-  async #gate(kind: string, kid: string): Promise<void> {
+  // ---- activation gate ---------------------------------------------------------------------
+
+  /**
+   * The nodes an activation waits for: those heard from lately (live heartbeat), and those whose
+   * public keys this node has journaled, unless the shared store, read since this node started,
+   * holds no heartbeat of theirs (a node deletes its heartbeat when it stops cleanly). A node that
+   * has not read the store (started with the bus down) knows its peers from its journal alone.
+   */
+  knownPeers(now = this.#o.clock.now()): string[] {
+    const heard = new Set(this.presence.nodes().map((n) => n.node));
+    const peers = new Set(this.presence.liveNodes(now).map((n) => n.node));
+    for (const k of this.#o.ca.keys()) if (k.origin !== undefined && (!this.#storeRead || heard.has(k.origin))) peers.add(k.origin);
+    peers.delete(this.#o.name);
+    return [...peers].sort();
+  }
+
+  /**
+   * May `kid` become active? Only once the store has been read and every known peer's latest
+   * heartbeat lists it: a node cut off from the bus, or not yet in touch, never counts its
+   * silent peers as agreeing.
+   */
+  #gateVerdict(kid: string): { pass: boolean; missing: string[] } {
+    const missing = peersMissing(kid, this.knownPeers(), this.presence.nodes());
+    return { pass: this.#storeRead && missing.length === 0, missing };
+  }
+
+  /** Activation gating: wait until every known node trusts `kid`, or the timeout (then warn and count). */
+  async #gate(kind: string, kid: string, signal: AbortSignal): Promise<void> {
     const timeoutMs = this.#o.config.cluster?.activationTimeout ?? 0;
     await this.#heartbeat.beat().catch(() => undefined);
-    const everywhere = await new Promise<boolean>((resolve) => {
-      if (this.presence.allNodesTrust(kid)) return resolve(true);
-      const finish = (v: boolean) => {
+    const waiting = this.#o.metrics.activationGateWaiting;
+    waiting.inc();
+    const passed = await new Promise<boolean>((resolve) => {
+      const finish = () => {
         unwatch();
         clearInterval(recheck);
         clearTimeout(deadline);
-        this.#gateAborts.delete(abort);
-        resolve(v);
+        signal.removeEventListener('abort', finish);
+        this.#gateAborts.delete(finish);
+        resolve(this.#gateVerdict(kid).pass);
       };
-      const abort = () => finish(this.presence.allNodesTrust(kid));
-      const check = () => this.presence.allNodesTrust(kid) && finish(true);
+      const check = () => this.#gateVerdict(kid).pass && finish();
       const unwatch = this.bus.watch('nodes', check);
       const recheck = setInterval(check, 100);
       recheck.unref();
-      const deadline = setTimeout(abort, timeoutMs);
+      const deadline = setTimeout(finish, timeoutMs);
       deadline.unref();
-      this.#gateAborts.add(abort);
-    });
-    if (everywhere) {
-      this.#log.info({ kind, kid }, 'every live node trusts the prepared key: activating');
+      this.#gateAborts.add(finish);
+      signal.addEventListener('abort', finish);
+      if (signal.aborted) finish();
+      else check();
+    }).finally(() => waiting.dec());
+    if (passed) {
+      this.#log.info({ kind, kid }, 'every known node trusts the prepared key: activating');
       return;
     }
     if (this.#closed) throw new Error('cluster wiring closed while a key waited for activation');
+    if (signal.aborted) return;
     this.#o.metrics.activationGateTimeouts.inc();
     this.#log.warn(
-      { kind, kid, missing: this.presence.report(kid).missing, timeoutMs },
-      'ACTIVATING A KEY NOT YET TRUSTED BY EVERY LIVE NODE: credentials it signs may be refused by the missing nodes',
+      { kind, kid, missing: this.#gateVerdict(kid).missing, storeRead: this.#storeRead, timeoutMs },
+      'ACTIVATING A KEY NOT YET TRUSTED BY EVERY KNOWN NODE: credentials it signs may be refused by the missing nodes',
     );
+  }
+
+  // ---- staleness ---------------------------------------------------------------------------
+
+  /**
+   * Whether this node's view of the cluster can still be trusted at `now`. Contact is confirmed
+   * by a heartbeat the store took, and, after any loss (bus down, a write the store did not
+   * take, the start), only by a complete catch-up from the store. Once the last confirmed
+   * contact is older than `cluster.maxStaleness` the node is stale: it may have missed
+   * revocations of node tokens and of other nodes' keys. Never stale without a `cluster` section.
+   */
+  staleness(now = this.#o.clock.now()): Staleness {
+    const max = this.#o.config.cluster?.maxStaleness;
+    if (max === undefined || this.#inContact) return { stale: false, contactAgeMs: 0 };
+    const contactAgeMs = Math.max(0, now - this.#contactAt);
+    if (contactAgeMs <= max) return { stale: false, contactAgeMs };
+    const ago = `${Math.floor(contactAgeMs / 1000)} s ago`;
+    const what = !this.#storeRead
+      ? `the shared store not reached since the node started ${ago}`
+      : `${this.bus.connected ? 'the shared store is not answering' : 'bus lost'}, last confirmed contact ${ago}`;
+    return { stale: true, contactAgeMs, reason: `cluster state stale: ${what} (cluster.maxStaleness ${max / 1000}s)` };
+  }
+
+  #onBeat(revision: number): void {
+    if (revision === 0) this.#loseContact();
+    else if (this.#inContact) this.#contactAt = this.#o.clock.now();
+  }
+
+  #loseContact(): void {
+    if (this.#closed || !this.clustered) return;
+    this.#losses += 1;
+    if (this.#inContact) {
+      this.#inContact = false;
+      this.#log.warn({ lastContact: new Date(this.#contactAt).toISOString() }, 'cluster store contact lost; catching up when it is back');
+    }
+    this.#armStaleLog();
+    this.#recover();
+  }
+
+  /** Log once when the node turns stale (staleness itself is computed when asked). */
+  #armStaleLog(): void {
+    if (this.#staleTimer) return;
+    const max = this.#o.config.cluster!.maxStaleness;
+    this.#staleTimer = setTimeout(() => {
+      this.#staleTimer = undefined;
+      const s = this.staleness();
+      if (s.stale) this.#log.error({ contactAgeMs: s.contactAgeMs }, `${s.reason}: node tokens and other nodes' keys are refused until the node catches up`);
+      else if (!this.#inContact && !this.#closed) this.#armStaleLog();
+    }, Math.max(0, this.#contactAt + max - this.#o.clock.now()) + 10);
+    this.#staleTimer.unref();
+  }
+
+  /**
+   * Catch up after a loss of contact: when the bus is up, reconcile with the store and apply what
+   * came (the cluster queue drained), and only then count contact as confirmed. Retried until it
+   * succeeds or the wiring closes; one run at a time.
+   */
+  #recover(): void {
+    if (!this.clustered || this.#recovering || this.#inContact) return;
+    this.#recovering = true;
+    void (async () => {
+      try {
+        while (!this.#closed && !this.#inContact) {
+          if (this.bus.connected) {
+            const losses = this.#losses;
+            try {
+              await this.bus.reconcile();
+              await this.#work;
+              if (this.bus.connected && !this.#closed && losses === this.#losses) {
+                const wasStale = this.staleness().stale;
+                this.#contactAt = this.#o.clock.now();
+                this.#inContact = true;
+                this.#storeRead = true;
+                if (this.#staleTimer) clearTimeout(this.#staleTimer);
+                this.#staleTimer = undefined;
+                this.#log[wasStale ? 'warn' : 'info']({ wasStale }, 'cluster state caught up from the store: contact confirmed');
+                return;
+              }
+            } catch (e) {
+              this.#log.debug({ err: (e as Error).message }, 'catch-up from the store failed; retrying');
+            }
+          }
+          await new Promise<void>((r) => setTimeout(r, this.#retryMs).unref());
+        }
+      } finally {
+        this.#recovering = false;
+      }
+    })();
   }
 
   // ---- policy ------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import { loadAdminToken } from './admin/admin-token.ts';
 import { loadAdminState, loadNodeTokens, nodeTokensFileOf, POLICY_FILE } from './admin/api-state.ts';
 import { preflight } from './node-preflight.ts';
 import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
+import { ALREADY_CHECKED, stalenessAwareAuthenticate, tokenRefusal } from './node-staleness.ts';
 import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 
@@ -216,6 +217,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     keyExpiries: () =>
       ca.keys().filter((k) => k.status !== 'revoked').map((k) => ({ kind: k.kind, kid: k.kid, state: k.status, notAfter: k.notAfter })),
     servedWicExpiry: () => sds.catalog.earliestLeafExpiry(),
+    clusterFreshness: () => cluster.staleness(),
   });
   // Every credential the CA signs, whichever path asked (SDS, Workload API, admin mint).
   undo.push(ca.onIssued((e) => metrics.issued.inc({ kind: e.kind })));
@@ -231,16 +233,22 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   };
 
   // Authentication (the PEP's first half) and route policy (the PDP).
-  const authenticator = new Authenticator({
-    bundles: () => ca.bundles(),
+  const authnSettings = {
     clock,
     maxSkewSec: config.authn.maxClockSkew / 1000,
     maxWptLifetimeSec: config.authn.maxWptLifetime / 1000,
     maxHttpSigWindowSec: config.authn.maxSignatureWindow / 1000,
-    witCache: config.authn.witCacheSize > 0 ? { maxEntries: config.authn.witCacheSize } : false,
+    witCache: config.authn.witCacheSize > 0 ? { maxEntries: config.authn.witCacheSize } : (false as const),
+  };
+  const authenticator = new Authenticator({
+    ...authnSettings,
+    bundles: () => ca.bundles(),
     replay: replayCaches.wpt,
     nonceReplay: replayCaches.httpsig,
   });
+  // While the cluster state is stale, a credential must also verify with this node's own keys and
+  // federation files (src/node-staleness.ts).
+  const localAuthenticator = new Authenticator({ ...authnSettings, bundles: () => ca.localBundles(), replay: ALREADY_CHECKED, nonceReplay: ALREADY_CHECKED });
   const policy = new PolicyStore();
   const policyLog = logger.child({ component: 'policy' });
   policy.onLoad(({ result, source }) => {
@@ -273,6 +281,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     clock,
     logger: logger.child({ component: 'sds' }),
     controlPlaneId: name,
+    tokensUnconfirmed: () => tokenRefusal(cluster.staleness()),
     hooks: {
       streamOpened: () => metrics.sdsStreams.inc(),
       streamClosed: () => metrics.sdsStreams.dec(),
@@ -302,6 +311,8 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
         const who = authenticateCaller(call.metadata.get('authorization').map(String), peer, { tokens: nodeTokens });
         if (!who.ok)
           throw Object.assign(new Error('the caller is not authenticated'), { code: grpc.status.UNAUTHENTICATED, details: 'the caller is not authenticated' });
+        const refused = who.via === 'token' ? tokenRefusal(cluster.staleness()) : undefined;
+        if (refused) throw Object.assign(new Error(refused), { code: grpc.status.UNAVAILABLE, details: refused });
         return { nodeId: who.nodeId };
       },
       entitled: (caller, id) => sdsSource.identitiesFor(caller.nodeId).includes(id),
@@ -318,7 +329,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   server.addService(
     authorizationService(),
     extAuthzService({
-      authenticate: (req, ctx) => authenticator.authenticate(req, { audiences: ctx.audiences }),
+      authenticate: stalenessAwareAuthenticate(authenticator, localAuthenticator, () => cluster.staleness()),
       authorize: (input) =>
         pdpAuthorize(input, policy.current(), {
           newId: () => input.decisionId,

@@ -90,20 +90,25 @@ export function trustHandlers(deps: AdminApiDeps, exclusive: <T>(fn: () => Promi
     async ListAuthorities() {
       return doc({ trustDomain: ca.trustDomain, keys: ca.keys() });
     },
-    PrepareAuthority: (req: { kind: string }) => exclusive(async () => doc(await ca.prepare(checkKind(req.kind)))),
-    ActivateAuthority: (req: { kind: string }) => exclusive(async () => doc(await ca.activate(checkKind(req.kind)))),
-    TaintAuthority: (req: { kind: string; kid: string }) =>
-      exclusive(async () => {
-        const kind = checkKind(req.kind);
-        if (!req.kid) throw invalidArgument('kid', 'is required: the key to taint (see wimsectl authority show)');
-        return doc(await ca.taint(kind, req.kid));
-      }),
-    RevokeAuthority: (req: { kind: string; kid: string }) =>
-      exclusive(async () => {
-        const kind = checkKind(req.kind);
-        if (!req.kid) throw invalidArgument('kid', 'is required: the tainted key to revoke (see wimsectl authority show)');
-        return doc(await ca.revoke(kind, req.kid));
-      }),
+    // The key verbs do not take the `exclusive` lane: the CA orders its own journal writes, and an
+    // activation may wait at the cluster's gate for minutes; an emergency taint, revoke or
+    // node-token revocation must never queue behind it.
+    async PrepareAuthority(req: { kind: string }) {
+      return doc(await ca.prepare(checkKind(req.kind)));
+    },
+    async ActivateAuthority(req: { kind: string }) {
+      return doc(await ca.activate(checkKind(req.kind)));
+    },
+    async TaintAuthority(req: { kind: string; kid: string }) {
+      const kind = checkKind(req.kind);
+      if (!req.kid) throw invalidArgument('kid', 'is required: the key to taint (see wimsectl authority show)');
+      return doc(await ca.taint(kind, req.kid));
+    },
+    async RevokeAuthority(req: { kind: string; kid: string }) {
+      const kind = checkKind(req.kind);
+      if (!req.kid) throw invalidArgument('kid', 'is required: the tainted key to revoke (see wimsectl authority show)');
+      return doc(await ca.revoke(kind, req.kid));
+    },
 
     async ListFederation() {
       const set = ca.bundles();

@@ -19,6 +19,12 @@ export interface ReplayCacheView extends ReplayCacheStats {
   cache: string;
 }
 
+/** The cluster's freshness as the metrics show it (NodeCluster.staleness). */
+export interface ClusterFreshness {
+  stale: boolean;
+  contactAgeMs: number;
+}
+
 export class NodeMetrics {
   readonly registry = new Registry();
   readonly checks: Counter<'result' | 'reason' | 'via'>;
@@ -31,6 +37,7 @@ export class NodeMetrics {
   readonly propagationLag: Histogram;
   readonly busRejected: Counter<'reason'>;
   readonly activationGateTimeouts: Counter;
+  readonly activationGateWaiting: Gauge;
 
   constructor(
     opts: {
@@ -38,6 +45,7 @@ export class NodeMetrics {
       /** The soonest expiry (ms since the epoch) of the WICs served over SDS, if any. */
       servedWicExpiry?: () => number | undefined;
       replayCaches?: () => readonly ReplayCacheView[];
+      clusterFreshness?: () => ClusterFreshness | undefined;
       defaultMetrics?: boolean;
     } = {},
   ) {
@@ -65,11 +73,33 @@ export class NodeMetrics {
     this.busRejected = new Counter({ name: 'wimse_bus_rejected_messages_total', help: 'Bus messages ignored as malformed or unexpected.', labelNames: ['reason'], registers });
     this.activationGateTimeouts = new Counter({
       name: 'wimse_activation_gate_timeouts_total',
-      help: 'Prepared keys activated after cluster.activationTimeout without every live node trusting them.',
+      help: 'Prepared keys activated after cluster.activationTimeout without every known node trusting them.',
       registers,
     });
     // Replay caches (src/authn/replay.ts) are read at scrape time: the hot path only counts.
     const replay = opts.replayCaches ?? (() => []);
+    this.activationGateWaiting = new Gauge({
+      name: 'wimse_activation_gate_waiting',
+      help: 'Prepared keys waiting at the activation gate for every known node to trust them.',
+      registers,
+    });
+    const freshness = opts.clusterFreshness;
+    new Gauge({
+      name: 'wimse_cluster_stale',
+      help: '1 while the cluster state is stale (no confirmed contact with the shared store for longer than cluster.maxStaleness), else 0.',
+      registers,
+      collect() {
+        this.set(freshness?.()?.stale ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'wimse_cluster_contact_age_seconds',
+      help: 'Seconds since the last confirmed contact with the shared store; 0 while in contact.',
+      registers,
+      collect() {
+        this.set((freshness?.()?.contactAgeMs ?? 0) / 1000);
+      },
+    });
     new Gauge({
       name: 'wimse_replay_cache_entries',
       help: 'Tokens held by each replay cache (WPT jti, HTTP-signature nonce) until they can no longer be accepted.',

@@ -43,6 +43,7 @@ export class IdentityServer {
   #live = new Map<string, LiveKey>();
   #sequence: number;
   #own!: TrustDomainBundle;
+  #ownLocal!: TrustDomainBundle;
   readonly #federated: FederatedBundles;
   #federationFiles: readonly FederatedBundleFile[];
   #listeners = new Set<(e: CaEvent) => void>();
@@ -50,6 +51,8 @@ export class IdentityServer {
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
   #gate: ActivationGate | undefined;
+  readonly #gateWaits = new Set<AbortController>();
+  #closing = false;
 
   private constructor(
     opts: IdentityServerOptions,
@@ -140,6 +143,15 @@ export class IdentityServer {
   /** Own + federated trust domains. */
   bundles(): TrustBundleSet {
     return bundleSet(this.#own, this.#federated.view);
+  }
+
+  /**
+   * The bundles this node vouches for by itself: its own keys and its federation files' bundles;
+   * nothing learned from other nodes (their keys, federated bundles they shared). A node that
+   * cannot confirm its peers' state (a partition) verifies with these alone.
+   */
+  localBundles(): TrustBundleSet {
+    return bundleSet(this.#ownLocal, this.#federated.files);
   }
 
   /**
@@ -263,15 +275,42 @@ export class IdentityServer {
     this.#gate = gate;
   }
 
+  /**
+   * Activate the prepared key of `kind`, after the activation gate when one is set. The gate is
+   * waited for outside the journal's queue, so taint and revoke go ahead meanwhile; the key that
+   * passed the gate is the one activated (if the prepared key changed during the wait, the new
+   * one goes through the gate; if a taint activated the awaited key, that is the answer).
+   */
   async activate(kind: KeyKind): Promise<KeyInfo> {
-    const slot = this.slot(kind);
-    if (this.#gate && slot.next && !needsActiveKey(slot, this.#clock.now())) await this.#gate(kind, slot.next.kid);
-    const kid = await this.#serial(async () => {
-      const t = applyActivate(this.#records, kind, this.#clock.now());
-      await this.#commit(t, [], [{ type: 'key-activated', kind, kid: t.activated! }]);
-      return t.activated!;
-    });
-    return this.#info(kind, kid);
+    for (;;) {
+      const slot = this.slot(kind);
+      const gated = this.#gate && slot.next && !needsActiveKey(slot, this.#clock.now()) ? slot.next.kid : undefined;
+      if (gated !== undefined) await this.#passGate(kind, gated);
+      const kid = await this.#serial(async () => {
+        if (gated !== undefined && this.slot(kind).next?.kid !== gated) return undefined;
+        const t = applyActivate(this.#records, kind, this.#clock.now());
+        await this.#commit(t, [], [{ type: 'key-activated', kind, kid: t.activated! }]);
+        return t.activated!;
+      });
+      if (kid !== undefined) return this.#info(kind, kid);
+      if (gated !== undefined && this.slot(kind).current?.kid === gated) return this.#info(kind, gated);
+    }
+  }
+
+  /** Wait at the gate for `kid`; stop waiting when it is no longer the prepared key, or on close. */
+  async #passGate(kind: KeyKind, kid: string): Promise<void> {
+    const ac = new AbortController();
+    const superseded = () => this.slot(kind).next?.kid !== kid;
+    const off = this.onChange(() => superseded() && ac.abort());
+    this.#gateWaits.add(ac);
+    try {
+      const aborted = new Promise<void>((resolve) => ac.signal.addEventListener('abort', () => resolve(), { once: true }));
+      await Promise.race([this.#gate!(kind, kid, ac.signal), aborted]);
+    } finally {
+      off();
+      this.#gateWaits.delete(ac);
+    }
+    if (this.#closing) throw new Error('identity server is closed');
   }
 
   /** Stop trusting a key for signing now; SDS re-issues what it signed (event `key-tainted`). */
@@ -362,6 +401,8 @@ export class IdentityServer {
 
   /** Stop the rotator, wait for writes in flight, release the state directory. */
   async close(): Promise<void> {
+    this.#closing = true;
+    for (const ac of this.#gateWaits) ac.abort();
     await this.stop();
     await this.#queue.catch(() => {});
     this.#closed = true;
@@ -429,6 +470,8 @@ export class IdentityServer {
 
   #rebuildBundle(): void {
     this.#own = buildOwnBundle(this.trustDomain, this.#records, this.#sequence, this.#opts.refreshHintSec);
+    const own = this.#records.filter((r) => r.origin === undefined);
+    this.#ownLocal = own.length === this.#records.length ? this.#own : buildOwnBundle(this.trustDomain, own, this.#sequence, this.#opts.refreshHintSec);
   }
 
   #emit(e: CaEvent): void {

@@ -49,9 +49,11 @@ export interface PublicKeyInfo extends KeyInfo {
 
 /**
  * Decides when a prepared key may become active (the cluster's activation gating). Called before
- * the rotator or an operator activates `kid`; resolves when activation may proceed.
+ * the rotator or an operator activates `kid`; resolves when activation may proceed. `signal` is
+ * aborted when the wait no longer matters (the key was activated by a taint, tainted, or
+ * superseded by another prepared key, or the server closes): the gate should then stop waiting.
  */
-export type ActivationGate = (kind: 'x509' | 'wit', kid: string) => Promise<void>;
+export type ActivationGate = (kind: 'x509' | 'wit', kid: string, signal: AbortSignal) => Promise<void>;
 
 export interface WicRequest {
   /** The workload identifier: the certificate's one URI SAN. */

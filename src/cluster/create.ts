@@ -18,7 +18,7 @@ export interface ClusterSettings {
 }
 
 /** NATS client timings and test hooks, for tests and benchmarks (production uses the defaults). */
-export type NatsTuning = Partial<Pick<NatsBusOptions, 'startTimeoutMs' | 'reconnectWaitMs' | 'pingIntervalMs' | 'requestTimeoutMs' | 'testHooks'>>;
+export type NatsTuning = Partial<Pick<NatsBusOptions, 'startTimeoutMs' | 'reconnectWaitMs' | 'pingIntervalMs' | 'requestTimeoutMs' | 'onlyListedServers' | 'testHooks'>>;
 
 export function createBus(opts: BusOptions & { cluster?: ClusterSettings; hub?: MemoryHub; nats?: NatsTuning }): Bus {
   const { cluster, hub, nats, ...common } = opts;

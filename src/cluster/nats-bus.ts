@@ -41,6 +41,8 @@ export interface NatsBusOptions extends BusOptions {
   pingIntervalMs?: number;
   /** Try `servers` in the given order instead of a random one (pin a node to a nearby server). Default false. */
   preferListedOrder?: boolean;
+  /** Connect only to `servers`, never to other servers the NATS cluster advertises. Default false. */
+  onlyListedServers?: boolean;
   /** Test hooks only. */
   testHooks?: { dropAnnounce?: (subject: string) => boolean };
 }
@@ -93,6 +95,7 @@ export class NatsBackend implements BusBackend {
       maxPingOut: 2,
       timeout: o.requestTimeoutMs ?? 2_000,
       noRandomize: o.preferListedOrder ?? false,
+      ignoreClusterUpdates: o.onlyListedServers ?? false,
     };
     if (o.credsFile) {
       const file = o.credsFile;

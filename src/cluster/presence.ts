@@ -43,6 +43,16 @@ export function allNodesTrust(kid: string, nodes: readonly NodeRecord[], now: nu
   return live.length > 0 && live.every((n) => n.trustedKids.includes(kid));
 }
 
+/**
+ * The peers among `peers` whose latest heartbeat (of any age) does not list `kid`, or who have
+ * none, sorted. A peer that is down or cut off keeps its last word: it is waited for, not
+ * forgotten because it fell silent.
+ */
+export function peersMissing(kid: string, peers: Iterable<string>, nodes: readonly NodeRecord[]): string[] {
+  const latest = new Map(nodes.map((n) => [n.node, n]));
+  return [...new Set(peers)].filter((p) => !latest.get(p)?.trustedKids.includes(kid)).sort();
+}
+
 export function trustReport(kid: string, nodes: readonly NodeRecord[], now: number, timeoutMs: number): TrustReport {
   const rows = nodes
     .map((n) => ({ node: n.node, lastSeen: n.lastSeen, live: isLive(n, now, timeoutMs), trusts: n.trustedKids.includes(kid) }))
@@ -124,6 +134,8 @@ export interface HeartbeatOptions {
   /** The key ids this node's current bundle holds, read at every beat. */
   trustedKids: () => readonly string[];
   version?: string;
+  /** Told the store revision of every beat (0: not stored, the store is unreachable). */
+  onBeat?: (revision: number) => void;
 }
 
 /** Publishes this node's heartbeat periodically, and at once on `beat()` (e.g. after a bundle change). */
@@ -150,7 +162,26 @@ export class NodeHeartbeat {
       startedAt: this.#startedAt,
       ...(this.#opts.version ? { version: this.#opts.version } : {}),
     };
-    return this.#bus.put('nodes', this.#bus.nodeName, record);
+    const told = this.#opts.onBeat;
+    const put = this.#bus.put('nodes', this.#bus.nodeName, record);
+    return told
+      ? put.then(
+          (revision) => {
+            told(revision);
+            return revision;
+          },
+          (err: unknown) => {
+            told(0);
+            throw err;
+          },
+        )
+      : put;
+  }
+
+  /** Stop beating and delete this node's heartbeat: it leaves the cluster cleanly. */
+  async leave(): Promise<void> {
+    this.stop();
+    if (this.#bus.connected) await this.#bus.delete('nodes', this.#bus.nodeName);
   }
 
   start(): Promise<number> {

@@ -187,8 +187,15 @@ export const configSchema: Field = {
         credsFile: { kind: 'string', doc: 'NATS credentials (.creds) file.' },
         tlsCaFile: { kind: 'string', doc: 'PEM roots to verify the NATS servers.' },
         replicas: { kind: 'int', doc: 'Replicas of the JetStream KV bucket holding the shared state (3 for a 3-server NATS cluster).', default: 1, min: 1, max: 5 },
-        activationTimeout: { kind: 'duration', doc: 'How long a prepared key waits for every live node to trust it before it is activated anyway (with a warning). Less than keys.ttl × (1 − keys.activateAt) − keys.rotationInterval, so that the active key cannot expire while its successor waits.', default: '5m', maxMs: MAX_TIMER_MS },
+        activationTimeout: { kind: 'duration', doc: 'How long a prepared key waits for every known node (live, or with keys journaled here: down and cut-off nodes count) to trust it before it is activated anyway, with a warning and wimse_activation_gate_timeouts_total. Less than keys.ttl × (1 − keys.activateAt) − keys.rotationInterval, so that the active key cannot expire while its successor waits.', default: '5m', maxMs: MAX_TIMER_MS },
         reconcileInterval: { kind: 'duration', doc: 'How often a node re-reads the shared state to repair drift.', default: '30s', minMs: 100, maxMs: MAX_TIMER_MS },
+        maxStaleness: {
+          kind: 'duration',
+          doc: 'How long a node may go without confirmed contact with the shared store (bus lost, or the store not answering) before its cluster state counts as stale: /readyz turns unready, calls authenticated by node tokens get UNAVAILABLE, and ext_authz denies (503) credentials that rest on other nodes\' keys, until the node has reconnected and caught up (docs/operations-cluster.md "Partitions and staleness").',
+          default: '30s',
+          minMs: 1000,
+          maxMs: MAX_TIMER_MS,
+        },
       },
     },
     logging: {
@@ -223,7 +230,7 @@ export interface NodeConfig {
     witCacheSize: number;
   };
   policy: { file?: string; external?: { mode: 'both' | 'external'; url: string; timeout: number } };
-  cluster?: { servers: string[]; credsFile?: string; tlsCaFile?: string; replicas: number; activationTimeout: number; reconcileInterval: number };
+  cluster?: { servers: string[]; credsFile?: string; tlsCaFile?: string; replicas: number; activationTimeout: number; reconcileInterval: number; maxStaleness: number };
   logging: { level: string };
 }
 

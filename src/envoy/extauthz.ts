@@ -20,6 +20,20 @@ export type AuthMethod = 'mtls' | 'wpt' | 'httpsig';
 /** `Retry-After` on a 503 the client may retry (a replay cache frees entries every second). */
 export const RETRY_AFTER_SEC = 1;
 
+/**
+ * Thrown by a port that cannot decide now through no fault of the request (e.g. a cluster node
+ * that cannot confirm the keys a credential rests on): denied with 503 and this code, so Envoy
+ * or the caller can retry elsewhere.
+ */
+export class CheckUnavailable extends Error {
+  constructor(
+    readonly code: string,
+    readonly detail: string,
+  ) {
+    super(`${code}: ${detail}`);
+  }
+}
+
 export interface Authenticated {
   caller: string;
   via: AuthMethod;
@@ -126,6 +140,7 @@ export async function check(msg: CheckRequestMessage, ports: CheckPorts): Promis
       if (err.status >= 500) ports.logger.error({ decisionId, code: err.code }, 'authentication failed internally');
       return deny({ status: err.status >= 500 ? 503 : err.status, code: err.code, detail: err.detail, ...(err.challenge ? { challenge: err.challenge } : {}) });
     }
+    if (err instanceof CheckUnavailable) return deny({ status: 503, code: err.code, detail: err.detail });
     ports.logger.error({ decisionId, err: (err as Error)?.message }, 'check failed internally');
     return deny({ status: 503, code: 'internal.error', detail: 'the authorization service failed; the request is denied' });
   }

@@ -9,6 +9,8 @@
  *
  * Failure statuses (docs/sds.md):
  * - no or bad credentials, revoked token     -> UNAUTHENTICATED
+ * - node tokens cannot be confirmed right now -> UNAVAILABLE (a stale cluster node: Envoy retries,
+ *   reaching a node that can confirm them)
  * - first request's node.id != authenticated -> PERMISSION_DENIED
  * - a name the node may not have (or unknown)-> INVALID_ARGUMENT, naming only the requested name
  * - issuance failed (CA outage)              -> UNAVAILABLE (Envoy retries with backoff)
@@ -59,6 +61,13 @@ export interface SdsServerOptions {
   /** Sent as `control_plane.identifier`. */
   readonly controlPlaneId?: string;
   readonly hooks?: SdsHooks;
+  /**
+   * Why node tokens cannot be confirmed right now (this node may have missed revocations: a
+   * stale cluster node), or undefined. While it gives a reason, calls authenticated by a node
+   * token are refused with UNAVAILABLE and that reason, and open ones end at the next tick.
+   * Certificate-authenticated calls are not affected.
+   */
+  readonly tokensUnconfirmed?: () => string | undefined;
   /**
    * Open streams allowed per node id (Envoy opens one per secret name and provider; Kuma counted
    * about 2,000 for a large proxy). Beyond it: RESOURCE_EXHAUSTED. Default 20,000.
@@ -133,7 +142,8 @@ export class SdsServer {
   }
 
   /**
-   * End streams whose node token has expired (revocation ends them at once, #onRevoke), then
+   * End streams whose node token has expired or cannot be confirmed now (revocation ends them
+   * at once, #onRevoke), then
    * re-issue due (and tainted) leaves and push them. Resolves when pushes are queued and sent.
    */
   tick(tainted: ReadonlySet<string> = new Set()): Promise<void> {
@@ -168,6 +178,13 @@ export class SdsServer {
       call.emit('error', statusError(grpc.status.UNAUTHENTICATED, 'missing or invalid node credentials'));
       return;
     }
+    const unconfirmed = this.#unconfirmed(caller);
+    if (unconfirmed !== undefined) {
+      this.#stats.rejectedStreams++;
+      this.#log.warn({ node: caller.nodeId, reason: unconfirmed }, 'sds stream refused: node token cannot be confirmed');
+      call.emit('error', statusError(grpc.status.UNAVAILABLE, unconfirmed));
+      return;
+    }
     let set = this.#byNode.get(caller.nodeId);
     if ((set?.size ?? 0) >= (this.#opts.maxStreamsPerNode ?? 20_000)) {
       this.#stats.rejectedStreams++;
@@ -193,6 +210,11 @@ export class SdsServer {
     const authorization = call.metadata.get('authorization').map((v: grpc.MetadataValue) => (typeof v === 'string' ? v : v.toString('utf8')));
     const peer = call.getAuthContext().sslPeerCertificate;
     return authenticateCaller(authorization, peer, this.#opts.auth);
+  }
+
+  /** Why a caller's node token cannot be trusted right now (undefined: it can, or no token). */
+  #unconfirmed(caller: Extract<CallerIdentity, { ok: true }>): string | undefined {
+    return caller.via === 'token' ? this.#opts.tokensUnconfirmed?.() : undefined;
   }
 
   async #onRequest(ctx: StreamCtx, req: SdsRequest): Promise<void> {
@@ -334,6 +356,11 @@ export class SdsServer {
       if (ctx.caller.via === 'token' && !tokens.isLive(ctx.caller.tokenHash)) {
         this.#log.warn({ node: ctx.state.authenticatedNodeId }, 'sds stream ended: node token expired');
         this.#fail(ctx, grpc.status.UNAUTHENTICATED, 'node credentials expired');
+      } else {
+        const unconfirmed = this.#unconfirmed(ctx.caller);
+        if (unconfirmed === undefined) continue;
+        this.#log.warn({ node: ctx.state.authenticatedNodeId, reason: unconfirmed }, 'sds stream ended: node token cannot be confirmed');
+        this.#fail(ctx, grpc.status.UNAVAILABLE, unconfirmed);
       }
   }
 
@@ -349,6 +376,8 @@ export class SdsServer {
   async #fetch(call: grpc.ServerUnaryCall<SdsRequest, unknown>, cb: grpc.sendUnaryData<unknown>): Promise<void> {
     const caller = this.#authenticate(call);
     if (!caller.ok) return cb(statusError(grpc.status.UNAUTHENTICATED, 'missing or invalid node credentials'));
+    const unconfirmed = this.#unconfirmed(caller);
+    if (unconfirmed !== undefined) return cb(statusError(grpc.status.UNAVAILABLE, unconfirmed));
     const req = call.request;
     if (req.node?.id !== caller.nodeId)
       return cb(statusError(grpc.status.PERMISSION_DENIED, 'node id does not match the node credentials'));

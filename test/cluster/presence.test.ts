@@ -1,6 +1,6 @@
 import test from 'ava';
 import { ManualClock } from '../../src/identity/index.ts';
-import { MemoryBus, MemoryHub, NodeHeartbeat, Presence, allNodesTrust, liveNodes, trustReport, type NodeRecord } from '../../src/cluster/index.ts';
+import { MemoryBus, MemoryHub, NodeHeartbeat, Presence, allNodesTrust, liveNodes, peersMissing, trustReport, type NodeRecord } from '../../src/cluster/index.ts';
 import { T0, eventually } from './fixtures.ts';
 
 const rec = (node: string, lastSeen: number, trustedKids: string[]): NodeRecord => ({ node, lastSeen, trustedKids });
@@ -25,6 +25,28 @@ test('cluster presence - a key is trusted everywhere only when every live node l
 test('cluster presence - with no live node the answer is no (an empty set proves nothing)', (t) => {
   t.false(allNodesTrust('k1', [], T0, 15_000));
   t.false(allNodesTrust('k1', [rec('a', T0 - 20_000, ['k1'])], T0, 15_000));
+});
+
+test('cluster presence - the gate\'s view: a known peer is missing until its latest heartbeat lists the key, however old; one never heard from is missing', (t) => {
+  const nodes = [rec('a', T0, ['k1']), rec('silent', T0 - 3_600_000, ['k1']), rec('cut-off', T0 - 60_000, ['k0'])];
+  t.deepEqual(peersMissing('k1', ['a', 'silent', 'cut-off', 'journaled-only', 'a'], nodes), ['cut-off', 'journaled-only']);
+  t.deepEqual(peersMissing('k1', [], nodes), []);
+});
+
+test('cluster presence - a heartbeat tells whether the store took it; leave() deletes it', async (t) => {
+  const hub = new MemoryHub();
+  const clock = new ManualClock(T0);
+  const bus = new MemoryBus({ hub, trustDomain: 'example.org', nodeName: 'a', clock });
+  t.teardown(() => bus.close());
+  await bus.start();
+  const told: number[] = [];
+  const hb = new NodeHeartbeat(bus, { clock, trustedKids: () => ['k1'], onBeat: (r) => told.push(r) });
+  const rev = await hb.beat();
+  t.true(rev > 0);
+  t.deepEqual(told, [rev]);
+  t.truthy(bus.get('nodes', 'a'));
+  await hb.leave();
+  t.is(bus.get('nodes', 'a'), undefined);
 });
 
 async function threeNodes(t: { teardown(fn: () => Promise<void>): void }, clock: ManualClock) {

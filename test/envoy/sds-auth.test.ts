@@ -92,6 +92,24 @@ test('sds auth - a stream opened with a token ends when the token expires, at th
   lasting.end();
 });
 
+test('sds auth - while node tokens cannot be confirmed, token streams and fetches get UNAVAILABLE with the reason, open ones end at the next tick', async (t) => {
+  let unconfirmed: string | undefined;
+  const f = await sdsFixture(t, { tokensUnconfirmed: () => unconfirmed });
+  const token = f.tokens.issue('sidecar-orders-0');
+  const open = f.envoy('sidecar-orders-0', token).open(['default']);
+  t.truthy(secretsOf(await open.next()).get('default'));
+  unconfirmed = 'cluster state stale: test';
+  const refused = await f.envoy('sidecar-orders-0', token).open(['default']).status;
+  t.deepEqual([refused.code, refused.details], [grpc.status.UNAVAILABLE, 'cluster state stale: test']);
+  const fetched = (await t.throwsAsync(f.envoy('sidecar-orders-0', token).fetch(['default']))) as grpc.ServiceError;
+  t.is(fetched.code, grpc.status.UNAVAILABLE);
+  await f.h.sds.tick();
+  const ended = await open.status;
+  t.deepEqual([ended.code, ended.details], [grpc.status.UNAVAILABLE, 'cluster state stale: test']);
+  unconfirmed = undefined;
+  t.truthy(secretsOf(await f.envoy('sidecar-orders-0', token).open(['default']).next()).get('default'));
+});
+
 test('sds auth - losing a registration ends streams holding that identity', async (t) => {
   const { envoy, source } = await setup(t);
   const s = envoy().open(['default']);

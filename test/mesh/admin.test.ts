@@ -1,20 +1,6 @@
 import test from 'ava';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { startNatsServer } from '../helpers/nats-server.ts';
-import { adminClientConstructor } from '../../src/admin/api.ts';
-import { converged, startMeshNode, until, type MeshNode } from './helpers.ts';
-
-function admin(n: MeshNode) {
-  const Ctor = adminClientConstructor();
-  const client = new Ctor(n.node.grpcAddress, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
-  const md = new grpc.Metadata();
-  md.set('authorization', `Bearer ${readFileSync(join(n.node.config.stateDir, 'admin-token'), 'utf8').trim()}`);
-  const call = (method: string, req: unknown) =>
-    new Promise<any>((resolve, reject) => client[method](req, md, (e: unknown, r: unknown) => (e ? reject(e) : resolve(r))));
-  return { client, call };
-}
+import { admin, converged, startMeshNode, until } from './helpers.ts';
 
 test('mesh admin - bundle status lists every live node with the keys it trusts; an entry created on one node serves on another', async (t) => {
   const nats = await startNatsServer(t);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNatsCluster, startNatsServer } from '../helpers/nats-server.ts';
 import { ROOT, startTs } from '../helpers/process.ts';
-import { A, TUNING, authzClient, callerHeaders, checkRequest, converged, policyFor, readyz, sleep, startMeshNode, trusts, until } from './helpers.ts';
+import { A, TUNING, authzClient, callerHeaders, checkRequest, converged, metricsText, policyFor, readyz, recordingLogger, sleep, startMeshNode, trusts, until } from './helpers.ts';
 
 const CLI = join(ROOT, 'src/cli/wimse-server.ts');
 
@@ -128,7 +128,8 @@ test('mesh - a node process SIGKILLed and restarted reads its journal and catche
   const nats = await startNatsServer(t);
   const servers = [nats.url];
   const policy = policyFor([A]);
-  const n1 = await startMeshNode(t, { name: 'cp-1', servers, policy });
+  const log = recordingLogger();
+  const n1 = await startMeshNode(t, { name: 'cp-1', servers, policy, activationTimeout: '3s', logger: log.logger });
   const n2 = await startMeshNode(t, { name: 'cp-2', servers, policy });
   const dir = mkdtempSync(join(tmpdir(), 'wimse-mesh-proc-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -166,9 +167,15 @@ logging:
   p3.child.kill('SIGKILL');
   await exited;
   const killedAt = Date.now();
-  // While it is gone: node 1 rotates (node 3 ages out of presence) and widens the policy.
-  await n1.node.ca.prepare('wit');
+  // While it is gone: node 1 rotates and widens the policy. Node 3's heartbeat ages out, but
+  // its keys are journaled: the activation waits for it until the timeout, then warns and counts.
+  await until('node 3 is no longer live for node 1', () => !n1.node.cluster.presence.liveNodes().some((n) => n.node === 'cp-3'));
+  t.deepEqual(n1.node.cluster.knownPeers(), ['cp-2', 'cp-3']);
+  const rotated = await n1.node.ca.prepare('wit');
   await n1.node.ca.activate('wit');
+  t.is(n1.node.ca.slot('wit').current?.kid, rotated.kid);
+  t.regex(await metricsText(n1.node), /^wimse_activation_gate_timeouts_total 1$/m);
+  await until('the warning names node 3', () => log.lines().some((l) => /^ACTIVATING A KEY NOT YET TRUSTED/.test(l.msg) && l.missing.join() === 'cp-3'));
   n1.node.policy.load(policyFor([A], ['/orders/', '/admin/']), 'api');
   await until('node 2 has both', () => n2.node.policy.digest === n1.node.policy.digest);
 

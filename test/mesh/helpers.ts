@@ -3,14 +3,16 @@
  * real nats-server processes, with short cluster timings.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { ExecutionContext } from 'ava';
 import { parseConfig } from '../../src/config/config.ts';
 import { startNode, type RunningNode } from '../../src/node.ts';
-import { silentLogger } from '../../src/log.ts';
+import { createLogger, silentLogger, type Logger } from '../../src/log.ts';
+import { adminClientConstructor } from '../../src/admin/api.ts';
 import { envoyProtos } from '../../src/envoy/protos.ts';
 import { createWpt } from '../../src/authn/wpt.ts';
 import type { NodeClusterTuning } from '../../src/node-cluster.ts';
@@ -57,6 +59,11 @@ export interface MeshNodeSpec {
   extraYaml?: string;
   nodeTokensFile?: string;
   tuning?: NodeClusterTuning;
+  /** JetStream replicas of the bucket; default 3 with three or more servers, else 1. */
+  replicas?: number;
+  /** `cluster.maxStaleness`; the default when absent. */
+  maxStaleness?: string;
+  logger?: Logger;
 }
 
 export async function startMeshNode(t: ExecutionContext, spec: MeshNodeSpec): Promise<MeshNode> {
@@ -73,17 +80,17 @@ ${spec.nodeTokensFile ? `  nodeTokensFile: ${spec.nodeTokensFile}\n` : ''}  regi
       workloads: [${B}]
 cluster:
   servers: [${spec.servers.join(', ')}]
-  replicas: ${spec.servers.length >= 3 ? 3 : 1}
+  replicas: ${spec.replicas ?? (spec.servers.length >= 3 ? 3 : 1)}
   activationTimeout: ${spec.activationTimeout ?? '20s'}
   reconcileInterval: 1s
-${spec.extraYaml ?? ''}`;
+${spec.maxStaleness ? `  maxStaleness: ${spec.maxStaleness}\n` : ''}${spec.extraYaml ?? ''}`;
   if (spec.policy !== undefined) {
     writeFileSync(join(dir, 'policy.yaml'), spec.policy);
     yaml += 'policy:\n  file: policy.yaml\n';
   }
   const cfg = parseConfig(yaml, dir);
   if (!cfg.ok) throw new Error(cfg.errors.join('; '));
-  const node = await startNode(cfg.value, { logger: silentLogger(), cluster: spec.tuning ?? TUNING });
+  const node = await startNode(cfg.value, { logger: spec.logger ?? silentLogger(), cluster: spec.tuning ?? TUNING });
   const Ctor = grpc.makeGenericClientConstructor(envoyProtos().Authorization, 'Authorization');
   const authz = new Ctor(node.grpcAddress, grpc.credentials.createInsecure()) as any;
   let stopped = false;
@@ -102,7 +109,7 @@ ${spec.extraYaml ?? ''}`;
 export const checkRequest = (headers: Record<string, string>, path = '/orders/1') => getCheckRequest(B, AUD, headers, path);
 
 /** A WIT minted by `node`'s active WIT key, and a fresh WPT for it, as headers of a request. */
-export async function callerHeaders(node: RunningNode, sub = A): Promise<{ headers: Record<string, string>; kid: string; wit: string; fresh: () => Record<string, string> }> {
+export async function callerHeaders(node: { ca: Pick<RunningNode['ca'], 'mintWit'> }, sub = A): Promise<{ headers: Record<string, string>; kid: string; wit: string; fresh: () => Record<string, string> }> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const jwk = { ...(publicKey.export({ format: 'jwk' }) as Record<string, string>), alg: 'ES256' };
   const wit = await node.ca.mintWit({ sub, cnf: jwk as any });
@@ -150,5 +157,27 @@ export function authzClient(address: string): { check(req: unknown): Promise<any
   return {
     check: (req: unknown) => new Promise<any>((resolve, reject) => c.Check(req, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res)))),
     close: () => c.close(),
+  };
+}
+
+/** An admin API client (as wimsectl) for a node, with its admin token. */
+export function admin(n: MeshNode) {
+  const Ctor = adminClientConstructor();
+  const client = new Ctor(n.node.grpcAddress, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${readFileSync(join(n.node.config.stateDir, 'admin-token'), 'utf8').trim()}`);
+  const call = (method: string, req: unknown) =>
+    new Promise<any>((resolve, reject) => client[method](req, md, (e: unknown, r: unknown) => (e ? reject(e) : resolve(r))));
+  return { client, call };
+}
+
+/** A logger that keeps every line (parsed JSON) for the test to inspect. */
+export function recordingLogger(): { logger: Logger; lines: () => Array<Record<string, any>> } {
+  const sink = new PassThrough();
+  let out = '';
+  sink.on('data', (d: Buffer) => (out += d));
+  return {
+    logger: createLogger({ level: 'info', destination: sink }),
+    lines: () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>),
   };
 }
