@@ -25,7 +25,7 @@ export function tokenRefusal(staleness: Staleness): string | undefined {
  * The replay guard of the second, local-keys-only pass: the first pass, with every key, has
  * already recorded the request's WPT `jti` or signature nonce; seeing it again is not a replay.
  */
-export const ALREADY_CHECKED: ReplayGuard = { checkAndStore: () => true };
+export const ALREADY_CHECKED: ReplayGuard = { checkAndStore: () => 'fresh' };
 
 /**
  * ext_authz authentication on a node that may be stale: `all` verifies with every trusted key (and
