@@ -4,40 +4,84 @@
  *   wimse-server                          run on embedded defaults (example.org, ./state, no NATS)
  *   wimse-server --config FILE            run with a config file
  *   wimse-server validate --config FILE   check a config file, start nothing
+ *   --grpc-listen ADDR, --admin-listen ADDR  (or WIMSE_GRPC_LISTEN, WIMSE_ADMIN_LISTEN) replace the file's listeners
  */
-import { embeddedDefaults, loadConfigFile, type NodeConfig } from '../config/config.ts';
-import { startNode } from '../node.ts';
+import { checkConfig, loadConfigFile, type ConfigOverrides, type NodeConfig } from '../config/config.ts';
+import { packageVersion } from './version.ts';
 
-const USAGE = `usage: wimse-server [run] [--config FILE]
-       wimse-server validate --config FILE
+const USAGE = `usage: wimse-server [run] [--config FILE] [--grpc-listen ADDR] [--admin-listen ADDR]
+       wimse-server validate --config FILE [--grpc-listen ADDR] [--admin-listen ADDR]
+       wimse-server --version
 
-With no --config, runs on embedded defaults: trust domain example.org, state in ./state, no NATS.
-See docs/config.md for every field.`;
+  -c, --config FILE      the node's configuration (docs/config.md); without it, embedded defaults:
+                         trust domain example.org, state in ./state, no NATS
+  --grpc-listen ADDR     grpc.listen: HOST:PORT or unix:/path (or WIMSE_GRPC_LISTEN)
+  --admin-listen ADDR    admin.listen: HOST:PORT, or '' for none (or WIMSE_ADMIN_LISTEN)
+  --version              print the version
+
+A flag wins over its environment variable, which wins over the config file.`;
+
+/** Listen addresses from flags and the environment: which config field, and where it may come from. */
+const LISTEN_OVERRIDES = [
+  { field: 'grpc.listen', flag: '--grpc-listen', env: 'WIMSE_GRPC_LISTEN' },
+  { field: 'admin.listen', flag: '--admin-listen', env: 'WIMSE_ADMIN_LISTEN' },
+] as const;
 
 interface Args {
-  command: 'run' | 'validate' | 'help';
+  command: 'run' | 'validate' | 'help' | 'version';
   config?: string;
+  /** Flag values by config field. */
+  listen: Record<string, string>;
 }
 
 export function parseArgs(argv: string[]): Args | string {
-  const args: Args = { command: 'run' };
+  const args: Args = { command: 'run', listen: {} };
   const rest = [...argv];
   if (rest[0] === 'run' || rest[0] === 'validate') args.command = rest.shift() as Args['command'];
   while (rest.length) {
     const a = rest.shift()!;
-    if (a === '--help' || a === '-h') return { command: 'help' };
-    if (a === '--config' || a === '-c') {
-      const v = rest.shift();
+    if (a === '--help' || a === '-h') return { command: 'help', listen: {} };
+    if (a === '--version') return { command: 'version', listen: {} };
+    const eq = a.indexOf('=');
+    const name = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
+    const takeValue = (): string | undefined => (eq > 0 && name !== a ? a.slice(eq + 1) : rest.shift());
+    const listen = LISTEN_OVERRIDES.find((o) => o.flag === name);
+    if (name === '--config' || name === '-c') {
+      const v = takeValue();
       if (!v) return '--config needs a file';
       args.config = v;
-    } else if (a.startsWith('--config=')) args.config = a.slice('--config='.length);
-    else return `unknown argument: ${a}`;
+    } else if (listen) {
+      const v = takeValue();
+      if (v === undefined) return `${listen.flag} needs an address (HOST:PORT or unix:/path)`;
+      args.listen[listen.field] = v;
+    } else return `unknown argument: ${a}`;
   }
   if (args.command === 'validate' && !args.config) return 'validate needs --config FILE';
   return args;
 }
 
-export async function main(argv: string[]): Promise<number> {
+/**
+ * The listen overrides in force: a flag, else a non-empty environment variable. Each error about
+ * an overridden field names where its value came from.
+ */
+function listenOverrides(args: Args, env: NodeJS.ProcessEnv): { overrides: ConfigOverrides; explain(error: string): string } {
+  const overrides: Record<string, string> = {};
+  const sources: Record<string, string> = {};
+  for (const o of LISTEN_OVERRIDES) {
+    const fromEnv = env[o.env];
+    if (args.listen[o.field] !== undefined) [overrides[o.field], sources[o.field]] = [args.listen[o.field]!, o.flag];
+    else if (fromEnv) [overrides[o.field], sources[o.field]] = [fromEnv, o.env];
+  }
+  return {
+    overrides,
+    explain: (error) => {
+      const field = Object.keys(sources).find((f) => error.startsWith(`${f}:`));
+      return field ? `${field} (from ${sources[field]})${error.slice(field.length)}` : error;
+    },
+  };
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const args = parseArgs(argv);
   if (typeof args === 'string') {
     process.stderr.write(`wimse-server: ${args}\n${USAGE}\n`);
@@ -47,19 +91,22 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
-  let config: NodeConfig;
-  if (args.config) {
-    const r = loadConfigFile(args.config);
-    if (!r.ok) {
-      process.stderr.write(`wimse-server: ${args.config} is not valid:\n${r.errors.map((e) => `  ${e}`).join('\n')}\n`);
-      return 1;
-    }
-    config = r.value;
-  } else config = embeddedDefaults();
-  if (args.command === 'validate') {
-    process.stdout.write(`${args.config}: valid (trust domain ${config.trustDomain})\n`);
+  if (args.command === 'version') {
+    process.stdout.write(`wimse-server ${packageVersion()}\n`);
     return 0;
   }
+  const { overrides, explain } = listenOverrides(args, env);
+  const r = args.config ? loadConfigFile(args.config, overrides) : checkConfig({}, process.cwd(), overrides);
+  if (!r.ok) {
+    process.stderr.write(`wimse-server: ${args.config ?? 'the configuration'} is not valid:\n${r.errors.map((e) => `  ${explain(e)}`).join('\n')}\n`);
+    return 1;
+  }
+  const config: NodeConfig = r.value;
+  if (args.command === 'validate') {
+    process.stdout.write(`${args.config}: valid (trust domain ${config.trustDomain}; gRPC ${config.grpc.listen}, admin HTTP ${config.admin.listen || 'off'})\n`);
+    return 0;
+  }
+  const { startNode } = await import('../node.ts'); // loaded only to run: validate and --version stay quick
   const node = await startNode(config);
   process.stdout.write(
     `wimse-server: node ${node.name}, trust domain ${config.trustDomain}\n` +

@@ -19,6 +19,9 @@ Rules that apply to every field:
 - Unknown fields and duplicate keys are errors.
 - Durations are strings: \`500ms\`, \`10s\`, \`5m\`, \`24h\`, \`7d\`, or sums such as \`1h30m\`.
 - Relative paths are resolved against the directory of the config file.
+- \`wimse-server --grpc-listen ADDR\` and \`--admin-listen ADDR\`, or the environment variables
+  \`WIMSE_GRPC_LISTEN\` and \`WIMSE_ADMIN_LISTEN\` (when not empty), replace \`grpc.listen\` and
+  \`admin.listen\` and are checked like them; a flag wins over its variable, which wins over the file.
 
 This table is generated from \`src/config/config.ts\` (\`npm run docs:config\`).
 
