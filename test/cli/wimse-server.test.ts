@@ -1,8 +1,8 @@
 import test from 'ava';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runTs, startTs, ROOT } from '../helpers/process.ts';
+import { runTs, startProcess, startTs, ROOT } from '../helpers/process.ts';
 
 const CLI = join(ROOT, 'src/cli/wimse-server.ts');
 
@@ -132,4 +132,38 @@ test('wimse-server - runs on the listeners given by flag and environment', async
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   t.is(await exited, 0);
+});
+
+test('wimse-server - npm start builds dist/ and runs the bin with plain node; flags pass through', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-npm-start-'));
+  const file = join(dir, 'node.yaml');
+  writeFileSync(file, 'stateDir: ./state\nlogging:\n  level: warn\n');
+  const { child, stdout } = await startProcess('npm', ['start', '--', '--config', file, '--grpc-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], /admin HTTP: (http:\S+)/, {
+    env: envWith(),
+    detached: true,
+    timeoutMs: 120_000,
+  });
+  t.teardown(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
+  t.regex(stdout(), /tsc -p tsconfig\.build\.json/);
+  t.regex(stdout(), /node bin\/wimse-server\.mjs --config/);
+  t.true(existsSync(join(ROOT, 'dist/cli/wimse-server.js')));
+  t.regex(stdout(), new RegExp(`state: ${dir.replace(/[.]/g, '\\.')}/state`));
+  const admin = /admin HTTP: (http:\S+)/.exec(stdout())![1]!;
+  t.is((await fetch(`${admin}/healthz`)).status, 200);
+  // npm passes SIGTERM on and ends with it; the node stops and its listener closes.
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  process.kill(-child.pid!, 'SIGTERM');
+  await exited;
+  await t.throwsAsync(async () => {
+    for (let i = 0; i < 300; i++) {
+      await fetch(`${admin}/healthz`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
 });
