@@ -1,9 +1,10 @@
 /**
  * The demo's sidecars get their certificates the way Envoy does: a StreamSecrets stream to the
- * control plane (envoy.service.secret.v3), authenticated with the node token in the
- * `authorization` metadata, asking for `default` (our WIC chain and key) and `ROOTCA` (the trust
- * domain's roots). Envoy's protocol (spec/envoy.md §1.3-1.6): the node on the first message only,
- * empty version and nonce first, then an ACK (version + nonce) for every response.
+ * control plane (envoy.service.secret.v3), authenticated with the node token in the `authorization`
+ * metadata, asking for `default` (our WIC chain and key) and `ROOTCA` (the trust domain's roots).
+ * Envoy's protocol (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol): the node on
+ * the first message only, empty version and nonce first, then an ACK (version + nonce) for every
+ * response.
  */
 import * as grpc from '@grpc/grpc-js';
 import { envoyProtos, TYPE_URL } from '../src/envoy/protos.ts';

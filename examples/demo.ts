@@ -88,7 +88,7 @@ try {
     const p = await startEnvoyPep({
       authzAddress: node.grpcAddress,
       upstream: { host: '127.0.0.1', port: app.port },
-      // From the sidecar's own configuration, never from the request (spec/wimse.md §10.5).
+      // From the sidecar's own configuration, never from the request.
       contextExtensions: { destination_workload: to.id, audience: to.audience },
       ...(tls ? { tls } : {}),
     });

@@ -5,10 +5,11 @@
  * - Keys: every CA change publishes this node's public key set (`publishOwnKeys`); every node
  *   takes the other nodes' keys into its own trust bundle (`IdentityServer.setPeerKeys`, which
  *   journals them with their origin first, so a restart trusts peers without the bus). The
- *   bundle is the union of every node's keys, as in SPIRE's HA model (spec/anchors.md §1.4).
+ *   bundle is the union of every node's keys, as in SPIRE's HA model (https://spiffe.io/docs/latest/planning/scaling_spire/).
  * - Presence and activation gating: a heartbeat lists the key ids this node trusts; a prepared
- *   key becomes active only once every live node trusts it, or after `activationTimeout` with a
- *   loud warning and `wimse_activation_gate_timeouts_total` (anchors §1.2).
+ * key becomes active only once every live node trusts it, or after `activationTimeout` with a loud
+ * warning and `wimse_activation_gate_timeouts_total` (SPIRE activates a prepared key later for the
+ * same reason).
  * - Policy, registrations and node-token revocations travel as shared records; each node applies
  *   what others write and publishes what it accepts itself (echoes stop on equal digests).
  * - Metrics and readiness: bus connection, propagation lag (from the origin's sequence, a

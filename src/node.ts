@@ -6,7 +6,7 @@ import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { watchFile, unwatchFile, type Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import type { NodeConfig } from './config/config.ts';
+import { ConfigError, unixSocketPath, type NodeConfig } from './config/config.ts';
 import { systemClock, type Clock } from './identity/clock.ts';
 import { createLogger, type Logger } from './log.ts';
 import { NodeMetrics } from './admin/metrics.ts';
@@ -30,7 +30,8 @@ import { workloadApiService, workloadServiceDefinition } from './workload-api/se
 import { adminApiService, adminServiceDefinition } from './admin/api.ts';
 import type { NodeBundleStatus } from './admin/api-deps.ts';
 import { loadAdminToken } from './admin/admin-token.ts';
-import { loadAdminState, readJsonFile, POLICY_FILE } from './admin/api-state.ts';
+import { loadAdminState, loadNodeTokens, nodeTokensFileOf, POLICY_FILE } from './admin/api-state.ts';
+import { preflight } from './node-preflight.ts';
 import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
 import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
@@ -83,10 +84,33 @@ async function bindGrpc(server: grpc.Server, cfg: NodeConfig['grpc']): Promise<s
     server.bindAsync(cfg.listen, creds, (err, p) => (err ? reject(err) : resolve(p))),
   );
   if (cfg.listen.startsWith('unix:')) {
-    await chmod(cfg.listen.slice('unix:'.length).replace(/^\/\/+/, '/'), parseInt(cfg.socketMode, 8));
+    await chmod(unixSocketPath(cfg.listen), parseInt(cfg.socketMode, 8));
     return cfg.listen;
   }
   return cfg.listen.replace(/:\d+$/, `:${port}`);
+}
+
+/** A listener could not be opened: which config field, which address, and the errno code (EADDRINUSE, ...). */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+  constructor(
+    readonly field: 'grpc.listen' | 'admin.listen',
+    readonly address: string,
+    readonly code: string | undefined,
+    cause: unknown,
+  ) {
+    super(`${field}: cannot listen on ${address}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** Run `open`, turning its failure into a `ListenError` (grpc-js puts the errno code only in its message). */
+async function listening<T>(field: ListenError['field'], address: string, open: () => Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? /\b(E[A-Z]{3,})\b/.exec((e as Error).message ?? '')?.[1];
+    throw new ListenError(field, address, code, e);
+  }
 }
 
 function splitHostPort(listen: string): { host: string; port: number } {
@@ -107,16 +131,6 @@ function clusterBundleStatus(cluster: NodeCluster, ca: IdentityServer, now: numb
       },
     ],
   }));
-}
-
-/** The node-token file (`{"tokens": [{nodeId, sha256, revoked?, expiresAt?}]}`); none yet means no tokens. */
-async function loadNodeTokens(path: string, clock: Clock): Promise<NodeTokenStore> {
-  const now = () => clock.now();
-  const doc = await readJsonFile(path);
-  if (doc === undefined) return new NodeTokenStore([], { now });
-  const r = NodeTokenStore.parse(doc, { now });
-  if (!r.ok) throw new Error(`${path}: ${r.errors.join('; ')}`);
-  return r.value;
 }
 
 /** Run closers in reverse order of creation; a failing closer does not stop the others. */
@@ -148,6 +162,9 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   const clock = opts.clock ?? systemClock;
   const logger = opts.logger ?? createLogger({ level: config.logging.level });
   const name = config.nodeName ?? hostname();
+  // The checks `wimse-server validate` runs: nothing is created or written before they pass.
+  const problems = await preflight(config);
+  if (problems.length) throw new ConfigError(problems, 'environment');
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   // What the admin API persisted: entries, federation, policy (src/admin/api-state.ts).
   const adminState = await loadAdminState(config);
@@ -233,7 +250,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     : undefined;
 
   // SDS: credentials and trust bundles to Envoy, for the node ids the registrations name.
-  const tokensFile = config.sds.nodeTokensFile ?? join(config.stateDir, 'node-tokens.json');
+  const tokensFile = nodeTokensFileOf(config);
   const nodeTokens = await loadNodeTokens(tokensFile, clock);
   if (adminState.shadowed.length) logger.warn({ nodeIds: adminState.shadowed }, 'entries created through the admin API are shadowed by config entries');
   // SDS issues through the CA; each WIC it gets is counted (wimse_issued_total{kind="wic"}).
@@ -348,13 +365,13 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     }),
   );
 
-  const grpcAddress = await bindGrpc(server, config.grpc);
+  const grpcAddress = await listening('grpc.listen', config.grpc.listen, () => bindGrpc(server, config.grpc));
 
   sds.start();
 
   let admin: AdminHttp | undefined;
   if (config.admin.listen !== '') {
-    admin = await startAdminHttp({ ...splitHostPort(config.admin.listen), readiness, registry: metrics.registry });
+    admin = await listening('admin.listen', config.admin.listen, () => startAdminHttp({ ...splitHostPort(config.admin.listen), readiness, registry: metrics.registry }));
     undo.push(() => admin?.close());
   }
   logger.info({ node: name, trustDomain: config.trustDomain, grpc: grpcAddress, admin: admin?.url }, 'node started');

@@ -46,7 +46,8 @@ export async function loadAdminToken(opts: { readonly tokenFile?: string | undef
   return { token, path, created: true };
 }
 
-async function readTokenFile(path: string, what: string): Promise<string | undefined> {
+/** The token in `path`, undefined when the file does not exist; throws with a fix when it cannot serve. */
+export async function readTokenFile(path: string, what: string): Promise<string | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -25,6 +25,7 @@ const CA_STATUS: Record<CaErrorCode, grpc.status> = {
   'ca.journal_corrupt': grpc.status.INTERNAL,
   'ca.journal_mismatch': grpc.status.INTERNAL,
   'ca.journal_locked': grpc.status.INTERNAL,
+  'ca.journal_unloadable': grpc.status.INTERNAL,
   'ca.federation_bundle_invalid': grpc.status.INVALID_ARGUMENT,
   'ca.invalid_workload_id': grpc.status.INVALID_ARGUMENT,
   'ca.wrong_trust_domain': grpc.status.INVALID_ARGUMENT,

@@ -14,10 +14,13 @@ import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseTrustDomain } from '../identity/workload-id.ts';
 import type { Registration } from '../envoy/sds-ca-source.ts';
+import { NodeTokenStore } from '../identity/node-tokens.ts';
+import type { Clock } from '../identity/clock.ts';
 
 export const ENTRIES_FILE = 'entries.json';
 export const FEDERATION_DIR = 'federation';
 export const POLICY_FILE = 'policy.yaml';
+export const NODE_TOKENS_FILE = 'node-tokens.json';
 
 /** Write `data` to `path` atomically (temp + fsync + rename + directory fsync). */
 export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
@@ -80,6 +83,20 @@ export async function readJsonFile(path: string): Promise<unknown> {
   } catch {
     throw new Error(`${path}: not JSON`);
   }
+}
+
+/** The node-token file: `sds.nodeTokensFile`, else `<stateDir>/node-tokens.json`. */
+export const nodeTokensFileOf = (cfg: { readonly stateDir: string; readonly sds: { readonly nodeTokensFile?: string | undefined } }): string =>
+  cfg.sds.nodeTokensFile ?? join(cfg.stateDir, NODE_TOKENS_FILE);
+
+/** The node-token file (`{"tokens": [{nodeId, sha256, revoked?, expiresAt?}]}`); none yet means no tokens. */
+export async function loadNodeTokens(path: string, clock: Clock): Promise<NodeTokenStore> {
+  const now = () => clock.now();
+  const doc = await readJsonFile(path);
+  if (doc === undefined) return new NodeTokenStore([], { now });
+  const r = NodeTokenStore.parse(doc, { now });
+  if (!r.ok) throw new Error(`${path}: ${r.errors.join('; ')}`);
+  return r.value;
 }
 
 /** Entries created through the API (none yet: an empty list). Shape errors carry field paths. */

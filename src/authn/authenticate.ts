@@ -1,7 +1,8 @@
 /**
  * Who is calling? One normalized request in, the authenticated caller out, or an AuthnError.
  *
- * Credential selection (DESIGN.md flow 3-4; spec/wimse.md §2-§5):
+ * Credential selection (DESIGN.md flow 3-4; workload-creds-02, wpt-02, http-signature-07,
+ * mutual-tls-02):
  * - a legacy `Workload-Proof-Token` field (wpt-01) is rejected (`wpt.legacy_header`);
  * - `Authorization: WPT ...` -> the WIT, then the WPT (wpt-02);
  * - otherwise a `wimse-workload-to-workload` signature -> the WIT, then the HTTP message

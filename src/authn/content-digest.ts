@@ -1,7 +1,7 @@
 /**
  * Content-Digest (RFC 9530 §2): a Dictionary of algorithm -> Byte Sequence, computed over the
- * message content. The WIMSE HTTP-signature profile (http-signature-07 §4.1 / spec/wimse.md
- * §4.1) requires the recipient to recompute it over the content it received: a valid signature
+ * message content. The WIMSE HTTP-signature profile (draft-ietf-wimse-http-signature-07)
+ * requires the recipient to recompute it over the content it received: a valid signature
  * over the header string alone proves nothing about the body.
  *
  * Supported algorithms: `sha-256` and `sha-512` (RFC 9530 §5, "standard"). Unknown algorithms

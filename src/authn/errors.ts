@@ -2,7 +2,8 @@
  * Typed authentication failures. Each has a stable machine-readable `code` (`<area>.<reason>`),
  * the HTTP status the drafts call for, and a short detail that is safe to return to a client.
  *
- * Status policy (spec/wimse.md §7 and §10.2, documented with every code in docs/authn.md):
+ * Status policy (400 for WIT and HTTP-signature failures, 401 + `WWW-Authenticate: WPT` for
+ * WPT-02; documented with every code in docs/authn.md):
  * - WIT and HTTP-signature failures: 400 (workload-creds-02 §5.2, http-signature-07: 401 is NOT
  *   RECOMMENDED), when the request carries an HTTP message signature;
  * - WPT failures, and any failure on a request that presented a WPT (including its WIT): 401 with

@@ -1,6 +1,6 @@
 /**
  * Reading single-valued header fields strictly. A JWT never contains a comma, and a proxy that
- * merges repeated field lines joins them with commas (spec/wimse.md §10.8), so a comma in a
+ * merges repeated field lines joins them with commas (RFC 9110 §5.3), so a comma in a
  * token-carrying field means it was sent more than once.
  */
 import type { AuthnRequest } from './request.ts';

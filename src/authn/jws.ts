@@ -3,7 +3,7 @@
  * primitive over node:crypto (synchronous: a per-request check must not queue behind a thread
  * pool, and jose's asynchronous WebCrypto path costs more than the signature itself).
  *
- * Parsing is deliberately narrow (RFC 8725 §2, §3.1, §3.11; spec/wimse.md §2.2 step 1-2):
+ * Parsing is deliberately narrow (RFC 8725 §2, §3.1, §3.11; workload-creds-02 §3):
  * - the size cap is checked before anything else is looked at;
  * - exactly three segments of unpadded base64url (`[A-Za-z0-9_-]+`), no whitespace;
  * - the header and the payload are JSON objects without duplicate member names;

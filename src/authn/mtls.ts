@@ -1,15 +1,16 @@
 /**
- * The mTLS peer as a workload identity (draft-ietf-wimse-mutual-tls-02, workload-creds-02 §6.1,
- * spec/wimse.md §5). The leaf's single URI SAN names the workload; its trust domain names the
+ * The mTLS peer as a workload identity (draft-ietf-wimse-mutual-tls-02, workload-creds-02 §6.1).
+ * The leaf's single URI SAN names the workload; its trust domain names the
  * only anchors the chain may lead to: a CA of domain A cannot vouch for an identifier of domain B.
  *
- * Profile (X509-SVID compatible, spec/wimse.md §10.17): leaf CA:false, keyUsage present with
- * digitalSignature and without keyCertSign, exactly one URI SAN, EKU (if present) includes
- * clientAuth; every certificate valid at `now`; each certificate signed by the next, issuers are
- * CAs (with keyCertSign when they carry keyUsage), and the last one is a root of that trust domain
- * or signed by one. Path length constraints are applied along the whole path, the root's
- * included. Name constraints, like any other critical extension this code does not process, make
- * the chain unusable rather than being ignored (RFC 5280 §4.2). All failures are 401 without a
+ * Profile (X509-SVID compatible,
+ * https://github.com/spiffe/spiffe/blob/main/standards/X509-SVID.md): leaf CA:false, keyUsage
+ * present with digitalSignature and without keyCertSign, exactly one URI SAN, EKU (if present)
+ * includes clientAuth; every certificate valid at `now`; each certificate signed by the next,
+ * issuers are CAs (with keyCertSign when they carry keyUsage), and the last one is a root of that
+ * trust domain or signed by one. Path length constraints are applied along the whole path, the
+ * root's included. Name constraints, like any other critical extension this code does not process,
+ * make the chain unusable rather than being ignored (RFC 5280 §4.2). All failures are 401 without a
  * challenge.
  */
 import { X509Certificate } from 'node:crypto';

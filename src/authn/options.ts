@@ -1,6 +1,7 @@
 /**
- * Authentication settings: what an operator configures, its defaults (spec/wimse.md §10.3), and
- * the one-time validation that turns misuse into a TypeError at construction (never per request).
+ * Authentication settings: what an operator configures, its defaults (the drafts give no numbers),
+ * and the one-time validation that turns misuse into a TypeError at construction (never per
+ * request).
  */
 import { SIGNING_ALGS, isSigningAlg, type SigningAlg } from '../identity/jwk.ts';
 import { parseTrustDomain, type WorkloadIdScheme } from '../identity/workload-id.ts';
@@ -18,7 +19,7 @@ export interface TrustDomainPolicy {
   readonly witAlgs?: readonly string[];
   /**
    * Accepted WIT `iss` values. When set, a WIT of this domain must carry one of them
-   * (spec/wimse.md §10.11); when unset, `iss` is not required and not checked.
+   * (optional in workload-creds-02); when unset, `iss` is not required and not checked.
    */
   readonly issuers?: readonly string[];
   /**

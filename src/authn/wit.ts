@@ -1,6 +1,6 @@
 /**
  * Workload Identity Token verification (draft-ietf-wimse-workload-creds-02 §3-§5), in the order
- * of spec/wimse.md §2.2:
+ * of draft-ietf-wimse-workload-creds-02 (§3, §5.1.3):
  *   1. size and compact-JWS syntax (jws.ts: segments, strict JSON, no crit/jku/x5u/jwk/x5c);
  *   2. header: `typ` wit+jwt, `alg` an asymmetric signature algorithm;
  *   3. `sub` a canonical workload identifier of a configured trust domain, under a scheme that

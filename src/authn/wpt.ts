@@ -1,6 +1,6 @@
 /**
- * Workload Proof Token, draft-ietf-wimse-wpt-02: verification (recipient rules, §3 / spec/wimse.md
- * §3.3) and creation for clients. The WPT travels as `Authorization: WPT <jwt>` (§3.1; the scheme
+ * Workload Proof Token, draft-ietf-wimse-wpt-02: verification (recipient rules,
+ * §3) and creation for clients. The WPT travels as `Authorization: WPT <jwt>` (§3.1; the scheme
  * is case-insensitive, the token is not). Every failure is 401 with `WWW-Authenticate: WPT`.
  *
  * Order: syntax, `typ`, `alg` string-equal to the WIT's `cnf.jwk.alg`, signature with `cnf.jwk`,
@@ -89,7 +89,7 @@ export function verifyWpt(req: AuthnRequest, token: string, wit: VerifiedWit, ct
   if (typeof jti !== 'string' || jti.length === 0) throwAuthnError(WPT_FAILURE, 'jti_missing', 'jti is required');
   // The replay cache holds jti values: keep each entry small (128 random bits are 22 characters).
   if ((jti as string).length > MAX_JTI_LENGTH) throwAuthnError(WPT_FAILURE, 'malformed', `jti exceeds ${MAX_JTI_LENGTH} characters`);
-  // Replay is scoped per sender (spec/wimse.md §10.4); kept until exp + skew.
+  // Replay is scoped per sender; kept until exp + skew.
   if (!ctx.replay.checkAndStore(`wpt:${wit.sub.uri}:${jti as string}`, (exp as number) + skew, now))
     throwAuthnError(WPT_FAILURE, 'replay', 'this WPT was already used');
   return { jti: jti as string, exp: exp as number, aud, boundFields };

@@ -12,6 +12,7 @@ export type CaErrorCode =
   | 'ca.journal_corrupt'
   | 'ca.journal_mismatch'
   | 'ca.journal_locked'
+  | 'ca.journal_unloadable'
   | 'ca.federation_bundle_invalid'
   | 'ca.invalid_workload_id'
   | 'ca.wrong_trust_domain'
@@ -54,6 +55,14 @@ export class JournalCorruptError extends CaError {
   ) {
     super('ca.journal_corrupt', `${path}: ${reason}: ${detail}`);
   }
+
+  /** What an operator can do about it. */
+  get remedy(): string {
+    const caDir = this.path.replace(/\/[^/]*$/, '');
+    return this.reason === 'unreadable'
+      ? `give this process read access to ${caDir}`
+      : `restore it from a copy of this node's state directory, or move ${caDir} aside to start with new keys (their roots replace the old ones in the trust bundle; SDS re-issues every certificate)`;
+  }
 }
 
 /** The journal is intact but belongs to another trust domain. */
@@ -65,16 +74,40 @@ export class JournalMismatchError extends CaError {
   ) {
     super('ca.journal_mismatch', `${path}: ${detail}`);
   }
+
+  /** What an operator can do about it. */
+  get remedy(): string {
+    return 'give this trust domain a stateDir of its own, or set trustDomain back to the journal\'s';
+  }
 }
 
-/** Another live process holds the state directory. */
+/**
+ * A change would have written a journal that the next start refuses to load: nothing was
+ * written, the journal on disk is the previous one, and the change did not happen.
+ */
+export class JournalUnloadableError extends CaError {
+  override readonly name = 'JournalUnloadableError';
+  constructor(
+    readonly path: string,
+    detail: string,
+  ) {
+    super('ca.journal_unloadable', `${path}: not written, it would not load: ${detail}`);
+  }
+}
+
+/**
+ * Another process holds the state directory, or may (src/ca/state-lock.ts): `why` says which,
+ * `remedy` what to check and which file to remove.
+ */
 export class JournalLockedError extends CaError {
   override readonly name = 'JournalLockedError';
   constructor(
     readonly path: string,
-    readonly holderPid: number,
+    readonly holderPid: number | undefined,
+    readonly why: string,
+    readonly remedy: string,
   ) {
-    super('ca.journal_locked', `${path}: held by live process ${holderPid}`);
+    super('ca.journal_locked', `${path}: ${why}. ${remedy}`);
   }
 }
 

@@ -10,7 +10,8 @@
 import { parseTrustDomain, parseWorkloadId, type Clock, type TrustBundleSet, type TrustDomainBundle } from '../identity/index.ts';
 import { buildOwnBundle, bundleSet, loadFederatedBundles, type FederatedBundleFile } from './bundle.ts';
 import { CaRequestError, JournalCorruptError, JournalMismatchError, NoActiveKeyError } from './errors.ts';
-import { acquireLock, ensureJournalDir, journalPath, readJournal, removeStaleTemps, writeJournal } from './journal.ts';
+import { ensureJournalDir, journalPath, readJournal, removeStaleTemps, writeJournal, type JournalBody } from './journal.ts';
+import { acquireLock } from './state-lock.ts';
 import { KEY_KINDS, type KeyKind, type KeyRecord } from './key-record.ts';
 import { generateKeyMaterial, toPkcs8Pem } from './keys.ts';
 import { resolveLeafKey } from './leaf-key.ts';
@@ -24,7 +25,7 @@ import { applyPeerKeys, checkPeerKey, type PeerKey } from './peer-keys.ts';
 import type { ActivationGate, CaEvent, IdentityServerOptions, IssuedWic, KeyInfo, PublicKeyInfo, WicRequest, WitRequest } from './types.ts';
 import { buildWic } from './wic.ts';
 import { checkCnfJwk, signWit, type MintedWit } from './wit.ts';
-import { createCaCertificate, NOT_BEFORE_CUSHION_MS } from './x509-ca.ts';
+import { createCaCertificate, NOT_BEFORE_CUSHION_MS, X509_LAST_TIME_MS } from './x509-ca.ts';
 
 const DNS_NAME = /^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const KEY = (kind: KeyKind, kid: string) => `${kind}/${kid}`;
@@ -67,14 +68,7 @@ export class IdentityServer {
     this.#sequence = body.sequence;
     this.#federated = new FederatedBundles(federated);
     this.#federationFiles = [...(opts.federatedBundleFiles ?? [])];
-    this.#records.forEach((r, i) => {
-      if (r.status === 'revoked' || r.origin !== undefined) return;
-      try {
-        this.#live.set(KEY(r.kind, r.kid), loadLiveKey(r));
-      } catch (e) {
-        throw new JournalCorruptError(path, 'bad_body', `keys[${i}] (${r.kind} ${r.kid}): ${(e as Error).message}`);
-      }
-    });
+    this.#live = loadOwnKeys(path, this.#records);
     this.#rebuildBundle();
     this.rotator = new Rotator({ target: this, clock: this.#clock, intervalMs: this.timing.rotateIntervalSec * 1000, logger: this.#log });
   }
@@ -90,9 +84,7 @@ export class IdentityServer {
     try {
       await removeStaleTemps(dir);
       const path = journalPath(opts.stateDir);
-      const body = await readJournal(path);
-      if (body && body.trustDomain !== opts.trustDomain)
-        throw new JournalMismatchError(path, `journal is for trust domain "${body.trustDomain}", not "${opts.trustDomain}"`);
+      const body = await readOwnJournal(path, opts.trustDomain);
       const federated = await loadFederatedBundles(opts.federatedBundleFiles ?? [], opts.trustDomain);
       const ca = new IdentityServer(opts, path, release, { sequence: body?.sequence ?? 0, keys: [...(body?.keys ?? [])] }, federated);
       (opts.logger ?? silentLogger).info({ path, keys: ca.#records.length, fresh: !body }, 'key journal loaded');
@@ -363,6 +355,8 @@ export class IdentityServer {
     const alg = (kind === 'x509' ? this.#opts.x509Alg : this.#opts.witAlg) ?? this.#opts.alg ?? 'ES256';
     const material = generateKeyMaterial(alg);
     const times = keyTimes(this.#clock.now(), this.timing);
+    if (!(times.notAfter <= X509_LAST_TIME_MS))
+      throw new RangeError(`a ${kind} key made now would end after ${new Date(X509_LAST_TIME_MS).toISOString()}, the last time X.509 can name: lower timing.keyTtlSec`);
     const certPem =
       kind === 'x509' ? await createCaCertificate({ trustDomain: this.trustDomain, material, notBefore: times.notBefore, notAfter: times.notAfter }) : undefined;
     const record: KeyRecord = {
@@ -388,7 +382,8 @@ export class IdentityServer {
   /** Journal first (durable), then swap the in-memory state, then publish events. */
   async #commit(t: Transition, added: readonly LiveKey[], events: CaEvent[]): Promise<void> {
     const sequence = t.bundleChanged ? this.#sequence + 1 : this.#sequence;
-    await writeJournal(this.#path, { trustDomain: this.trustDomain, sequence, keys: t.records });
+    // Read back as a start would (every own key loads) before it replaces the journal.
+    await writeJournal(this.#path, { trustDomain: this.trustDomain, sequence, keys: t.records }, (b) => void loadOwnKeys(this.#path, b.keys));
     for (const l of added) this.#live.set(KEY(l.record.kind, l.record.kid), l);
     const live = new Map<string, LiveKey>();
     for (const r of t.records) {
@@ -431,6 +426,38 @@ export class IdentityServer {
     if (!k) throw new Error(`${kind} key ${kid} vanished`);
     return k;
   }
+}
+
+/**
+ * Check the journal of `stateDir` as `open` does (header, checksum, schema, trust domain, every
+ * own key) without taking the lock or writing anything: what `wimse-server validate` runs.
+ * Throws `JournalCorruptError` or `JournalMismatchError`; undefined when there is no journal yet.
+ */
+export async function checkJournal(stateDir: string, trustDomain: string): Promise<JournalBody | undefined> {
+  const path = journalPath(stateDir);
+  const body = await readOwnJournal(path, trustDomain);
+  if (body) loadOwnKeys(path, body.keys);
+  return body;
+}
+
+async function readOwnJournal(path: string, trustDomain: string): Promise<JournalBody | undefined> {
+  const body = await readJournal(path);
+  if (body && body.trustDomain !== trustDomain) throw new JournalMismatchError(path, `journal is for trust domain "${body.trustDomain}", not "${trustDomain}"`);
+  return body;
+}
+
+/** Load and check every own live key of a journal, as a start does; a key that fails is a corrupt journal. */
+function loadOwnKeys(path: string, records: readonly KeyRecord[]): Map<string, LiveKey> {
+  const live = new Map<string, LiveKey>();
+  records.forEach((r, i) => {
+    if (r.status === 'revoked' || r.origin !== undefined) return;
+    try {
+      live.set(KEY(r.kind, r.kid), loadLiveKey(r));
+    } catch (e) {
+      throw new JournalCorruptError(path, 'bad_body', `keys[${i}] (${r.kind} ${r.kid}): ${(e as Error).message}`);
+    }
+  });
+  return live;
 }
 
 function checkOptions(o: IdentityServerOptions): void {

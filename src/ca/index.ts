@@ -1,5 +1,5 @@
 /** The Identity Server core: key lifecycle, journal, WIC and WIT issuance, trust bundles. */
-export { IdentityServer } from './identity-server.ts';
+export { IdentityServer, checkJournal } from './identity-server.ts';
 export type { IdentityServerOptions, CaEvent, KeyInfo, PublicKeyInfo, ActivationGate, WicRequest, IssuedWic, WitRequest } from './types.ts';
 export { checkPeerKey, applyPeerKeys, type PeerKey } from './peer-keys.ts';
 export type { MintedWit } from './wit.ts';

@@ -13,16 +13,15 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { chmod, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { JournalCorruptError, JournalLockedError } from './errors.ts';
+import { JournalCorruptError, JournalUnloadableError } from './errors.ts';
 import { CA_ALGS, KEY_KINDS, KEY_STATUSES, type KeyRecord } from './key-record.ts';
 
 export const JOURNAL_FORMAT = 'wimse-ca-journal';
 export const JOURNAL_VERSION = 1;
 export const JOURNAL_FILE = 'keys.journal';
 const TEMP_PREFIX = `${JOURNAL_FILE}.tmp-`;
-const LOCK_FILE = 'lock';
 /** A journal far larger than any key history is refused rather than read. */
 const MAX_JOURNAL_BYTES = 64 << 20;
 
@@ -137,13 +136,23 @@ export async function readJournal(path: string): Promise<JournalBody | undefined
 /**
  * Replace the journal atomically: write a temp file in the same directory (mode 0600), fsync it,
  * rename it over the journal, fsync the directory. When this resolves the content is durable.
+ *
+ * Nothing is written that the next start would refuse: the bytes are first read back with the
+ * reader a start uses (`decodeJournal`, then `loads` for the checks above it, such as loading
+ * each key). A refusal throws `JournalUnloadableError` and leaves the journal as it was.
  */
-export async function writeJournal(path: string, body: JournalBody): Promise<void> {
+export async function writeJournal(path: string, body: JournalBody, loads: (body: JournalBody) => void = () => {}): Promise<void> {
+  const bytes = encodeJournal(body);
+  try {
+    loads(decodeJournal(path, bytes));
+  } catch (e) {
+    throw new JournalUnloadableError(path, e instanceof JournalCorruptError ? e.detail.slice(`${path}: `.length) : (e as Error).message);
+  }
   const dir = join(path, '..');
   const tmp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
   const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
   try {
-    await fh.writeFile(encodeJournal(body));
+    await fh.writeFile(bytes);
     await fh.sync();
   } catch (e) {
     await fh.close().catch(() => {});
@@ -185,32 +194,3 @@ export async function removeStaleTemps(dir: string): Promise<string[]> {
   return removed;
 }
 
-/**
- * Hold the directory for this process: a lock file with our pid. A lock whose process is gone
- * (a crash) is taken over; one held by another live process refuses the start.
- */
-export async function acquireLock(dir: string): Promise<() => Promise<void>> {
-  const path = join(dir, LOCK_FILE);
-  try {
-    const holder = Number.parseInt((await readFile(path, 'utf8')).trim(), 10);
-    if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder))
-      throw new JournalLockedError(path, holder);
-  } catch (e) {
-    if (e instanceof JournalLockedError) throw e;
-  }
-  const fh = await open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC, 0o600);
-  await fh.writeFile(`${process.pid}\n`);
-  await fh.close();
-  return async () => {
-    await unlink(path).catch(() => {});
-  };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

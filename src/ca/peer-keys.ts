@@ -1,8 +1,9 @@
 /**
  * Other nodes' public keys (the cluster's trust bundle is the union of every node's keys, as in
- * SPIRE's HA model: spec/anchors.md §1.4). They are journaled next to our own keys with an
- * `origin` (the owning node), published in the bundle while their status says so (`inBundle`),
- * and never sign: the slots, lifecycle verbs and key loading all skip records with an origin.
+ * SPIRE's HA model: https://spiffe.io/docs/latest/planning/scaling_spire/). They are journaled next
+ * to our own keys with an `origin` (the owning node), published in the bundle while their status
+ * says so (`inBundle`), and never sign: the slots, lifecycle verbs and key loading all skip records
+ * with an origin.
  *
  * A peer key is checked before it is taken in: the `kid` must be the RFC 7638 thumbprint of the
  * public key (of the JWK, or of the CA certificate's key), the algorithm must match the key, and

@@ -48,7 +48,9 @@ export class Rotator {
   #stopped = true;
 
   constructor(opts: { target: RotatorTarget; clock: Clock; intervalMs: number; logger?: CaLogger; kinds?: readonly KeyKind[] }) {
-    if (!Number.isFinite(opts.intervalMs) || opts.intervalMs <= 0) throw new TypeError('"intervalMs" must be a positive number');
+    // A Node timer fires a delay past 2^31 - 1 ms after 1 ms: such a rotator would spin.
+    if (!Number.isFinite(opts.intervalMs) || opts.intervalMs <= 0 || opts.intervalMs > 2 ** 31 - 1)
+      throw new TypeError('"intervalMs" must be a positive number of at most 2^31 - 1');
     this.#target = opts.target;
     this.#clock = opts.clock;
     this.#intervalMs = opts.intervalMs;

@@ -35,6 +35,11 @@ export interface Timing {
   readonly pruneGraceSec: number;
 }
 
+/** Longest key lifetime (100 years): every CA certificate ends far inside X.509's year 9999. */
+export const MAX_KEY_TTL_SEC = 36_500 * 86_400;
+/** Longest rotator tick: a Node timer holds at most 2^31 - 1 ms and fires a longer delay at once. */
+export const MAX_ROTATE_INTERVAL_SEC = Math.floor((2 ** 31 - 1) / 1000);
+
 export const DEFAULT_TIMING: Timing = Object.freeze({
   keyTtlSec: 24 * 3600,
   prepareAt: 1 / 2,
@@ -48,6 +53,8 @@ export function resolveTiming(t: Partial<Timing> = {}): Timing {
   const r = { ...DEFAULT_TIMING, ...t };
   for (const f of ['keyTtlSec', 'rotateIntervalSec'] as const)
     if (!Number.isFinite(r[f]) || r[f] <= 0) throw new TypeError(`timing.${f} must be a positive number`);
+  if (r.keyTtlSec > MAX_KEY_TTL_SEC) throw new TypeError(`timing.keyTtlSec must be at most ${MAX_KEY_TTL_SEC} (100 years)`);
+  if (r.rotateIntervalSec > MAX_ROTATE_INTERVAL_SEC) throw new TypeError(`timing.rotateIntervalSec must be at most ${MAX_ROTATE_INTERVAL_SEC} (a Node timer's limit)`);
   if (!Number.isFinite(r.pruneGraceSec) || r.pruneGraceSec < 0) throw new TypeError('timing.pruneGraceSec must be >= 0');
   if (!(r.prepareAt > 0 && r.prepareAt < r.activateAt && r.activateAt < 1))
     throw new TypeError('timing must satisfy 0 < prepareAt < activateAt < 1');

@@ -18,6 +18,8 @@ import { pkiCrypto, x509, type PkiKey } from './pki.ts';
 /** notBefore is back-dated by this much (SPIRE `NotBeforeCushion`): verifiers' clocks differ. */
 export const NOT_BEFORE_CUSHION_MS = 10_000;
 export const CA_ORGANIZATION = 'wimse-control-plane';
+/** The last instant an X.509 validity can name (GeneralizedTime 99991231235959Z, RFC 5280 §4.1.2.5). */
+export const X509_LAST_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59);
 
 const importParams = (alg: CaAlg) => (alg === 'ES256' ? { name: 'ECDSA', namedCurve: 'P-256' } : { name: 'Ed25519' });
 export const signingAlgorithm = (alg: CaAlg) => (alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' });

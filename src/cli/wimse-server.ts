@@ -5,11 +5,17 @@
  *   wimse-server --config FILE            run with a config file
  *   wimse-server validate --config FILE   check a config file, start nothing
  *   --grpc-listen ADDR, --admin-listen ADDR  (or WIMSE_GRPC_LISTEN, WIMSE_ADMIN_LISTEN) replace the file's listeners
+ *
+ * A start that fails prints one line to stderr (the cause and the remedy) and exits 1; `--debug`
+ * or LOG_LEVEL=debug adds the stack.
  */
-import { checkConfig, loadConfigFile, type ConfigOverrides, type NodeConfig } from '../config/config.ts';
+import { ConfigError, checkConfig, loadConfigFile, type ConfigOverrides, type NodeConfig } from '../config/config.ts';
+import { startNode } from '../node.ts';
+import { preflight } from '../node-preflight.ts';
+import { grpcLogsToStdout, startupDebug, startupFailure, type StartupContext } from './startup-error.ts';
 import { packageVersion } from './version.ts';
 
-const USAGE = `usage: wimse-server [run] [--config FILE] [--grpc-listen ADDR] [--admin-listen ADDR]
+const USAGE = `usage: wimse-server [run] [--config FILE] [--grpc-listen ADDR] [--admin-listen ADDR] [--debug]
        wimse-server validate --config FILE [--grpc-listen ADDR] [--admin-listen ADDR]
        wimse-server --version
 
@@ -32,6 +38,8 @@ interface Args {
   config?: string;
   /** Flag values by config field. */
   listen: Record<string, string>;
+  /** Print the stack of a failed start. */
+  debug?: boolean;
 }
 
 export function parseArgs(argv: string[]): Args | string {
@@ -46,7 +54,8 @@ export function parseArgs(argv: string[]): Args | string {
     const name = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
     const takeValue = (): string | undefined => (eq > 0 && name !== a ? a.slice(eq + 1) : rest.shift());
     const listen = LISTEN_OVERRIDES.find((o) => o.flag === name);
-    if (name === '--config' || name === '-c') {
+    if (a === '--debug') args.debug = true;
+    else if (name === '--config' || name === '-c') {
       const v = takeValue();
       if (!v) return '--config needs a file';
       args.config = v;
@@ -98,16 +107,28 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const { overrides, explain } = listenOverrides(args, env);
   const r = args.config ? loadConfigFile(args.config, overrides) : checkConfig({}, process.cwd(), overrides);
   if (!r.ok) {
-    process.stderr.write(`wimse-server: ${args.config ?? 'the configuration'} is not valid:\n${r.errors.map((e) => `  ${explain(e)}`).join('\n')}\n`);
+    const errors = r.errors.map(explain);
+    if (args.command === 'run') return failed(new ConfigError(errors, 'schema'), { configFile: args.config }, args.debug);
+    process.stderr.write(`wimse-server: ${args.config} is not valid:\n${errors.map((e) => `  ${e}`).join('\n')}\n`);
     return 1;
   }
   const config: NodeConfig = r.value;
   if (args.command === 'validate') {
+    const problems = await preflight(config);
+    if (problems.length) {
+      process.stderr.write(`wimse-server: ${args.config} is not valid:\n${problems.map((e) => `  ${e}`).join('\n')}\n`);
+      return 1;
+    }
     process.stdout.write(`${args.config}: valid (trust domain ${config.trustDomain}; gRPC ${config.grpc.listen}, admin HTTP ${config.admin.listen || 'off'})\n`);
     return 0;
   }
-  const { startNode } = await import('../node.ts'); // loaded only to run: validate and --version stay quick
-  const node = await startNode(config);
+  grpcLogsToStdout();
+  let node: Awaited<ReturnType<typeof startNode>>;
+  try {
+    node = await startNode(config);
+  } catch (e) {
+    return failed(e, { configFile: args.config, config }, args.debug);
+  }
   process.stdout.write(
     `wimse-server: node ${node.name}, trust domain ${config.trustDomain}\n` +
       `  gRPC (SDS, ext_authz, Workload API, admin API): ${node.grpcAddress}\n` +
@@ -123,12 +144,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   return 0;
 }
 
+/** A failed start: one line on stderr (the stack too with --debug or LOG_LEVEL=debug); exit code 1. */
+function failed(err: unknown, ctx: StartupContext, debug = false): number {
+  process.stderr.write(`${startupFailure(err, ctx)}\n`);
+  if (debug || /^(debug|trace)$/i.test(process.env.LOG_LEVEL ?? '')) process.stderr.write(`${startupDebug(err)}\n`);
+  return 1;
+}
+
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
-  main(process.argv.slice(2)).then(
+  const argv = process.argv.slice(2);
+  main(argv).then(
     (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`wimse-server: ${(err as Error).message}\n`);
-      process.exit(1);
-    },
+    (err: unknown) => process.exit(failed(err, {}, argv.includes('--debug'))),
   );
 }

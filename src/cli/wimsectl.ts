@@ -13,6 +13,7 @@ import { CliError, GLOBAL_FLAGS, OUTPUTS, UsageError, flag, kindOf, multi, parse
 import { adminCaller } from './wimsectl-client.ts';
 import { YAML_OPTIONS, json } from './wimsectl-format.ts';
 import { commandHelp, globalHelp, groupHelp, type CommandHelp, type HelpTable } from './wimsectl-help.ts';
+import { envoyCommands } from './wimsectl-envoy.ts';
 import { policyCommands } from './wimsectl-policy.ts';
 import { entryCommands, tokenCommands } from './wimsectl-registry.ts';
 import { authorityCommands, bundleCommands, federationCommands, mintCommands } from './wimsectl-trust.ts';
@@ -27,6 +28,7 @@ export const GROUPS: Record<string, Record<string, Command>> = {
   federation: federationCommands,
   mint: mintCommands,
   policy: policyCommands,
+  envoy: envoyCommands,
 };
 
 /** `authn check` parses its own flags (its output is always one JSON line, errors too); this describes them. */

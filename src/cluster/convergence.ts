@@ -1,7 +1,7 @@
 /**
  * Catching up with the shared store, and writing back to it (the convergence aid of
- * DESIGN.md; spec/anchors.md §5.3: JetStream acknowledges before fsync and can lose acknowledged
- * writes, §5.5: push plus periodic anti-entropy).
+ * DESIGN.md: JetStream acknowledges before fsync and can lose acknowledged writes,
+ * https://jepsen.io/analyses/nats-2.12.1; so: push plus periodic anti-entropy).
  *
  * One reconcile: read the whole store, apply what is newer than the local replica, write back
  * this node's pending writes, and re-assert this node's own values that the store lost or holds

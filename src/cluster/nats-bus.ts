@@ -2,8 +2,9 @@
  * The NATS bus (the `nats` npm package, v2 API). Every change is stored in a JetStream KV bucket
  * (`wimse_<td>`, history 1: revisions and compare-and-set) and then announced with core NATS
  * publish on `wimse.<td>.<kind>.<origin>`, the fast path. Core NATS is at most once and JetStream
- * acknowledges before fsync (spec/anchors.md §5.1, §5.3), so the store is a convergence aid and
- * never the only copy of key state: see replicated-bus.ts and convergence.ts for catch-up.
+ * acknowledges before fsync (Jepsen, NATS 2.12.1: https://jepsen.io/analyses/nats-2.12.1), so the
+ * store is a convergence aid and never the only copy of key state: see replicated-bus.ts and
+ * convergence.ts for catch-up.
  *
  * Security: per-node credentials (`credsFile`) and TLS (`tlsCaFile`) come from the configuration.
  * Because the origin node is part of the subject, NATS permissions can restrict each node to

@@ -5,8 +5,8 @@
  * current trust bundle. A node is live while its last heartbeat is younger than a timeout. A
  * prepared key may become active once every live node trusts it, so that nothing it signs is
  * refused by a peer that has not yet received it (SPIRE publishes at prepare time and activates
- * later for the same reason, spec/anchors.md §1.2). The answer also feeds `wimsectl bundle status`
- * ("is the new key everywhere yet?", anchors §9 item 1).
+ * later for the same reason). The answer also feeds `wimsectl bundle status`
+ * ("is the new key everywhere yet?").
  *
  * Heartbeat times are the sender's clock: node clocks must agree to well within the timeout.
  */

@@ -8,9 +8,9 @@
  * shared kinds by compare-and-set against the revision they were based on, so a concurrent
  * write made elsewhere in the meantime wins and the conflict is counted.
  *
- * Convergence (anchors §5.3, §5.5: core NATS is at most once, JetStream acknowledges before
- * fsync): catch up from the store (convergence.ts) on start, on reconnect, when a revision gap
- * stays open, and periodically.
+ * Convergence (core NATS is at most once, JetStream acknowledges before fsync,
+ * https://jepsen.io/analyses/nats-2.12.1): catch up from the store (convergence.ts) on start, on
+ * reconnect, when a revision gap stays open, and periodically.
  */
 import type { BusBackend } from './backend.ts';
 import { decodeEnvelope, encodeEnvelope, MAX_MESSAGE_BYTES, type Envelope } from './envelope.ts';

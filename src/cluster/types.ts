@@ -5,8 +5,8 @@
  * What travels is public state only: public keys and their lifecycle, federated bundles, policy,
  * registration entries, node-token revocations and node presence. Private keys never travel.
  * Each node's own journal stays the source of truth for its own keys (DESIGN.md, SPIRE's HA
- * model, spec/anchors.md §1.4); the bus is a fast notification path plus a convergence aid
- * (JetStream KV and a periodic reconcile, anchors §5.3, §5.5).
+ * model); the bus is a fast notification path plus a convergence aid
+ * (JetStream KV and a periodic reconcile).
  */
 
 /** The closed set of things the bus carries. */
@@ -18,7 +18,7 @@ export const NODE_OWNED_KINDS: ReadonlySet<RecordKind> = new Set<RecordKind>(['k
 
 export const isRecordKind = (k: unknown): k is RecordKind => typeof k === 'string' && (RECORD_KINDS as readonly string[]).includes(k);
 
-/** SPIRE's slot lifecycle (anchors §1.2): prepared -> active -> old, plus operator taint and revoke. */
+/** SPIRE's slot lifecycle (its server CA manager): prepared -> active -> old, plus operator taint and revoke. */
 export const KEY_STATES = ['prepared', 'active', 'old', 'tainted', 'revoked'] as const;
 export type KeyState = (typeof KEY_STATES)[number];
 

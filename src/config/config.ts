@@ -3,15 +3,23 @@
  * `--config` runs `embeddedDefaults()`: trust domain `example.org`, state in `./state`, no NATS.
  */
 import { readFileSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import { resolve, dirname } from 'node:path';
 import YAML from 'yaml';
 import { parseTrustDomain, parseWorkloadId } from '../identity/workload-id.ts';
 import type { Checked } from '../identity/result.ts';
-import { check, type Field } from './schema.ts';
+import { DEFAULT_TIMING, keyTimes, MAX_KEY_TTL_SEC } from '../ca/slot.ts';
+import { check, formatDuration, MAX_TIMER_MS, type Field } from './schema.ts';
 
 export const DEFAULT_GRPC_PORT = 8443;
 export const DEFAULT_ADMIN_PORT = 8081;
 export const MAX_CONFIG_BYTES = 1 << 20;
+/** Longest signing-key lifetime (100 years): keeps every CA certificate's notAfter far inside X.509's year 9999. */
+export const MAX_KEY_TTL_MS = MAX_KEY_TTL_SEC * 1000;
+/** Largest in-memory cache (entries); each entry costs about 100 bytes or more. */
+export const MAX_CACHE_ENTRIES = 10_000_000;
+/** A Unix socket path is at most 107 bytes (sun_path holds 108 with its terminating NUL). */
+const MAX_UNIX_PATH_BYTES = 107;
 
 const trustDomain = (v: string): string | undefined => {
   const r = parseTrustDomain(v);
@@ -21,12 +29,29 @@ const workloadId = (v: string): string | undefined => {
   const r = parseWorkloadId(v);
   return r.ok ? undefined : `not a valid workload identifier (${r.reason}): ${r.message}`;
 };
-const listenAddress = (v: string): string | undefined => {
-  if (v.startsWith('unix:')) return v.length > 5 ? undefined : 'unix: needs a socket path';
+/** `HOST:PORT` with the port in 0-65535 and an IP literal that is one. */
+const hostPort = (v: string): string | undefined => {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
-  if (!m || Number(m[2]) > 65535) return 'must be HOST:PORT (port 0 picks a free port) or unix:/path/to/socket';
+  if (!m) return 'must be HOST:PORT (port 0 picks a free port)';
+  if (Number(m[2]) > 65535) return `port ${m[2]} is out of range (0-65535; 0 picks a free port)`;
+  const host = m[1]!;
+  if (host.startsWith('[') && !isIPv6(host.slice(1, -1))) return `${host} is not an IPv6 address`;
+  if (/^[\d.]+$/.test(host) && !isIPv4(host)) return `${host} is not an IPv4 address`;
   return undefined;
 };
+const listenAddress = (v: string): string | undefined => {
+  if (!v.startsWith('unix:')) {
+    const problem = hostPort(v);
+    return problem === 'must be HOST:PORT (port 0 picks a free port)' ? `${problem} or unix:/path/to/socket` : problem;
+  }
+  const path = unixSocketPath(v);
+  if (path === '') return 'unix: needs a socket path';
+  if (Buffer.byteLength(path) > MAX_UNIX_PATH_BYTES) return `the socket path is ${Buffer.byteLength(path)} bytes; at most ${MAX_UNIX_PATH_BYTES} fit in a Unix socket address`;
+  return undefined;
+};
+
+/** The file system path of a `unix:` listen address (`unix:/p` and `unix:///p` name the same socket). */
+export const unixSocketPath = (listen: string): string => listen.slice('unix:'.length).replace(/^\/\/+/, '/');
 
 export const configSchema: Field = {
   kind: 'object',
@@ -40,18 +65,18 @@ export const configSchema: Field = {
       doc: 'Signing keys of this node and their lifecycle (SPIRE\'s model: prepared, active, old).',
       fields: {
         algorithm: { kind: 'enum', doc: 'Algorithm of the X.509 CA and WIT signing keys.', values: ['ES256', 'EdDSA'], default: 'ES256' },
-        ttl: { kind: 'duration', doc: 'Lifetime of each signing key (X.509 CA key with its root certificate, and WIT key).', default: '24h', minMs: 1000 },
+        ttl: { kind: 'duration', doc: 'Lifetime of each signing key (X.509 CA key with its root certificate, and WIT key).', default: '24h', minMs: 1000, maxMs: MAX_KEY_TTL_MS },
         prepareAt: { kind: 'number', doc: 'Fraction of the active key\'s life after which the next key is prepared (published in bundles, not yet signing).', default: 0.5, min: 0, max: 1, exclusiveMin: true },
         activateAt: { kind: 'number', doc: 'Fraction of the active key\'s life after which the prepared key becomes active. Must be greater than prepareAt and less than 1.', default: 5 / 6, min: 0, max: 1, exclusiveMin: true },
-        rotationInterval: { kind: 'duration', doc: 'How often the rotator checks whether a key must be prepared or activated.', default: '10s', minMs: 10 },
+        rotationInterval: { kind: 'duration', doc: 'How often the rotator checks whether a key must be prepared or activated. At most half of the shorter of keys.ttl × (activateAt − prepareAt) and keys.ttl × (1 − activateAt), so that no rotation step is missed.', default: '10s', minMs: 10, maxMs: MAX_TIMER_MS },
       },
     },
     credentials: {
       kind: 'object',
       doc: 'Credentials issued to workloads.',
       fields: {
-        wicTtl: { kind: 'duration', doc: 'Lifetime of workload X.509 certificates (WICs). Capped by the signing key\'s remaining life.', default: '1h', minMs: 1000 },
-        witTtl: { kind: 'duration', doc: 'Lifetime of Workload Identity Tokens (WITs).', default: '1h', minMs: 1000 },
+        wicTtl: { kind: 'duration', doc: 'Lifetime of workload X.509 certificates (WICs). At most keys.ttl × (1 − keys.activateAt), the least life an active signing key has left (SPIRE\'s rule: a sixth of the key lifetime by default).', default: '1h', minMs: 1000, maxMs: MAX_KEY_TTL_MS, wholeSeconds: true },
+        witTtl: { kind: 'duration', doc: 'Lifetime of Workload Identity Tokens (WITs). At most keys.ttl × (1 − keys.activateAt), as wicTtl.', default: '1h', minMs: 1000, maxMs: MAX_KEY_TTL_MS, wholeSeconds: true },
         issuer: { kind: 'string', doc: 'Value of the WIT `iss` claim; omitted when unset.' },
       },
     },
@@ -92,7 +117,7 @@ export const configSchema: Field = {
       kind: 'object',
       doc: 'The admin HTTP listener: /healthz, /readyz, /metrics.',
       fields: {
-        listen: { kind: 'string', doc: 'HOST:PORT of the admin HTTP listener; empty string disables it. `wimse-server --admin-listen` or `WIMSE_ADMIN_LISTEN` overrides it.', default: `127.0.0.1:${DEFAULT_ADMIN_PORT}`, check: (v) => (v === '' ? undefined : listenAddress(v)) },
+        listen: { kind: 'string', doc: 'HOST:PORT of the admin HTTP listener; empty string disables it. `wimse-server --admin-listen` or `WIMSE_ADMIN_LISTEN` overrides it.', default: `127.0.0.1:${DEFAULT_ADMIN_PORT}`, check: (v) => (v === '' ? undefined : hostPort(v)) },
         tokenFile: { kind: 'string', doc: 'File holding the admin bearer token for the admin API. Generated (mode 0600) in stateDir when unset.' },
       },
     },
@@ -121,11 +146,11 @@ export const configSchema: Field = {
       kind: 'object',
       doc: 'Verification of callers (ext_authz).',
       fields: {
-        maxClockSkew: { kind: 'duration', doc: 'Clock skew tolerated on exp, created and expires.', default: '60s', maxMs: 600_000 },
-        maxWptLifetime: { kind: 'duration', doc: 'A WPT whose exp is further ahead than this is rejected.', default: '5m', minMs: 1000 },
-        maxSignatureWindow: { kind: 'duration', doc: 'Longest accepted expires - created of an HTTP message signature.', default: '5m', minMs: 1000 },
-        replayCacheSize: { kind: 'int', doc: 'Entries held by the WPT jti / signature nonce replay cache.', default: 100_000, min: 100 },
-        witCacheSize: { kind: 'int', doc: 'Verified WITs cached (keyed by the exact token); 0 disables the cache.', default: 10_000, min: 0 },
+        maxClockSkew: { kind: 'duration', doc: 'Clock skew tolerated on exp, created and expires.', default: '60s', maxMs: 600_000, wholeSeconds: true },
+        maxWptLifetime: { kind: 'duration', doc: 'A WPT whose exp is further ahead than this is rejected.', default: '5m', minMs: 1000, maxMs: 86_400_000, wholeSeconds: true },
+        maxSignatureWindow: { kind: 'duration', doc: 'Longest accepted expires - created of an HTTP message signature.', default: '5m', minMs: 1000, maxMs: 86_400_000, wholeSeconds: true },
+        replayCacheSize: { kind: 'int', doc: 'Entries held by the WPT jti / signature nonce replay cache.', default: 100_000, min: 100, max: MAX_CACHE_ENTRIES },
+        witCacheSize: { kind: 'int', doc: 'Verified WITs cached (keyed by the exact token); 0 disables the cache.', default: 10_000, min: 0, max: MAX_CACHE_ENTRIES },
       },
     },
     policy: {
@@ -156,8 +181,8 @@ export const configSchema: Field = {
         credsFile: { kind: 'string', doc: 'NATS credentials (.creds) file.' },
         tlsCaFile: { kind: 'string', doc: 'PEM roots to verify the NATS servers.' },
         replicas: { kind: 'int', doc: 'Replicas of the JetStream KV bucket holding the shared state (3 for a 3-server NATS cluster).', default: 1, min: 1, max: 5 },
-        activationTimeout: { kind: 'duration', doc: 'How long a prepared key waits for every live node to trust it before it is activated anyway (with a warning).', default: '5m' },
-        reconcileInterval: { kind: 'duration', doc: 'How often a node re-reads the shared state to repair drift.', default: '30s', minMs: 100 },
+        activationTimeout: { kind: 'duration', doc: 'How long a prepared key waits for every live node to trust it before it is activated anyway (with a warning). Less than keys.ttl × (1 − keys.activateAt) − keys.rotationInterval, so that the active key cannot expire while its successor waits.', default: '5m', maxMs: MAX_TIMER_MS },
+        reconcileInterval: { kind: 'duration', doc: 'How often a node re-reads the shared state to repair drift.', default: '30s', minMs: 100, maxMs: MAX_TIMER_MS },
       },
     },
     logging: {
@@ -196,11 +221,47 @@ export interface NodeConfig {
   logging: { level: string };
 }
 
+/**
+ * The key schedule must be one the rotator can keep. A key's life has two windows (the same
+ * arithmetic as `keyTimes` in src/ca/slot.ts): the preparation window, from prepareAt to
+ * activateAt, in which the next key must be prepared and published; and the activation window,
+ * from activateAt to the end of its life, in which the next key must become active. The rotator
+ * must tick at least twice in each; a credential must not outlive the least life an active key
+ * has left (SPIRE's rule: ca_ttl at least six times the SVID TTL); in a cluster, the wait for
+ * every node to trust the next key must end inside the activation window.
+ */
+function keyScheduleCheck(c: NodeConfig): string[] {
+  const errors: string[] = [];
+  const ttl = formatDuration(c.keys.ttl);
+  const t = keyTimes(0, { ...DEFAULT_TIMING, keyTtlSec: c.keys.ttl / 1000, prepareAt: c.keys.prepareAt, activateAt: c.keys.activateAt });
+  const prepareWindow = t.activateNextAt - t.prepareNextAt;
+  const activationWindow = t.notAfter - t.activateNextAt;
+  const maxTick = Math.floor(Math.min(prepareWindow, activationWindow) / 2);
+  if (c.keys.rotationInterval > maxTick)
+    errors.push(
+      `keys.rotationInterval: must be at most ${formatDuration(maxTick)} with keys.ttl ${ttl} (half the shorter of the preparation window ` +
+        `${formatDuration(prepareWindow)} and the activation window ${formatDuration(activationWindow)}), or a rotation step can be missed; lower it or raise keys.ttl`,
+    );
+  for (const f of ['wicTtl', 'witTtl'] as const)
+    if (c.credentials[f] > activationWindow)
+      errors.push(
+        `credentials.${f}: must be at most ${formatDuration(activationWindow)} with keys.ttl ${ttl} (keys.ttl × (1 − keys.activateAt): the least life an active ` +
+          `signing key has left), or credentials are cut short; lower it, or raise keys.ttl to at least ${formatDuration(Math.ceil(c.credentials[f] / (1 - c.keys.activateAt) / 1000) * 1000)}`,
+      );
+  if (c.cluster && c.cluster.activationTimeout + c.keys.rotationInterval >= activationWindow)
+    errors.push(
+      `cluster.activationTimeout: must be less than ${formatDuration(Math.max(activationWindow - c.keys.rotationInterval, 1))} with keys.ttl ${ttl} (the activation window ` +
+        `${formatDuration(activationWindow)} less keys.rotationInterval), or the active key can expire while its successor waits; lower it or raise keys.ttl`,
+    );
+  return errors;
+}
+
 /** Cross-field rules the per-field schema cannot express. */
 function crossCheck(c: NodeConfig): string[] {
   const errors: string[] = [];
   if (c.keys.activateAt <= c.keys.prepareAt) errors.push('keys.activateAt: must be greater than keys.prepareAt');
   if (c.keys.activateAt >= 1) errors.push('keys.activateAt: must be less than 1 (the next key must be active before the current one expires)');
+  else if (c.keys.activateAt > c.keys.prepareAt) errors.push(...keyScheduleCheck(c));
   if (c.grpc.tls && c.grpc.listen.startsWith('unix:')) errors.push('grpc.tls: TLS applies to TCP listeners only; remove it or listen on HOST:PORT');
   if (c.grpc.tls && (c.grpc.tls.clientCaFile === undefined) !== !c.grpc.tls.requireClientCert)
     errors.push('grpc.tls: clientCaFile and requireClientCert: true go together (a client certificate is either required and checked, or not asked for)');
@@ -264,6 +325,21 @@ function withOverrides(doc: unknown, overrides: ConfigOverrides): unknown {
     if (at) at[keys.at(-1)!] = overrides[path];
   }
   return out;
+}
+
+/**
+ * A configuration the node cannot run with: every problem, each with its field path. `stage`:
+ * the file itself (`schema`), or what it names on this host (`environment`: files, state
+ * directory, host names; src/node-preflight.ts).
+ */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly errors: readonly string[],
+    readonly stage: 'schema' | 'environment',
+  ) {
+    super(errors.join('; '));
+  }
 }
 
 /** Validate an already-parsed document. */

@@ -22,6 +22,14 @@ Rules that apply to every field:
 - \`wimse-server --grpc-listen ADDR\` and \`--admin-listen ADDR\`, or the environment variables
   \`WIMSE_GRPC_LISTEN\` and \`WIMSE_ADMIN_LISTEN\` (when not empty), replace \`grpc.listen\` and
   \`admin.listen\` and are checked like them; a flag wins over its variable, which wins over the file.
+- Every value has a range (the last sentence of its description): a value the node could not
+  honour is refused by \`validate\` and at start, never cut down silently. Durations that drive a
+  timer stop at \`24d\` (Node timers hold at most 2^31 − 1 ms); key lifetimes stop at \`36500d\`
+  (X.509 dates end in year 9999).
+- Files the config names (TLS certificates and keys, federation bundles, token files, NATS
+  credentials), listen hosts and the state directory (its key journal and what the admin API
+  stored there) are checked too: \`validate\` reads them as the node would at start, without
+  writing anything, and the start runs the same checks before it creates or writes anything.
 
 This table is generated from \`src/config/config.ts\` (\`npm run docs:config\`).
 
@@ -33,6 +41,14 @@ const FOOTER = `
 ## Cross-field rules
 
 - \`keys.activateAt\` must be greater than \`keys.prepareAt\`.
+- The key schedule must be one the rotator can keep. Each key's life has a preparation window
+  (\`keys.ttl × (activateAt − prepareAt)\`, 8h by default) and an activation window
+  (\`keys.ttl × (1 − activateAt)\`, 4h by default):
+  - \`keys.rotationInterval\` is at most half of the shorter window;
+  - \`credentials.wicTtl\` and \`credentials.witTtl\` are at most the activation window, the least
+    life an active key has left (SPIRE's rule: \`ca_ttl\` at least six times the SVID TTL);
+  - \`cluster.activationTimeout\` plus \`keys.rotationInterval\` is less than the activation window,
+    so the active key cannot expire while its successor waits for the other nodes.
 - \`grpc.tls\` applies to TCP listeners only.
 - Registration node ids are unique; their workloads belong to \`trustDomain\`.
 - Federated trust domains are unique and differ from \`trustDomain\`.

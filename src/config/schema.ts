@@ -11,13 +11,20 @@ export type Field =
   | { kind: 'int'; doc: string; default?: number; min?: number; max?: number }
   | { kind: 'number'; doc: string; default?: number; min?: number; max?: number; exclusiveMin?: boolean }
   | { kind: 'bool'; doc: string; default?: boolean }
-  | { kind: 'duration'; doc: string; default?: string; minMs?: number; maxMs?: number }
+  | { kind: 'duration'; doc: string; default?: string; minMs?: number; maxMs: number; wholeSeconds?: boolean }
   | { kind: 'enum'; doc: string; values: readonly string[]; default?: string }
   | { kind: 'list'; doc: string; of: Field; default?: unknown[]; minItems?: number }
   | { kind: 'object'; doc: string; fields: Record<string, Field>; optional?: boolean; requires?: string[] }
   | { kind: 'map'; doc: string; of: Field; keyCheck?: (k: string) => string | undefined; default?: Record<string, unknown> };
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * The longest delay a Node timer honours: setTimeout and setInterval hold at most 2^31 - 1 ms
+ * (about 24.8 days) and fire a longer delay after 1 ms instead. Every duration that ends up in
+ * a timer is capped here.
+ */
+export const MAX_TIMER_MS = 24 * 86_400_000;
 
 /** Parse `500ms`, `10s`, `1h30m`, `24h`, `7d` into milliseconds; undefined if malformed. */
 export function parseDuration(v: string): number | undefined {
@@ -32,10 +39,16 @@ export function parseDuration(v: string): number | undefined {
   return Math.round(total);
 }
 
+/** Milliseconds as a duration `parseDuration` reads back: `4h`, `3h59m50s`, `1500ms`. */
 export function formatDuration(ms: number): string {
-  for (const [u, n] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const)
-    if (ms % n === 0 && ms >= n) return `${ms / n}${u}`;
-  return `${ms}ms`;
+  if (!Number.isSafeInteger(ms) || ms <= 0) return `${ms}ms`;
+  let rest = ms;
+  let out = '';
+  for (const [u, n] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000], ['ms', 1]] as const) {
+    if (rest >= n) out += `${Math.floor(rest / n)}${u}`;
+    rest %= n;
+  }
+  return out;
 }
 
 /** Validate `value` against `field`, applying defaults; durations come out as milliseconds. */
@@ -77,7 +90,9 @@ export function validate(field: Field, value: unknown, path: string, errors: str
       const ms = typeof value === 'string' ? parseDuration(value) : undefined;
       if (ms === undefined) return void errors.push(`${at}: must be a duration such as 500ms, 10s, 5m, 24h`);
       if (field.minMs !== undefined && ms < field.minMs) return void errors.push(`${at}: must be at least ${formatDuration(field.minMs)}`);
-      if (field.maxMs !== undefined && ms > field.maxMs) return void errors.push(`${at}: must be at most ${formatDuration(field.maxMs)}`);
+      // Not a safe integer (digits enough to overflow) is "too long" as well.
+      if (!(ms <= field.maxMs)) return void errors.push(`${at}: must be at most ${formatDuration(field.maxMs)}`);
+      if (field.wholeSeconds && ms % 1000 !== 0) return void errors.push(`${at}: must be a whole number of seconds`);
       return ms;
     }
     case 'enum':
@@ -123,6 +138,18 @@ export function check<T>(schema: Field, value: unknown): Checked<T> {
   return errors.length ? { ok: false, errors } : { ok: true, value: out as T };
 }
 
+/** The allowed range of a field, as the reference states it (empty when any value goes). */
+function range(f: Field): string {
+  if (f.kind === 'duration')
+    return ` Range: ${f.minMs ? formatDuration(f.minMs) : '0'} to ${formatDuration(f.maxMs)}${f.wholeSeconds ? ', whole seconds' : ''}.`;
+  if ((f.kind === 'int' || f.kind === 'number') && (f.min !== undefined || f.max !== undefined)) {
+    const lo = f.min === undefined ? '' : `${'exclusiveMin' in f && f.exclusiveMin ? 'more than' : 'at least'} ${f.min}`;
+    const hi = f.max === undefined ? '' : `at most ${f.max}`;
+    return ` Range: ${[lo, hi].filter(Boolean).join(', ')}.`;
+  }
+  return '';
+}
+
 /** Render the schema as Markdown rows: `| field | type | default | description |`. */
 export function renderReference(field: Field, path = ''): string[] {
   const rows: string[] = [];
@@ -145,7 +172,7 @@ export function renderReference(field: Field, path = ''): string[] {
     if (!('default' in f) || f.default === undefined) return '';
     return `\`${typeof f.default === 'string' ? f.default : JSON.stringify(f.default)}\``;
   };
-  if (path) rows.push(`| \`${path}\` | ${type(field)} | ${dflt(field)} | ${field.doc.replace(/\|/g, '\\|')} |`);
+  if (path) rows.push(`| \`${path}\` | ${type(field)} | ${dflt(field)} | ${(field.doc + range(field)).replace(/\|/g, '\\|')} |`);
   if (field.kind === 'object')
     for (const [k, f] of Object.entries(field.fields)) rows.push(...renderReference(f, path ? `${path}.${k}` : k));
   if (field.kind === 'list' && field.of.kind === 'object')

@@ -1,6 +1,6 @@
 /**
  * Envoy ext_authz `CheckRequest` -> the normalized `AuthnRequest` of src/authn, exactly as Envoy
- * fills it (spec/envoy.md §3.2, check_request_utils.cc):
+ * fills it (envoyproxy/envoy, check_request_utils.cc):
  * - `attributes.request.http.headers`: lower-cased keys, pseudo-headers included, repeated
  *   headers joined with `,` (a comma inside a WIT or Authorization value therefore means the
  *   field was repeated; src/authn rejects it). With `encode_raw_headers`, `header_map` carries

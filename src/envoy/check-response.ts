@@ -1,7 +1,8 @@
 /**
- * Our decisions -> Envoy `CheckResponse` (spec/envoy.md §3.3). Field names are the wire names
- * (keepCase); `google.protobuf.Struct` values use camelCase keys (protobufjs's bundled
- * well-known types) and wrappers are objects, as spec/envoy.md §3.3 warns.
+ * Our decisions -> Envoy `CheckResponse`
+ * (https://www.envoyproxy.io/docs/envoy/latest/api-v3/service/auth/v3/external_auth.proto). Field
+ * names are the wire names (keepCase); `google.protobuf.Struct` values use camelCase keys
+ * (protobufjs's bundled well-known types) and wrappers are objects.
  */
 
 /** gRPC status codes used in `CheckResponse.status`. */

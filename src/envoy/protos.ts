@@ -2,8 +2,8 @@
  * Envoy's API protos, loaded once at run time.
  *
  * Source: the pinned `@grpc/grpc-js-xds` package ships a subset of envoyproxy/data-plane-api
- * plus the xds, googleapis and protoc-gen-validate protos in its `deps/` folder (spec/envoy.md
- * §6.3, DESIGN.md "Decisions"). That layout is private to the package; `protoDirs()` is the one
+ * plus the xds, googleapis and protoc-gen-validate protos in its `deps/` folder (DESIGN.md
+ * "Decisions"). That layout is private to the package; `protoDirs()` is the one
  * place that knows it.
  *
  * Two views over the same files:
@@ -25,7 +25,7 @@ const require = createRequire(import.meta.url);
 // types (descriptor, api, type) that Envoy's annotations import.
 const protobuf = createRequire(require.resolve('@grpc/proto-loader'))('protobufjs') as typeof Protobuf;
 
-/** Exact type URLs (spec/envoy.md §1.1). */
+/** Exact type URLs (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol). */
 export const TYPE_URL = {
   secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
   spiffeValidatorConfig:

@@ -113,7 +113,7 @@ export class CaSecretSource implements SecretSource {
   /**
    * CA events arrive in bursts (tainting the active key emits prepared, activated, tainted, then
    * bundle-changed). They are collected for one microtask and delivered bundles first, so that
-   * re-issued leaves are checked against the new roots (spec/envoy.md §1.6, roots before leaves).
+   * re-issued leaves are checked against the new roots (roots before leaves).
    */
   #onCaEvent(e: CaChangeEvent): void {
     let mapped: SecretSourceEvent | undefined;

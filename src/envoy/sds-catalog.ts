@@ -6,7 +6,7 @@
  *   re-issued at half their lifetime with ±10% jitter, or at once when their signing key is
  *   tainted. `default` and the identifier's own name share one leaf.
  * The trust bundles used to check leaves are the ones currently *served*, so a leaf from a new
- * signing key is refused until its root has been published (spec/envoy.md §1.6).
+ * signing key is refused until its root has been published.
  */
 import type { Clock } from '../identity/clock.ts';
 import type { TrustBundleSet } from '../identity/trust-bundle.ts';

@@ -1,12 +1,12 @@
 /**
  * Server-side checks on a leaf before it is ever pushed to an Envoy.
  *
- * Envoy NACKs a certificate/key pair that does not build an SSL context, and an early failed
- * update can stop later updates from reaching a listener (envoyproxy/envoy#42438,
- * spec/envoy.md §1.5), so nothing is pushed that would fail there. We also refuse a leaf that
- * does not chain to the roots we currently serve for its trust domain: during a CA rollover
- * the new root must be published (and served as ROOTCA/ALL) before leaves signed by the new key
- * go out (spec/envoy.md §1.6).
+ * Envoy NACKs a certificate/key pair that does not build an SSL context, and an early failed update
+ * can stop later updates from reaching a listener (envoyproxy/envoy#42438,
+ * `source/common/secret/sds_api.cc`), so nothing is pushed that would fail there. We also refuse a
+ * leaf that does not chain to the roots we currently serve for its trust domain: during a CA
+ * rollover the new root must be published (and served as ROOTCA/ALL) before leaves signed by the
+ * new key go out.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { Checked } from '../identity/result.ts';

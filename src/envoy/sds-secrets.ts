@@ -1,7 +1,8 @@
 /**
- * Building Envoy `Secret` resources (spec/envoy.md §1.7) from our types, validated and encoded
- * before anything is written to a stream (a message that fails to serialize inside a stream
- * write kills the stream, spec/envoy.md §6.3).
+ * Building Envoy `Secret` resources
+ * (https://www.envoyproxy.io/docs/envoy/latest/configuration/security/secret) from our types,
+ * validated and encoded before anything is written to a stream (a message that fails to serialize
+ * inside a stream write kills the stream).
  *
  * Resource names (docs/sds.md):
  * - `default`: the node's first registered identity, as `tls_certificate` (chain + key);
@@ -57,7 +58,7 @@ export function spiffeValidatorSecret(name: string, bundles: TrustBundleSet): Ch
     .map((td) => bundles.get(td)!)
     .filter((b) => b.x509Authorities.length > 0)
     .map((b) => ({ name: b.trustDomain, trust_bundle: { inline_bytes: b64(rootsPem(b)) } }));
-  // The validator needs at least one trust domain (PGV min_items: 1; spec/envoy.md §1.5).
+  // The validator needs at least one trust domain (PGV min_items: 1).
   if (trust_domains.length === 0) return { ok: false, errors: [`${name}: no trust domain has X.509 roots`] };
   return encodeSecret({
     name,

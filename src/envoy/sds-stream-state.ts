@@ -2,7 +2,7 @@
  * Per-stream SotW bookkeeping for StreamSecrets, and the classification of each request.
  *
  * The rules are those of the xDS protocol as Envoy, go-control-plane, Istio and SPIRE apply them
- * (docs/root/api-docs/xds_protocol.rst; spec/envoy.md §1.4 and the rule set of §2.3). This file
+ * (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol). This file
  * is pure: no gRPC, no secrets, no clock.
  */
 

@@ -1,10 +1,11 @@
 /**
  * Envoy SDS v3 server: `envoy.service.secret.v3.SecretDiscoveryService` on grpc-js.
  *
- * StreamSecrets follows spec/envoy.md §2.3: one loop per stream (a promise queue, so requests and
- * pushes are handled one at a time and in order), the bookkeeping in sds-stream-state.ts, the
- * secrets from sds-catalog.ts. FetchSecrets answers once; DeltaSecrets is UNIMPLEMENTED (as in
- * SPIRE and Istio).
+ * StreamSecrets follows Envoy's xDS protocol
+ * (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol): one loop per stream (a
+ * promise queue, so requests and pushes are handled one at a time and in order), the bookkeeping in
+ * sds-stream-state.ts, the secrets from sds-catalog.ts. FetchSecrets answers once; DeltaSecrets is
+ * UNIMPLEMENTED (as in SPIRE and Istio).
  *
  * Failure statuses (docs/sds.md):
  * - no or bad credentials, revoked token     -> UNAUTHENTICATED
@@ -258,7 +259,7 @@ export class SdsServer {
     if (out.length === 0 || ctx.closed) return;
     const version = versionOf(out);
     const nonce = randomBytes(16).toString('hex');
-    // Encode first: a throw inside call.write would kill the stream (spec/envoy.md §6.3).
+    // Encode first: a throw inside call.write would kill the stream.
     // The bytes are written as they are (see sdsServiceDefinition).
     let bytes: Buffer;
     try {

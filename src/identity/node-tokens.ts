@@ -2,7 +2,7 @@
  * Who is calling the control plane: node credentials, shared by SDS (src/envoy/sds.ts), the
  * Workload API (src/workload-api) and the admin API's token management (src/admin).
  *
- * grpc-js exposes no Unix-socket peer credentials (spec/envoy.md §1.10), and `node.id` is chosen
+ * grpc-js exposes no Unix-socket peer credentials, and `node.id` is chosen
  * by the caller, so it is only an assertion. Two credentials bind a call to a node id:
  * - a node token, sent as gRPC metadata `authorization: Bearer <token>` (Envoy:
  *   `grpc_services[].initial_metadata`), issued for one node id and stored only as its SHA-256

@@ -169,7 +169,7 @@ function walk(node: TrieNode, segs: readonly string[], i: number, out: CompiledR
   if (node.param && seg !== '') walk(node.param, segs, i + 1, out);
 }
 
-/** Whole-URI caller matching on a canonical identifier (spec/wimse.md §6, §10.14). */
+/** Whole-URI caller matching on a canonical identifier (draft-ietf-wimse-identifier-03). */
 export function callerMatches(cr: CompiledRule, uri: string, scheme: string, trustDomain: string): boolean {
   if (cr.callerExact.has(uri)) return true;
   for (const p of cr.callerPrefixes) if (uri.startsWith(p)) return true;
@@ -179,6 +179,6 @@ export function callerMatches(cr: CompiledRule, uri: string, scheme: string, tru
 
 export const authnMatches = (cr: CompiledRule, via: AuthnMethod): boolean => cr.authnAny || cr.authn.has(via);
 
-/** The accepted audiences for a callee (spec/wimse.md §10.5); undefined when it has no policy. */
+/** The accepted audiences for a callee; undefined when it has no policy. */
 export const audiencesFor = (p: CompiledPolicy, workload: string): readonly string[] | undefined =>
   p.destinations.get(workload)?.audiences;

@@ -33,7 +33,8 @@ export function decide(input: DecisionInput, policy: CompiledPolicy, opts: Decid
   }
   const d = dest.workload;
   if (!AUTHN_METHODS.includes(input.via)) return deny(id, meta, 'request.via_invalid', d, 'unknown authentication method');
-  // spec/wimse.md §6: compare the complete URI; a non-canonical spelling is refused, not fixed.
+  // draft-ietf-wimse-identifier-03: compare the complete URI; a non-canonical spelling is refused,
+  // not fixed.
   const caller = parseWorkloadId(input.caller);
   if (!caller.ok) return deny(id, meta, 'request.caller_invalid', d, `caller is not a workload identifier (${caller.reason})`);
   if (typeof input.method !== 'string' || !METHOD_TOKEN.test(input.method))

@@ -1,7 +1,8 @@
 /**
- * One flat record per decision, for the PEP's decision log (OPA-Envoy writes one for every
- * check, spec/envoy.md §4.1). Only identifiers, the route and the outcome: never credentials.
- * Overlong or odd input is cut and escaped so a hostile request cannot flood or forge log lines.
+ * One flat record per decision, for the PEP's decision log (OPA-Envoy writes one for every check,
+ * open-policy-agent/opa-envoy-plugin). Only identifiers, the route and the outcome: never
+ * credentials. Overlong or odd input is cut and escaped so a hostile request cannot flood or forge
+ * log lines.
  */
 import type { Decision, DecisionInput } from './model.ts';
 

@@ -7,7 +7,7 @@
  * pattern that matches too little can only deny, never allow by accident.
  */
 
-/** How the caller was authenticated (spec/wimse.md §4, §3, §5). */
+/** How the caller was authenticated (http-signature-07, wpt-02, mutual-tls-02). */
 export type AuthnMethod = 'mtls' | 'wpt' | 'httpsig';
 export const AUTHN_METHODS: readonly AuthnMethod[] = ['mtls', 'wpt', 'httpsig'];
 
@@ -41,7 +41,7 @@ export interface Rule {
 export interface Destination {
   /** The callee: one canonical workload identifier. */
   readonly workload: string;
-  /** Accepted WPT `aud` / HTTP-sig `wimse-aud` values for this callee (spec/wimse.md §10.5). */
+  /** Accepted WPT `aud` / HTTP-sig `wimse-aud` values for this callee. */
   readonly audiences: readonly string[];
   readonly rules: readonly Rule[];
 }

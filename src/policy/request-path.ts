@@ -1,7 +1,7 @@
 /**
  * Raw request paths, checked before any matching. We never decode or normalize a path; we
  * refuse the spellings that an upstream might resolve to a different resource than the one the
- * policy granted (spec/wimse.md §10.6, §10.14), so a grant can never be escaped:
+ * policy granted (the signed `@path`, whole-segment matching), so a grant can never be escaped:
  *
  * - dot segments `.` and `..`, also with path parameters (`..;x`, as some servers resolve them);
  * - percent-encoded `.` `/` `\` (`%2e`, `%2F`, `%5c`, either case), `%25` (double encoding) and

@@ -231,8 +231,8 @@ function checkCaller(v: unknown, path: string, errors: Errors): CallerPattern | 
       errors.push(`${p}: a caller prefix must be an identifier prefix ending with /`);
       return undefined;
     }
-    // The prefix without its final `/` must itself be a canonical identifier: it then matches
-    // only whole segments below it (spec/wimse.md §6: prefix grants only when explicit).
+    // The prefix without its final `/` must itself be a canonical identifier: it then matches only
+    // whole segments below it (draft-ietf-wimse-identifier-03: prefix grants only when explicit).
     const id = parseWorkloadId(value.slice(0, -1));
     if (!id.ok) {
       errors.push(

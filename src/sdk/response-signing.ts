@@ -1,5 +1,5 @@
 /**
- * Signing a node:http response (http-signature-07 §4.6; spec/wimse.md §4.2): the response is
+ * Signing a node:http response (draft-ietf-wimse-http-signature-07): the response is
  * held until `end()`, then signed over `@status`, the server's WIT, `content-type` and
  * `content-digest` when present, and the request's `@method`, `@path` and `@query`, with
  * `wimse-req-nonce` naming the request's signature.

@@ -1,5 +1,5 @@
 /**
- * The WIMSE profile's adversarial cases (spec/wimse.md §8.4, HTTP-Sig), each with its own
+ * The WIMSE profile's adversarial cases (HTTP-Sig), each with its own
  * error code, for freshly generated ES256 and Ed25519 keys; plus the order of checks.
  */
 import test from 'ava';

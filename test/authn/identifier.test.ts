@@ -1,5 +1,5 @@
 /**
- * Identifier cases of spec/wimse.md §8.4 as they reach authentication: one spelling per workload,
+ * Adversarial identifier cases as they reach authentication: one spelling per workload,
  * whole-URI identity, trust domains bound to their own anchors. Through `authenticate`, for WIT
  * `sub` and for the mTLS URI SAN alike.
  */

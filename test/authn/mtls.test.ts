@@ -1,5 +1,5 @@
 /**
- * mTLS peers through `authenticate`: the mTLS cases of spec/wimse.md §8.4, with chains generated
+ * mTLS peers through `authenticate`: the adversarial mTLS cases, with chains generated
  * here (two trust domains, intermediates, cross-domain issuance).
  */
 import test, { type ExecutionContext } from 'ava';

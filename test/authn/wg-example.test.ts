@@ -6,7 +6,7 @@ import { ManualClock } from '../../src/identity/clock.ts';
 import type { WitKey } from '../../src/identity/trust-bundle.ts';
 import { bundleOf, bundleSet, privateFromJwk, signRaw } from './helpers.ts';
 
-// The WG's WIT (workload-creds-02 §5.1) and its wpt-01 WPT (spec/wimse.md §8.1).
+// The WG's WIT (workload-creds-02 §5.1) and its wpt-01 WPT (§2).
 const wg = JSON.parse(readFileSync(new URL('../../../shared/vectors/wimse-wg-examples.json', import.meta.url), 'utf8')).wit_wpt;
 const AUD = wg.aud as string;
 // Between the WIT's iat and the WPT's exp, and within 300 s (+skew) of the WPT's exp.

@@ -1,6 +1,6 @@
 /**
- * WIT verification through `authenticate` (the path real requests take): every WIT case of
- * spec/wimse.md §8.4, each expecting its own code.
+ * WIT verification through `authenticate` (the path real requests take): every adversarial WIT
+ * case, each expecting its own code.
  */
 import test, { type ExecutionContext } from 'ava';
 import { createHmac, generateKeyPairSync } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * WPT (wpt-02) verification through `authenticate`: every WPT case of spec/wimse.md §8.4.
+ * WPT (wpt-02) verification through `authenticate`: every adversarial WPT case.
  */
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';

@@ -2,7 +2,19 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IdentityServer, JournalCorruptError, type JournalCorruptReason, JournalLockedError, JournalMismatchError, decodeJournal, encodeJournal, journalPath, type JournalBody } from '../../src/ca/index.ts';
+import {
+  IdentityServer,
+  JournalCorruptError,
+  type JournalCorruptReason,
+  JournalLockedError,
+  JournalMismatchError,
+  JournalUnloadableError,
+  decodeJournal,
+  encodeJournal,
+  journalPath,
+  type JournalBody,
+} from '../../src/ca/index.ts';
+import { writeJournal } from '../../src/ca/journal.ts';
 import { ManualClock } from '../../src/identity/index.ts';
 import { openCa, tempDir, TD } from './helpers.ts';
 
@@ -154,4 +166,57 @@ test('journal - after a long downtime the node activates a fresh key at once and
   await again.prune();
   t.deepEqual(again.keys().filter((k) => before.includes(k.kid)), []);
   t.is(again.bundle().x509Authorities.length, 1);
+});
+
+test('journal - a write the next start would refuse is not made: JournalUnloadableError, the journal on disk unchanged', async (t) => {
+  const { ca, dir } = await openCa(t);
+  await ca.close();
+  const path = journalPath(dir);
+  const good = await readFile(path);
+  const body = decodeJournal(path, good);
+  // A lifetime of 99999999999999 days: past Date and past any safe integer.
+  const overflowing = { ...body, keys: body.keys.map((k) => ({ ...k, notAfter: k.notBefore + 99_999_999_999_999 * 86_400_000 })) };
+  const e = await t.throwsAsync<JournalUnloadableError>(writeJournal(path, overflowing), { instanceOf: JournalUnloadableError });
+  t.is(e!.code, 'ca.journal_unloadable');
+  t.regex(e!.message, /keys\[0\]\.notAfter: must be an integer/);
+  t.deepEqual(await readFile(path), good);
+  t.deepEqual((await readdir(join(dir, 'ca'))).sort(), ['keys.journal'], 'no temp file left');
+});
+
+test('journal - a key change the next start could not load is refused and the CA keeps its previous keys', async (t) => {
+  const start = Date.UTC(2026, 0, 1);
+  const { ca, dir, clock } = await openCa(t, { clock: new ManualClock(start) });
+  const path = journalPath(dir);
+  const good = await readFile(path);
+  const keys = ca.keys();
+  // A clock with a fraction of a millisecond: the record's notBefore would not be an integer.
+  clock.set(start + 1000.5);
+  const e = await t.throwsAsync<JournalUnloadableError>(ca.prepare('wit'), { instanceOf: JournalUnloadableError });
+  t.regex(e!.message, /notBefore: must be an integer/);
+  t.deepEqual(ca.keys(), keys, 'nothing changed in memory');
+  t.deepEqual(await readFile(path), good, 'nothing changed on disk');
+  await ca.close();
+  const again = await IdentityServer.open({ stateDir: dir, trustDomain: TD, clock: new ManualClock(start + 2000) });
+  t.teardown(() => again.close());
+  t.deepEqual(again.keys(), keys);
+});
+
+test('journal - a first start whose keys could not load again writes no journal and releases the directory', async (t) => {
+  const dir = await tempDir(t);
+  const e = await t.throwsAsync(IdentityServer.open({ stateDir: dir, trustDomain: TD, clock: new ManualClock(Date.UTC(2026, 0, 1) + 0.5) }), {
+    instanceOf: JournalUnloadableError,
+  });
+  t.is(e!.code, 'ca.journal_unloadable');
+  t.deepEqual(await readdir(join(dir, 'ca')), [], 'no journal, no temp file, no lock');
+  const ok = await IdentityServer.open({ stateDir: dir, trustDomain: TD, clock: new ManualClock() });
+  await ok.close();
+  t.pass();
+});
+
+test('journal - a key that would outlive X.509 (after 9999-12-31) is refused before anything is written', async (t) => {
+  const dir = await tempDir(t);
+  const clock = new ManualClock(Date.UTC(9999, 11, 31));
+  const e = await t.throwsAsync(IdentityServer.open({ stateDir: dir, trustDomain: TD, clock }), { instanceOf: RangeError });
+  t.regex(e!.message, /would end after 9999-12-31T23:59:59\.000Z/);
+  t.deepEqual(await readdir(join(dir, 'ca')), []);
 });

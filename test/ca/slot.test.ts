@@ -62,4 +62,7 @@ test('slot - bad timing is misuse: TypeError', (t) => {
   t.throws(() => resolveTiming({ prepareAt: 0.9, activateAt: 0.5 }), { instanceOf: TypeError });
   t.throws(() => resolveTiming({ activateAt: 1 }), { instanceOf: TypeError });
   t.throws(() => resolveTiming({ pruneGraceSec: -1 }), { instanceOf: TypeError });
+  // 99999999999999 days overflows Date; a tick past 2^31 - 1 ms would fire after 1 ms.
+  t.throws(() => resolveTiming({ keyTtlSec: 99_999_999_999_999 * 86_400 }), { instanceOf: TypeError, message: /keyTtlSec must be at most/ });
+  t.throws(() => resolveTiming({ rotateIntervalSec: 30 * 86_400 }), { instanceOf: TypeError, message: /rotateIntervalSec must be at most/ });
 });

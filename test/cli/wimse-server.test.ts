@@ -1,16 +1,20 @@
-import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import test, { type ExecutionContext } from 'ava';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runTs, startProcess, startTs, ROOT } from '../helpers/process.ts';
+import { runTs, startProcess, startTs, ROOT, type Ran } from '../helpers/process.ts';
 
 const CLI = join(ROOT, 'src/cli/wimse-server.ts');
+// Each test starts node processes (tsx compiles the whole node): generous bounds on a loaded machine.
+const SLOW = { timeoutMs: 120_000 };
 
 test('wimse-server - validate accepts a good config and starts nothing', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wimse-cfg-'));
   const file = join(dir, 'node.yaml');
   writeFileSync(file, 'trustDomain: corp.example\nsds:\n  registrations:\n    - {nodeId: a, workloads: [wimse://corp.example/svc/a]}\n');
-  const r = await runTs(CLI, ['validate', '--config', file]);
+  const r = await runTs(CLI, ['validate', '--config', file], SLOW);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /valid \(trust domain corp\.example; gRPC 127\.0\.0\.1:8443, admin HTTP 127\.0\.0\.1:8081\)/);
 });
@@ -19,20 +23,20 @@ test('wimse-server - validate reports every error with its field path and exits 
   const dir = mkdtempSync(join(tmpdir(), 'wimse-cfg-'));
   const file = join(dir, 'node.yaml');
   writeFileSync(file, 'trustDomain: Corp.example\ngrpc:\n  listn: x\n');
-  const r = await runTs(CLI, ['validate', '--config', file]);
+  const r = await runTs(CLI, ['validate', '--config', file], SLOW);
   t.is(r.code, 1);
   t.regex(r.stderr, /trustDomain: not a valid trust domain \(trust_domain_uppercase\)/);
   t.regex(r.stderr, /grpc\.listn: unknown field/);
 });
 
 test('wimse-server - usage errors exit 2', async (t) => {
-  t.is((await runTs(CLI, ['validate'])).code, 2);
-  t.is((await runTs(CLI, ['--bogus'])).code, 2);
-  t.is((await runTs(CLI, ['--config'])).code, 2);
+  t.is((await runTs(CLI, ['validate'], SLOW)).code, 2);
+  t.is((await runTs(CLI, ['--bogus'], SLOW)).code, 2);
+  t.is((await runTs(CLI, ['--config'], SLOW)).code, 2);
 });
 
 test('wimse-server - a missing config file is reported, not a crash', async (t) => {
-  const r = await runTs(CLI, ['validate', '--config', '/nonexistent/node.yaml']);
+  const r = await runTs(CLI, ['validate', '--config', '/nonexistent/node.yaml'], SLOW);
   t.is(r.code, 1);
   t.regex(r.stderr, /ENOENT: cannot read the config file/);
 });
@@ -41,7 +45,7 @@ test('wimse-server - runs a node that prints where it listens and answers /healt
   const dir = mkdtempSync(join(tmpdir(), 'wimse-run-'));
   const file = join(dir, 'node.yaml');
   writeFileSync(file, 'grpc:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nlogging:\n  level: warn\n');
-  const { child, stdout } = await startTs(CLI, ['--config', file], /admin HTTP: (http:\S+)/);
+  const { child, stdout } = await startTs(CLI, ['--config', file], /admin HTTP: (http:\S+)/, SLOW);
   t.teardown(() => child.kill('SIGKILL'));
   const admin = /admin HTTP: (http:\S+)/.exec(stdout())![1]!;
   t.regex(stdout(), /gRPC \(SDS, ext_authz, Workload API, admin API\): 127\.0\.0\.1:\d+/);
@@ -79,13 +83,13 @@ test('wimse-server - listen addresses: a flag wins over the environment, which w
   const fromFile = await validate([]);
   const fromEnv = await validate([], ENV);
   const fromFlags = await validate(['--grpc-listen', '127.0.0.1:7201', '--admin-listen=127.0.0.1:7202'], ENV);
-  const mixed = await validate(['--admin-listen', 'unix:/run/wimse/admin.sock'], { WIMSE_GRPC_LISTEN: 'unix:/run/wimse/grpc.sock' });
+  const mixed = await validate(['--admin-listen', '127.0.0.1:7302'], { WIMSE_GRPC_LISTEN: `unix:${dir}/grpc.sock` });
   const emptyEnv = await validate([], { WIMSE_GRPC_LISTEN: '', WIMSE_ADMIN_LISTEN: '' });
   const adminOff = await validate(['--admin-listen', '']);
   t.deepEqual(fromFile, ['127.0.0.1:7001', '127.0.0.1:7002']);
   t.deepEqual(fromEnv, ['127.0.0.1:7101', '127.0.0.1:7102']);
   t.deepEqual(fromFlags, ['127.0.0.1:7201', '127.0.0.1:7202']);
-  t.deepEqual(mixed, ['unix:/run/wimse/grpc.sock', 'unix:/run/wimse/admin.sock']);
+  t.deepEqual(mixed, [`unix:${dir}/grpc.sock`, '127.0.0.1:7302']);
   t.deepEqual(emptyEnv, ['127.0.0.1:7001', '127.0.0.1:7002'], 'an empty variable is unset');
   t.deepEqual(adminOff, ['127.0.0.1:7001', 'off']);
   // Without a config file, over the embedded defaults.
@@ -103,11 +107,12 @@ test('wimse-server - a bad listen address from a flag or the environment is refu
   const tlsUnix = await runTs(CLI, ['validate', '--config', file], { env: envWith() });
   const noValue = await runTs(CLI, ['validate', '--config', file, '--grpc-listen'], { env: envWith() });
   t.is(flag.code, 1);
-  t.regex(flag.stderr, /admin\.listen \(from --admin-listen\): must be HOST:PORT \(port 0 picks a free port\) or unix:\/path\/to\/socket/);
+  t.regex(flag.stderr, /admin\.listen \(from --admin-listen\): must be HOST:PORT \(port 0 picks a free port\)/);
   t.is(env.code, 1);
-  t.regex(env.stderr, /admin\.listen \(from WIMSE_ADMIN_LISTEN\): must be HOST:PORT/);
+  t.regex(env.stderr, /admin\.listen \(from WIMSE_ADMIN_LISTEN\): port 99999 is out of range/);
   t.is(both.code, 1);
-  t.regex(both.stderr, /^wimse-server: the configuration is not valid:\n {2}grpc\.listen \(from --grpc-listen\): must be HOST:PORT.*\n {2}admin\.listen \(from WIMSE_ADMIN_LISTEN\): must be HOST:PORT/);
+  // A start (here on the embedded defaults) says it in one line.
+  t.regex(both.stderr, /^wimse-server: cannot start: the embedded defaults \(no --config\) is not valid: grpc\.listen \(from --grpc-listen\): must be HOST:PORT.*; admin\.listen \(from WIMSE_ADMIN_LISTEN\): must be HOST:PORT.*\. Fix these fields\n$/);
   // The file's cross-field rules see the overridden value: TLS on a unix socket is refused, on TCP accepted.
   t.is(tlsUnix.code, 1);
   t.regex(tlsUnix.stderr, /grpc\.tls: TLS applies to TCP listeners only/);
@@ -166,4 +171,99 @@ test('wimse-server - npm start builds dist/ and runs the bin with plain node; fl
       await new Promise((r) => setTimeout(r, 100));
     }
   });
+});
+
+// ---- a start that fails: one line on stderr with the cause and the remedy, exit 1, no stack ----
+
+
+/** The one line of a failed start (and that it is one line, with no stack). */
+function oneLine(t: ExecutionContext, r: Ran): string {
+  t.is(r.code, 1, r.stderr);
+  const lines = r.stderr.trimEnd().split('\n');
+  t.is(lines.length, 1, `one line expected, got:\n${r.stderr}`);
+  t.false(/\n\s+at /.test(r.stderr), 'no stack trace');
+  t.regex(lines[0]!, /^wimse-server: cannot start: /);
+  return lines[0]!;
+}
+
+function configIn(dir: string, yaml: string): string {
+  const file = join(dir, 'node.yaml');
+  const listen = (/^grpc:/m.test(yaml) ? '' : 'grpc:\n  listen: 127.0.0.1:0\n') + (/^admin:/m.test(yaml) ? '' : 'admin:\n  listen: 127.0.0.1:0\n');
+  writeFileSync(file, `${listen}logging:\n  level: warn\n${yaml}`);
+  return file;
+}
+
+test.serial('wimse-server - keys.ttl: 99999999999999d is refused by validate and by start, with the field and its range; nothing is written', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-fail-'));
+  const file = configIn(dir, 'keys:\n  ttl: 99999999999999d\n');
+  const v = await runTs(CLI, ['validate', '--config', file], SLOW);
+  t.is(v.code, 1);
+  t.regex(v.stderr, /keys\.ttl: must be at most 36500d/);
+  const line = oneLine(t, await runTs(CLI, ['--config', file], SLOW));
+  t.true(line.includes(`${file} is not valid: keys.ttl: must be at most 36500d. Fix this field (wimse-server validate --config ${file} runs the same checks)`), line);
+  t.false(existsSync(join(dir, 'state')), 'no state directory, so no journal to refuse later');
+});
+
+test.serial('wimse-server - a missing TLS key file: validate names the field, start says it in one line and writes nothing', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-fail-'));
+  const file = configIn(dir, 'grpc:\n  listen: 127.0.0.1:0\n  tls: {certFile: server.pem, keyFile: server.key}\n');
+  const v = await runTs(CLI, ['validate', '--config', file], SLOW);
+  t.is(v.code, 1);
+  t.true(v.stderr.includes(`grpc.tls.certFile: ${join(dir, 'server.pem')}: does not exist`), v.stderr);
+  const line = oneLine(t, await runTs(CLI, ['--config', file], SLOW));
+  t.true(line.includes(`grpc.tls.keyFile: ${join(dir, 'server.key')}: does not exist`), line);
+  t.false(existsSync(join(dir, 'state')));
+});
+
+test.serial('wimse-server - a port in use: one line naming the field and how to free it; the state written meanwhile loads again', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-fail-'));
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => void blocker.close());
+  const port = (blocker.address() as AddressInfo).port;
+  const file = configIn(dir, `grpc:\n  listen: 127.0.0.1:${port}\n`);
+  const line = oneLine(t, await runTs(CLI, ['--config', file], SLOW));
+  t.true(line.endsWith(`127.0.0.1:${port} (grpc.listen) is already in use. Stop what listens there (ss -ltnp 'sport = :${port}'), or set grpc.listen to another port (0 picks a free one)`), line);
+  // The failed start left a state directory that validates and starts.
+  const v = await runTs(CLI, ['validate', '--config', configIn(dir, '')], SLOW);
+  t.is(v.code, 0, v.stderr);
+});
+
+test.serial('wimse-server - a state directory held by a running node: one line, what to stop', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-fail-'));
+  const file = configIn(dir, '');
+  const { child } = await startTs(CLI, ['--config', file], /admin HTTP: (http:\S+)/, SLOW);
+  t.teardown(() => void child.kill('SIGKILL'));
+  const line = oneLine(t, await runTs(CLI, ['--config', file], SLOW));
+  t.regex(line, new RegExp(`the state directory is in use: ${join(dir, 'state', 'ca', 'lock')}: process ${child.pid} on host ".+" since \\S+: that process is running\\. Stop that wimse-server first, or give this node a stateDir of its own$`));
+});
+
+test.serial('wimse-server - a lock naming a live process that may not be a node: one line with what to check and which file to remove', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-fail-'));
+  const file = configIn(dir, '');
+  mkdirSync(join(dir, 'state', 'ca'), { recursive: true, mode: 0o700 });
+  const other = spawn('sleep', ['300'], { stdio: 'ignore' });
+  t.teardown(() => void other.kill('SIGKILL'));
+  const lock = join(dir, 'state', 'ca', 'lock');
+  writeFileSync(lock, `${other.pid}\n`); // as an earlier version wrote it
+  const line = oneLine(t, await runTs(CLI, ['--config', file], SLOW));
+  t.true(line.endsWith(`Check that no wimse-server runs with this state directory (ps -p ${other.pid} -o pid,lstart,args), then remove ${lock}`), line);
+});
+
+test.serial('wimse-server - a damaged key journal: one line with its path, and how to recover; --debug adds the stack', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-fail-'));
+  const file = configIn(dir, '');
+  const { child } = await startTs(CLI, ['--config', file], /admin HTTP: (http:\S+)/, SLOW);
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+  const journal = join(dir, 'state', 'ca', 'keys.journal');
+  writeFileSync(journal, readFileSync(journal).subarray(0, 200));
+  const line = oneLine(t, await runTs(CLI, ['--config', file], SLOW));
+  t.true(line.includes(`stateDir: ${journal}: truncated: `), line);
+  t.true(line.includes(`restore it from a copy of this node's state directory, or move ${join(dir, 'state', 'ca')} aside to start with new keys`), line);
+  const debug = await runTs(CLI, ['--config', file, '--debug'], SLOW);
+  t.is(debug.code, 1);
+  t.is(debug.stderr.split('\n')[0], line);
+  t.regex(debug.stderr, /\n\s+at /, 'the stack, on request');
 });

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { parseConfig, embeddedDefaults, checkConfig } from '../../src/config/config.ts';
-import { parseDuration } from '../../src/config/schema.ts';
+import { formatDuration, parseDuration } from '../../src/config/schema.ts';
 import { configReferenceMarkdown } from '../../src/config/reference.ts';
 
 test('config - embedded defaults: example.org, ./state, no NATS, SPIRE timing', (t) => {
@@ -54,16 +54,55 @@ const bad: Array<[string, string[]]> = [
   ['- a\n- b\n', ['(root): must be a mapping']],
   ['authn:\n  replayCacheSize: 1.5\n', ['authn.replayCacheSize: must be an integer']],
   ['keys:\n  prepareAt: 0\n  activateAt: 0.5\n', ['keys.prepareAt: must be greater than 0']],
+  // Values the node cannot honour: Date and X.509 overflow, Node timer limits, seconds-only settings.
+  ['keys:\n  ttl: 99999999999999d\n', ['keys.ttl: must be at most 36500d']],
+  [`keys:\n  ttl: ${'9'.repeat(400)}d\n`, ['keys.ttl: must be at most 36500d', '(400 digits)']],
+  ['keys:\n  rotationInterval: 30d\n', ['keys.rotationInterval: must be at most 24d']],
+  ['cluster:\n  servers: [nats://n:4222]\n  activationTimeout: 30d\n', ['cluster.activationTimeout: must be at most 24d']],
+  ['cluster:\n  servers: [nats://n:4222]\n  reconcileInterval: 25d\n', ['cluster.reconcileInterval: must be at most 24d']],
+  ['credentials:\n  wicTtl: 1500ms\n', ['credentials.wicTtl: must be a whole number of seconds']],
+  ['credentials:\n  witTtl: 99999999999999d\n', ['credentials.witTtl: must be at most 36500d']],
+  ['authn:\n  maxWptLifetime: 2d\n', ['authn.maxWptLifetime: must be at most 1d']],
+  ['authn:\n  maxSignatureWindow: 1500ms\n', ['authn.maxSignatureWindow: must be a whole number of seconds']],
+  ['authn:\n  maxClockSkew: 500ms\n', ['authn.maxClockSkew: must be a whole number of seconds']],
+  ['authn:\n  replayCacheSize: 1e300\n', ['authn.replayCacheSize: must be at most 10000000']],
+  // The key schedule: credentials, rotator ticks and the activation wait must fit the key's windows.
+  ['keys:\n  ttl: 1h\n', ['credentials.wicTtl: must be at most 10m with keys.ttl 1h', 'credentials.witTtl: must be at most 10m with keys.ttl 1h']],
+  ['keys:\n  ttl: 30h\n  activateAt: 0.9\ncredentials: {wicTtl: 4h}\n', ['credentials.wicTtl: must be at most 3h with keys.ttl 1d6h (keys.ttl × (1 − keys.activateAt): the least life an active signing key has left), or credentials are cut short; lower it, or raise keys.ttl to at least 1d16h']],
+  ['keys:\n  ttl: 6s\ncredentials: {wicTtl: 1s, witTtl: 1s}\n', ['keys.rotationInterval: must be at most 500ms with keys.ttl 6s']],
+  ['keys:\n  ttl: 60s\n  rotationInterval: 1s\ncredentials: {wicTtl: 10s, witTtl: 10s}\ncluster:\n  servers: [nats://n:4222]\n', ['cluster.activationTimeout: must be less than 9s with keys.ttl 1m']],
+  // Listen addresses that cannot be bound.
+  ['grpc:\n  listen: 999.1.1.1:8443\n', ['grpc.listen: 999.1.1.1 is not an IPv4 address']],
+  ['grpc:\n  listen: 127.0.0.1:70000\n', ['grpc.listen: port 70000 is out of range (0-65535']],
+  [`grpc:\n  listen: unix:/tmp/${'s'.repeat(120)}\n`, ['grpc.listen: the socket path is 125 bytes; at most 107']],
+  ['admin:\n  listen: unix:/tmp/admin.sock\n', ['admin.listen: must be HOST:PORT']],
+  ['admin:\n  listen: \'[::1]:99999\'\n', ['admin.listen: port 99999 is out of range']],
 ];
 
 for (const [yaml, expected] of bad) {
-  test(`config - rejects with field path: ${expected[0]}`, (t) => {
+  test(`config - rejects with field path: ${expected.join(' ')}`, (t) => {
     const r = parseConfig(yaml, '/srv');
     t.false(r.ok);
     if (r.ok) return;
-    for (const e of expected) t.true(r.errors.some((x) => x.startsWith(e)), `expected "${e}" in ${JSON.stringify(r.errors)}`);
+    for (const e of expected.filter((x) => !x.startsWith('(')))
+      t.true(r.errors.some((x) => x.startsWith(e)), `expected "${e}" in ${JSON.stringify(r.errors)}`);
   });
 }
+
+test('config - a compressed key schedule that the rotator can keep is accepted (SPIRE rotation suite: ca_ttl 1m, SVID 10s)', (t) => {
+  const r = parseConfig('keys:\n  ttl: 1m\n  rotationInterval: 5s\ncredentials: {wicTtl: 10s, witTtl: 10s}\ncluster:\n  servers: [nats://n:4222]\n  activationTimeout: 4s\n', '/srv');
+  t.true(r.ok, JSON.stringify(r));
+});
+
+test('config - the limits are inclusive: the largest accepted values pass', (t) => {
+  const r = parseConfig(
+    'keys:\n  ttl: 36500d\n  rotationInterval: 24d\ncredentials: {wicTtl: 6083d, witTtl: 6083d}\n' +
+      'authn: {maxWptLifetime: 1d, maxSignatureWindow: 1d, maxClockSkew: 10m, replayCacheSize: 10000000, witCacheSize: 10000000}\n' +
+      "grpc:\n  listen: '[::1]:65535'\n",
+    '/srv',
+  );
+  t.true(r.ok, JSON.stringify(r));
+});
 
 test('config - every problem is reported, not just the first', (t) => {
   const r = checkConfig({ trustDomain: 'A', keys: { algorithm: 'x' }, bogus: 1 });
@@ -78,6 +117,8 @@ test('config - durations', (t) => {
   t.is(parseDuration('10'), undefined);
   t.is(parseDuration('10s '), undefined);
   t.is(parseDuration('s'), undefined);
+  t.is(formatDuration(14_390_000), '3h59m50s');
+  t.is(parseDuration(formatDuration(90_061_001)), 90_061_001);
 });
 
 test('config - docs/config.md is generated from the schema and up to date', (t) => {

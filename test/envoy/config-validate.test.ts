@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { parse, parseDocument } from 'yaml';
 import { validateBootstrap, validateMessage } from '../../src/envoy/validate-config.ts';
 import { envoyProtos, TYPE_URL } from '../../src/envoy/protos.ts';
+import { sdsReferences } from './helpers/sds-references.ts';
 
 const envoyDir = new URL('../../envoy/', import.meta.url);
 const yamlFiles = readdirSync(envoyDir).filter((f) => f.endsWith('.yaml')).sort();
@@ -21,20 +22,9 @@ for (const f of yamlFiles) {
   test(`envoy config - ${f} uses one byte-stable sds_config for every secret`, (t) => {
     const doc = parseDocument(readFileSync(new URL(f, envoyDir), 'utf8'));
     t.deepEqual(doc.errors, []);
-    const configs: unknown[] = [];
-    const names: string[] = [];
-    const walk = (v: unknown): void => {
-      if (Array.isArray(v)) v.forEach(walk);
-      else if (v && typeof v === 'object') {
-        const o = v as Record<string, unknown>;
-        if ('sds_config' in o) {
-          configs.push(o.sds_config);
-          names.push(String(o.name));
-        }
-        Object.values(o).forEach(walk);
-      }
-    };
-    walk(doc.toJS({ maxAliasCount: 100 }));
+    const refs = sdsReferences(doc.toJS({ maxAliasCount: 100 }));
+    const configs = refs.map((r) => r.sdsConfig);
+    const names = refs.map((r) => r.name);
     t.deepEqual(names.sort(), ['ALL', 'default']);
     const first = JSON.stringify(configs[0]);
     for (const c of configs) t.is(JSON.stringify(c), first);

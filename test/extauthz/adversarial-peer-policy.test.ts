@@ -1,5 +1,5 @@
 /**
- * spec/wimse.md §8.4, continued (see adversarial.test.ts for WIT, WPT and HTTP signatures):
+ * The adversarial cases, continued (see adversarial.test.ts for WIT, WPT and HTTP signatures):
  * identifiers and policy, mTLS peers, what reaches the application, fail-closed behaviour and
  * hostile CheckRequests, end to end through a real node's gRPC Check.
  */
@@ -35,7 +35,7 @@ test.after.always(async () => {
 });
 
 
-// ---- identifiers and policy (identifier-03; spec/wimse.md §6, §8.4) -------------------------
+// ---- identifiers and policy (identifier-03) ----------------------------------------------
 
 test('extauthz adversarial - path canonicalization: %70ay, ../, %2e%2e, prefix /orders vs /ordersX', async (t) => {
   const wit = await nodeWit(ctx.node, PAYER);
@@ -88,7 +88,7 @@ test('extauthz adversarial - an empty policy, or one that tries a root grant, de
   }
 });
 
-// ---- mTLS (mutual-tls-02; spec/wimse.md §5, §8.4) --------------------------------------------
+// ---- mTLS (mutual-tls-02) -------------------------------------------------------------------
 
 /** What Envoy puts in `source` for this peer chain. */
 function mtlsCall(pem: string, path = '/admin/keys', principal?: string): Record<string, unknown> {

@@ -1,5 +1,5 @@
 /**
- * Every adversarial case of spec/wimse.md §8.4, end to end: a realistic Envoy CheckRequest
+ * Every adversarial case, end to end: a realistic Envoy CheckRequest
  * (test/helpers/envoy-pep.ts builds it as check_request_utils.cc does) over real gRPC to a real
  * node, which must deny with the status the drafts call for (400 / 401 + `WWW-Authenticate: WPT`
  * / 403), an RFC 9457 problem naming the code, and never an ok_response.
@@ -59,7 +59,7 @@ test('extauthz adversarial - controls: good WIT+WPT (own and federated), HTTP si
   expectAllowed(t, await ctx.check(envoyRequest({ path: '/admin/keys', source: { address: '10.0.0.9', port: 5000, principal: WEB, certificatePem: wic.certPem } })), WEB, 'mtls');
 });
 
-// ---- WIT (workload-creds-02; spec/wimse.md §2.2, §8.4) ------------------------------------
+// ---- WIT (workload-creds-02) ---------------------------------------------------------------
 
 const now = nowSec();
 const withoutAlg = (jwk: Record<string, unknown>) => Object.fromEntries(Object.entries(jwk).filter(([k]) => k !== 'alg'));
@@ -149,7 +149,7 @@ test('extauthz adversarial - an identifier reassigned after its WIT key was revo
   expectAllowed(t, await own.check(wptCall(fresh.token, wptFor(fresh))), WEB, 'wpt');
 });
 
-// ---- WPT (wpt-02; spec/wimse.md §3.3, §8.4) ------------------------------------------------
+// ---- WPT (wpt-02) --------------------------------------------------------------------------
 
 /** A WPT over exactly these claims (defaults: a good one for `wit`), signed with its key. */
 function rawWpt(wit: { token: string; workload: ReturnType<typeof keyPair> }, claims: Record<string, unknown>, header: Record<string, unknown> = {}, omit: string[] = []): string {
@@ -254,7 +254,7 @@ test('extauthz adversarial - swapped tokens: a WPT signed by another workload, o
   expectDenied(t, await ctx.check(wptCall(second.token, wptFor(web))), 401, 'wpt.wth_mismatch', 'WPT');
 });
 
-// ---- HTTP message signatures (http-signature-07; spec/wimse.md §4, §8.4) --------------------
+// ---- HTTP message signatures (http-signature-07) --------------------------------------------
 
 /** A request signed with hand-picked parameters and components (shapes the signer never makes). */
 function customSig(

@@ -1,9 +1,9 @@
 /**
  * A stand-in for a callee's Envoy sidecar (the PEP), for tests and benchmarks: no Envoy binary
- * runs on this machine (spec/envoy.md §6.1), so this front does what Envoy's HTTP ext_authz filter
+ * runs on the test machines, so this front does what Envoy's HTTP ext_authz filter
  * does with envoy/sidecar-callee.yaml, over real sockets and real gRPC:
  *
- * - it builds the `CheckRequest` as check_request_utils.cc does (spec/envoy.md §3.2): lower-cased
+ * - it builds the `CheckRequest` as check_request_utils.cc does: lower-cased
  *   header names, pseudo-headers (`:authority`, `:method`, `:path`, `:scheme`) in the map, `Host`
  *   turned into `:authority`, repeated fields joined with `,`, `x-request-id` and
  *   `x-forwarded-proto` added by the connection manager, `path` with its query and undecoded,

@@ -104,8 +104,12 @@ test('mesh - a single node (no cluster section) activates at once and needs no b
 test('mesh - the rotators of three nodes with short key lifetimes: every new key is trusted everywhere before it signs', async (t) => {
   const nats = await startNatsServer(t);
   const servers = [nats.url];
-  const extraYaml = 'keys:\n  ttl: 6s\n  rotationInterval: 100ms\n';
-  const nodes = await Promise.all(['cp-1', 'cp-2', 'cp-3'].map((name) => startMeshNode(t, { name, servers, extraYaml, policy: policyFor([A]) })));
+  // Prepared 6 s into a key's life, activated at 15 s; the activation wait (12 s) and the
+  // credentials (10 s) fit in the 15 s a key has left once its successor is active.
+  const extraYaml = 'keys:\n  ttl: 30s\n  prepareAt: 0.2\n  activateAt: 0.5\n  rotationInterval: 100ms\ncredentials: {wicTtl: 10s, witTtl: 10s}\n';
+  const nodes = await Promise.all(
+    ['cp-1', 'cp-2', 'cp-3'].map((name) => startMeshNode(t, { name, servers, extraYaml, activationTimeout: '12s', policy: policyFor([A]) })),
+  );
   const firstWit = nodes[0]!.node.ca.slot('wit').current!.kid;
   // At each activation anywhere, every other node must already trust the key.
   const checks: { node: string; kid: string; trustedBy: string[] }[] = [];
@@ -114,7 +118,7 @@ test('mesh - the rotators of three nodes with short key lifetimes: every new key
       if (e.type !== 'key-activated') return;
       checks.push({ node: n.name, kid: e.kid, trustedBy: nodes.filter((o) => o !== n && trusts(o.node, e.kid)).map((o) => o.name) });
     });
-  await until('node 1 rotated its WIT key', () => nodes[0]!.node.ca.slot('wit').current?.kid !== firstWit, 15_000);
+  await until('node 1 rotated its WIT key', () => nodes[0]!.node.ca.slot('wit').current?.kid !== firstWit, 60_000);
   t.true(checks.length >= 2);
   for (const c of checks) t.is(c.trustedBy.length, 2, `${c.node} activated ${c.kid} trusted by ${c.trustedBy.join(',')}`);
   const caller = await callerHeaders(nodes[0]!.node);

@@ -18,7 +18,7 @@ destinations:
 const base = { destination: DEST, caller: OWNER };
 
 const denied: Array<[string, Record<string, string>, DecisionReason]> = [
-  // spec/wimse.md §6, §10.14: a non-canonical spelling of a granted identifier is refused.
+  // identifier-03 (whole-URI comparison): a non-canonical spelling of a granted identifier is refused.
   ['an escaped unreserved character in the destination', { destination: 'wimse://example.org/service/%70ayment' }, 'request.destination_invalid'],
   ['an escaped unreserved character in the caller', { caller: 'wimse://example.org/service/%6Cedger' }, 'request.caller_invalid'],
   ['an upper-case trust domain in the caller', { caller: 'wimse://EXAMPLE.org/service/ledger' }, 'request.caller_invalid'],

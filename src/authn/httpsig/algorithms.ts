@@ -3,7 +3,7 @@
  *
  * - RFC 9421 §3.3 registry names, for the generic engine and the RFC's own test vectors.
  * - JWS names (RFC 9421 §3.3.7), for the WIMSE profile, where the algorithm is the `alg` of the
- *   WIT's `cnf.jwk` (http-signature-07; spec/wimse.md §4.3): ES256 is the same computation as
+ *   WIT's `cnf.jwk` (http-signature-07): ES256 is the same computation as
  *   ecdsa-p256-sha256 (raw 64-byte r||s), EdDSA/Ed25519 the same as ed25519.
  *
  * `verifyBytes` never throws: a key of the wrong type, a signature of the wrong length or an

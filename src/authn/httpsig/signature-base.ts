@@ -2,7 +2,7 @@
  * RFC 9421 §2.5: the signature base, and §4: the Signature-Input / Signature fields.
  *
  * The `"@signature-params"` line reuses the Signature-Input member value exactly as received
- * (spec/wimse.md §4.8): re-serializing it could change bytes the signer signed.
+ * (RFC 9421 §2.3): re-serializing it could change bytes the signer signed.
  */
 import { AuthnError } from '../errors.ts';
 import { componentFromItem, componentValue, type ComponentId, type ComponentOptions } from './components.ts';

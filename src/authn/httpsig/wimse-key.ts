@@ -1,6 +1,6 @@
 /**
- * The WIMSE signing key: the WIT's `cnf.jwk` and its `alg` (http-signature-07; spec/wimse.md
- * §4.3). The algorithm is never taken from the message (`alg`/`keyid` parameters are forbidden).
+ * The WIMSE signing key: the WIT's `cnf.jwk` and its `alg` (http-signature-07). The algorithm is
+ * never taken from the message (`alg`/`keyid` parameters are forbidden).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { checkPublicJwk, isSigningAlg, publicMembers, type PublicJwk } from '../../identity/jwk.ts';

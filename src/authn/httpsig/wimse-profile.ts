@@ -1,7 +1,6 @@
 /**
  * Rules of the WIMSE HTTP-signature profile (draft-ietf-wimse-http-signature-07) shared by the
  * request and response verifiers: selection by tag, parameters, coverage, time window, digest.
- * Section references are to spec/wimse.md §4, the digest of the draft.
  */
 import { AuthnError } from '../errors.ts';
 import { verifyContentDigest, type DigestAlgorithm } from '../content-digest.ts';
@@ -10,9 +9,9 @@ import { parseSignatureInputs, type SignatureInput } from './signature-base.ts';
 import type { BareItem } from './sf-types.ts';
 
 export const WIMSE_TAG = 'wimse-workload-to-workload';
-/** Default allowed clock skew, seconds (spec/wimse.md §10.3). */
+/** Default allowed clock skew, seconds (our choice: the draft gives no number). */
 export const DEFAULT_MAX_SKEW_SEC = 60;
-/** Default longest `expires - created`, seconds (spec/wimse.md §10.3). */
+/** Default longest `expires - created`, seconds (our choice: the draft gives no number). */
 export const DEFAULT_MAX_WINDOW_SEC = 300;
 /** Longest accepted nonce, characters. */
 export const MAX_NONCE_LENGTH = 256;
@@ -139,7 +138,7 @@ export function checkDigestOverBody(msg: HttpMessage): DigestAlgorithm[] {
   return verifyContentDigest(lines, msg.body);
 }
 
-/** §4.3 and spec/wimse.md §10.3: the signature's validity window against the clock. */
+/** The signature's validity window against the clock. */
 export function checkWindow(p: WimseParams, o: WindowOptions): void {
   if (p.expires < p.created) throw httpsigError('httpsig.bad_window', 'expires is before created');
   if (p.expires - p.created > o.maxWindowSec) throw httpsigError('httpsig.window_too_long', `the validity window exceeds ${o.maxWindowSec} s`);

@@ -1,6 +1,6 @@
 /**
  * Verifying a response's WIMSE HTTP message signature, on the client side
- * (draft-ietf-wimse-http-signature-07; spec/wimse.md §4.2, §4.6).
+ * (draft-ietf-wimse-http-signature-07).
  *
  * - A signed response is always validated, including `wimse-req-nonce` == the request's nonce.
  * - A response with no WIMSE signature is `httpsig.response_unsigned` when the request carried

@@ -1,5 +1,5 @@
 /**
- * A grpc-js SDS client that behaves as Envoy does (spec/envoy.md §1.3-1.6): first request with
+ * A grpc-js SDS client that behaves as Envoy does (Envoy's xDS protocol): first request with
  * node + names + empty version/nonce, ACK = nonce + version, NACK = last accepted version +
  * nonce + error_detail{code 13}, node only on the first message. Plus a server harness on
  * loopback.

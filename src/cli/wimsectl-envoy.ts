@@ -1,0 +1,142 @@
+/**
+ * `wimsectl envoy bootstrap`: an Envoy sidecar bootstrap (src/envoy/bootstrap.ts) for a node id.
+ *
+ * The node token must be in the bootstrap (Envoy's `initial_metadata` is a literal). By default
+ * it is the placeholder REPLACE_WITH_NODE_TOKEN (or `--token-placeholder`) for the installer to
+ * substitute. A real token (`--token-create` issues one through the admin API,
+ * `--node-token-file` reads one) is written only to `--out FILE` (mode 0600), or to stdout
+ * when `--token-to-stdout` says so.
+ */
+import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
+import { buildBootstrap, defaultBootstrapOptions, renderBootstrap, TOKEN_PLACEHOLDER, type BootstrapOptions } from '../envoy/bootstrap.ts';
+import { CliError, UsageError, bool, flag, noPositionals, required, value, type Command, type Ctx } from './wimsectl-args.ts';
+import { ttlSeconds } from './wimsectl-registry.ts';
+
+const int = (c: Ctx, name: string, fallback: number | undefined): number | undefined => {
+  const v = flag(c.args, name);
+  if (v === undefined) return fallback;
+  if (!/^\d{1,5}$/.test(v)) throw new UsageError(`${name} ${JSON.stringify(v)} is not a port number`);
+  return Number(v);
+};
+
+async function nodeToken(c: Ctx, nodeId: string): Promise<{ token: string; real: boolean; note?: string }> {
+  const sources = ['--token-create', '--node-token-file', '--token-placeholder'].filter((f) => flag(c.args, f) !== undefined);
+  if (sources.length > 1) throw new UsageError(`${sources.join(' and ')}: give one source of the node token`);
+  if (flag(c.args, '--ttl') !== undefined && flag(c.args, '--token-create') === undefined) throw new UsageError('--ttl goes with --token-create');
+  if (flag(c.args, '--token-create') !== undefined) {
+    const r = (await c.call('CreateNodeToken', { node_id: nodeId, ttl_seconds: ttlSeconds(flag(c.args, '--ttl')) })) as { token: string; token_id: string };
+    return { token: r.token, real: true, note: `node token ${r.token_id} issued for ${nodeId}` };
+  }
+  const file = flag(c.args, '--node-token-file');
+  if (file !== undefined) {
+    const token = c.readInput(file, '--node-token-file').trim();
+    if (!token) throw new CliError(`${file} is empty. Put the node token from wimsectl token create in it`, 2);
+    return { token, real: true };
+  }
+  return { token: flag(c.args, '--token-placeholder') ?? TOKEN_PLACEHOLDER, real: false };
+}
+
+/** Create or truncate FILE with mode 0600 (also when it existed with a wider mode), then write. */
+function writePrivate(path: string, text: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'w', 0o600);
+  } catch (e) {
+    throw new CliError(`cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'}). Check --out`, 2);
+  }
+  try {
+    fchmodSync(fd, 0o600);
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export const envoyCommands: Record<string, Command> = {
+  bootstrap: {
+    usage:
+      'envoy bootstrap --node-id ID --workload ID [--role callee|caller] [--audience AUD] [--upstream-host HOST --upstream-port PORT --upstream-workload ID] ' +
+      '[--control-plane HOST:PORT|unix:/path] [--control-plane-sni NAME] [--control-plane-ca FILE] [--listener-port PORT] [--app-port PORT] [--admin-port PORT] [--node-cluster NAME] ' +
+      '[--token-placeholder TEXT | --node-token-file FILE | --token-create [--ttl DURATION]] [--format yaml|json] [--out FILE [--token-to-stdout]]',
+    summary: 'write an Envoy sidecar bootstrap (callee: mTLS + ext_authz in front of an app; caller: mTLS to one upstream) wired to this control plane',
+    flags: {
+      '--role': value('callee|caller', 'callee (default): mTLS listener, ext_authz, local app; caller: loopback listener, mTLS to one upstream'),
+      '--node-id': value('ID', 'the Envoy node.id (its registration entry and node token name it)'),
+      '--node-cluster': value('NAME', "node.cluster (default: the workload identifier's last segment)"),
+      '--workload': value('ID', "the workload behind the sidecar; the callee's ext_authz destination_workload"),
+      '--audience': value('AUD', 'callee: the audience a WPT or HTTP signature to it must name'),
+      '--upstream-host': value('HOST', 'caller: the callee sidecar it calls'),
+      '--upstream-port': value('PORT', "caller: the callee sidecar's port (default 15006)"),
+      '--upstream-workload': value('ID', 'caller: the exact URI SAN the upstream certificate must carry'),
+      '--control-plane': value('HOST:PORT|unix:/path', 'this control plane (default 127.0.0.1:8443): TCP with TLS, or a Unix socket without'),
+      '--control-plane-sni': value('NAME', "SNI, required exactly as a DNS SAN of the control plane's certificate (default: the HOST)"),
+      '--control-plane-ca': value('FILE', "PEM roots for the control plane's certificate, on the Envoy host"),
+      '--listener-port': value('PORT', "the inbound mTLS port (callee, 15006), or the app's loopback port (caller, 15001)"),
+      '--app-port': value('PORT', 'callee: the local app on 127.0.0.1 (default 8080)'),
+      '--admin-port': value('PORT', "Envoy's admin listener on 127.0.0.1 (default 9901 callee, 9902 caller)"),
+      '--token-placeholder': value('TEXT', 'written where the node token goes, for an installer to substitute (default REPLACE_WITH_NODE_TOKEN)'),
+      '--node-token-file': value('FILE', 'embed the node token read from FILE'),
+      '--token-create': bool('issue a node token for --node-id through the admin API and embed it'),
+      '--ttl': value('DURATION', 'with --token-create: its lifetime (seconds, or 90m, 24h, 7d)'),
+      '--format': value('yaml|json', 'the bootstrap format (default yaml; json with -o json)'),
+      '--out': value('FILE', 'write it there, mode 0600 (default: stdout)'),
+      '--token-to-stdout': bool('allow a bootstrap with a real node token on stdout'),
+    },
+    async run(c) {
+      noPositionals(c.args);
+      const role = flag(c.args, '--role') ?? 'callee';
+      if (role !== 'callee' && role !== 'caller') throw new UsageError(`--role must be callee or caller (got ${JSON.stringify(role)})`);
+      const format = flag(c.args, '--format') ?? (c.output === 'json' ? 'json' : 'yaml');
+      if (format !== 'yaml' && format !== 'json') throw new UsageError('--format must be yaml or json');
+      const out = flag(c.args, '--out');
+      const d = defaultBootstrapOptions(role);
+      const nodeId = required(c.args, '--node-id', "the Envoy node id: the one its registration entry and node token name");
+      const workload = required(c.args, '--workload', role === 'callee' ? 'the workload identifier this sidecar fronts' : 'the workload identifier of the app behind this sidecar');
+      const upstreamHost = flag(c.args, '--upstream-host');
+      const upstreamWorkload = flag(c.args, '--upstream-workload');
+      if (role === 'callee') {
+        for (const f of ['--upstream-host', '--upstream-port', '--upstream-workload']) if (flag(c.args, f) !== undefined) throw new UsageError(`${f} is for --role caller`);
+        required(c.args, '--audience', 'the audience a WPT or HTTP signature to this workload must name');
+      } else {
+        for (const f of ['--audience', '--app-port']) if (flag(c.args, f) !== undefined) throw new UsageError(`${f} is for --role callee`);
+        if (!upstreamHost || !upstreamWorkload) throw new UsageError('--role caller needs --upstream-host and --upstream-workload (the sidecar it calls and the identifier its certificate must carry)');
+      }
+      // Check the options before a token is issued for them.
+      const opts = (nodeTokenValue: string): BootstrapOptions => ({
+        role,
+        nodeId,
+        nodeCluster: flag(c.args, '--node-cluster'),
+        workload,
+        audience: flag(c.args, '--audience'),
+        controlPlane: flag(c.args, '--control-plane') ?? d.controlPlane,
+        controlPlaneSni: flag(c.args, '--control-plane-sni') ?? (flag(c.args, '--control-plane') === undefined ? d.controlPlaneSni : undefined),
+        controlPlaneCaFile: flag(c.args, '--control-plane-ca') ?? d.controlPlaneCaFile,
+        adminPort: int(c, '--admin-port', d.adminPort)!,
+        listenerPort: int(c, '--listener-port', d.listenerPort)!,
+        appPort: int(c, '--app-port', d.appPort),
+        upstream: role === 'caller' ? { host: upstreamHost!, port: int(c, '--upstream-port', d.upstream!.port)!, workload: upstreamWorkload! } : undefined,
+        nodeToken: nodeTokenValue,
+      });
+      const dry = buildBootstrap(opts(TOKEN_PLACEHOLDER));
+      if (!dry.ok) throw new UsageError(dry.errors.join('; '));
+      const real = flag(c.args, '--token-create') !== undefined || flag(c.args, '--node-token-file') !== undefined;
+      if (real && out === undefined && flag(c.args, '--token-to-stdout') === undefined)
+        throw new UsageError('the bootstrap would carry a real node token: write it with --out FILE (mode 0600), or pass --token-to-stdout');
+      const token = await nodeToken(c, nodeId);
+      const built = buildBootstrap(opts(token.token));
+      if (!built.ok) throw new UsageError(built.errors.join('; '));
+      const header = [
+        `Envoy bootstrap (${role}) for node ${nodeId}, written by wimsectl envoy bootstrap.`,
+        token.real ? 'It carries a node token: keep this file mode 0600.' : `Replace ${token.token} with the node token (wimsectl token create --node-id ${nodeId}).`,
+      ].join('\n');
+      const text = renderBootstrap(built.value, format, format === 'yaml' ? header : undefined);
+      if (out === undefined) {
+        c.out(text);
+        return 0;
+      }
+      writePrivate(out, text);
+      c.show({ written: out, role, nodeId, token: token.real ? 'embedded' : 'placeholder' }, () => `wrote ${out} (mode 0600)${token.note ? `; ${token.note}` : ''}\n`);
+      return 0;
+    },
+  },
+};

@@ -1,0 +1,343 @@
+/**
+ * Envoy sidecar bootstraps, generated: options in, a Bootstrap document (and its YAML or JSON
+ * text) out. Pure: no files, no network. `wimsectl envoy bootstrap` is its command line.
+ *
+ * Two roles, the two shapes of envoy/:
+ * - `callee` (envoy/sidecar-callee.yaml): an mTLS listener whose certificate (`default`) and
+ *   trust (`ALL`) come over SDS, every request checked by ext_authz, then the local app;
+ * - `caller` (envoy/sidecar-caller.yaml): a loopback listener for the app, and mTLS to one
+ *   upstream whose certificate must carry exactly the upstream workload identifier.
+ * Both reach the control plane over TCP+TLS (`HOST:PORT`: the server certificate is checked
+ * against a CA file, and SNI and the DNS SAN are the same name) or over a Unix socket
+ * (`unix:/path`, envoy/sidecar-caller-uds.yaml: no TLS on that hop).
+ *
+ * With `defaultBootstrapOptions(role)` the document equals the shipped envoy/ file
+ * (test/envoy/bootstrap.test.ts). Envoy's `initial_metadata` is a literal: it cannot read a
+ * file, so the node token is in the document, either a real one (write the file mode 0600) or a
+ * placeholder that the installer substitutes (deploy/kubernetes/sample-workload.yaml).
+ */
+import { isIP } from 'node:net';
+import { stringify } from 'yaml';
+import { parseWorkloadId } from '../identity/workload-id.ts';
+import { fail, ok, type Checked } from '../identity/result.ts';
+
+export type SidecarRole = 'callee' | 'caller';
+
+export interface BootstrapOptions {
+  readonly role: SidecarRole;
+  /** The Envoy `node.id`: the registration entry and the node token are keyed on it. */
+  readonly nodeId: string;
+  /** `node.cluster`; defaults to the workload identifier's last path segment. */
+  readonly nodeCluster?: string | undefined;
+  /** The workload this sidecar fronts. The callee's ext_authz `destination_workload`. */
+  readonly workload: string;
+  /** Callee: the audience a WPT or HTTP signature must name (ext_authz `audience`). */
+  readonly audience?: string | undefined;
+  /** `HOST:PORT` (TLS) or `unix:/path` (no TLS). */
+  readonly controlPlane: string;
+  /** TLS: the SNI sent and the exact DNS SAN required of the control plane's certificate. Default: HOST. */
+  readonly controlPlaneSni?: string | undefined;
+  /** TLS: PEM roots for the control plane's certificate, a path on the Envoy host. */
+  readonly controlPlaneCaFile: string;
+  /** Envoy's admin listener, on 127.0.0.1. */
+  readonly adminPort: number;
+  /** Callee: the inbound mTLS port (0.0.0.0). Caller: the app's loopback port. */
+  readonly listenerPort: number;
+  /** Callee: the local app's port on 127.0.0.1. */
+  readonly appPort?: number | undefined;
+  /** Caller: the upstream (callee sidecar) it calls. */
+  readonly upstream?: { readonly host: string; readonly port: number; readonly workload: string } | undefined;
+  /** The node token sent as `authorization: Bearer <token>`, or a placeholder for an installer to replace. */
+  readonly nodeToken: string;
+}
+
+export const TOKEN_PLACEHOLDER = 'REPLACE_WITH_NODE_TOKEN';
+
+/** The options that reproduce envoy/sidecar-callee.yaml and envoy/sidecar-caller.yaml. */
+export function defaultBootstrapOptions(role: SidecarRole): BootstrapOptions {
+  const common = { controlPlane: '127.0.0.1:8443', controlPlaneSni: 'control-plane.example.org', controlPlaneCaFile: '/etc/wimse/control-plane-ca.pem', nodeToken: TOKEN_PLACEHOLDER };
+  return role === 'callee'
+    ? { ...common, role, nodeId: 'sidecar-orders-0', workload: 'spiffe://example.org/ns/shop/sa/orders', audience: 'https://orders.shop.example.org', adminPort: 9901, listenerPort: 15006, appPort: 8080 }
+    : {
+        ...common,
+        role,
+        nodeId: 'sidecar-frontend-0',
+        workload: 'spiffe://example.org/ns/shop/sa/frontend',
+        adminPort: 9902,
+        listenerPort: 15001,
+        upstream: { host: 'orders.shop.example.org', port: 15006, workload: 'spiffe://example.org/ns/shop/sa/orders' },
+      };
+}
+
+const HEADER_SAFE = /^[\x21-\x7e]{1,4096}$/;
+const HOST = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253})$/;
+const NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The workload identifier's last path segment, as a name Envoy accepts for a cluster. */
+function shortName(workload: string): string {
+  const seg = workload.split('/').filter(Boolean).pop() ?? 'workload';
+  return seg.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
+}
+
+function checkOptions(o: BootstrapOptions): string[] {
+  const errors: string[] = [];
+  const port = (name: string, v: number | undefined) => {
+    if (v === undefined || !Number.isInteger(v) || v < 1 || v > 65535) errors.push(`${name}: must be a port, 1-65535 (got ${String(v)})`);
+  };
+  const workload = (name: string, v: string) => {
+    const r = parseWorkloadId(v);
+    if (!r.ok) errors.push(`${name}: not a valid workload identifier (${r.reason}): ${r.message}`);
+  };
+  if (o.role !== 'callee' && o.role !== 'caller') errors.push(`role: must be callee or caller (got ${JSON.stringify(o.role)})`);
+  if (!/^[\x21-\x7e]{1,256}$/.test(o.nodeId)) errors.push('node id: must be 1-256 printable ASCII characters');
+  if (o.nodeCluster !== undefined && !NAME.test(o.nodeCluster)) errors.push('node cluster: must be 1-64 characters of [A-Za-z0-9._-]');
+  workload('workload', o.workload);
+  if (!HEADER_SAFE.test(o.nodeToken)) errors.push('node token: must be 1-4096 printable ASCII characters without spaces');
+  port('admin port', o.adminPort);
+  port('listener port', o.listenerPort);
+  const cp = parseControlPlane(o.controlPlane);
+  if (typeof cp === 'string') errors.push(`control plane: ${cp}`);
+  else if (cp.kind === 'tcp') {
+    if (o.controlPlaneSni !== undefined && !/^[A-Za-z0-9.-]{1,253}$/.test(o.controlPlaneSni)) errors.push('control-plane SNI: must be a DNS name');
+    if (!o.controlPlaneCaFile.startsWith('/')) errors.push('control-plane CA file: must be an absolute path (Envoy resolves it on its host)');
+  }
+  if (o.role === 'callee') {
+    port('app port', o.appPort);
+    if (o.audience === undefined || !/^[\x21-\x7e]{1,2048}$/.test(o.audience)) errors.push('audience: the callee needs one (1-2048 printable ASCII characters), the value a WPT or HTTP signature must name');
+    if (o.adminPort === o.listenerPort || o.appPort === o.listenerPort) errors.push('ports: the admin, listener and app ports must differ');
+  } else if (o.role === 'caller') {
+    if (!o.upstream) errors.push('upstream: the caller needs the host, port and workload identifier it calls');
+    else {
+      if (!HOST.test(o.upstream.host)) errors.push('upstream host: must be a DNS name or an IP address');
+      port('upstream port', o.upstream.port);
+      workload('upstream workload', o.upstream.workload);
+    }
+    if (o.adminPort === o.listenerPort) errors.push('ports: the admin and listener ports must differ');
+  }
+  return errors;
+}
+
+type ControlPlane = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
+function parseControlPlane(v: string): ControlPlane | string {
+  if (v.startsWith('unix:')) {
+    const path = v.slice(5);
+    return path.startsWith('/') && !/\s/.test(path) ? { kind: 'unix', path } : 'unix: needs an absolute socket path (unix:/run/wimse/sds.sock)';
+  }
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/.exec(v);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) return 'must be HOST:PORT or unix:/path/to/socket';
+  return { kind: 'tcp', host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+const TYPE = 'type.googleapis.com/envoy.extensions';
+const socket = (address: string, port_value: number) => ({ socket_address: { address, port_value } });
+const endpoint = (cluster_name: string, address: object) => ({ cluster_name, endpoints: [{ lb_endpoints: [{ endpoint: { address } }] }] });
+/** STATIC needs an IP address; a DNS name is resolved (and re-resolved) by STRICT_DNS. */
+const discovery = (host: string) => (isIP(host) ? 'STATIC' : 'STRICT_DNS');
+
+function controlPlaneCluster(o: BootstrapOptions, cp: ControlPlane): object {
+  const http2 = {
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+      '@type': `${TYPE}.upstreams.http.v3.HttpProtocolOptions`,
+      explicit_http_config: { http2_protocol_options: {} },
+    },
+  };
+  if (cp.kind === 'unix')
+    return { name: 'control_plane', type: 'STATIC', connect_timeout: '0.25s', typed_extension_protocol_options: http2, load_assignment: endpoint('control_plane', { pipe: { path: cp.path } }) };
+  const sni = o.controlPlaneSni ?? cp.host;
+  return {
+    name: 'control_plane',
+    type: discovery(cp.host),
+    connect_timeout: '1s',
+    typed_extension_protocol_options: http2,
+    load_assignment: endpoint('control_plane', socket(cp.host, cp.port)),
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': `${TYPE}.transport_sockets.tls.v3.UpstreamTlsContext`,
+        sni,
+        common_tls_context: {
+          alpn_protocols: ['h2'],
+          validation_context: {
+            trusted_ca: { filename: o.controlPlaneCaFile },
+            match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: sni } }],
+          },
+        },
+      },
+    },
+  };
+}
+
+/** The one ConfigSource every SDS reference shares (Envoy keys subscriptions on it). */
+function sdsConfig(nodeToken: readonly object[]): object {
+  return {
+    resource_api_version: 'V3',
+    initial_fetch_timeout: '0s',
+    api_config_source: {
+      api_type: 'GRPC',
+      transport_api_version: 'V3',
+      set_node_on_first_message_only: true,
+      grpc_services: [{ envoy_grpc: { cluster_name: 'control_plane' }, initial_metadata: nodeToken }],
+    },
+  };
+}
+
+const router = { name: 'envoy.filters.http.router', typed_config: { '@type': `${TYPE}.filters.http.router.v3.Router` } };
+const keepPath = { normalize_path: false, merge_slashes: false, path_with_escaped_slashes_action: 'KEEP_UNCHANGED' };
+
+function callee(o: BootstrapOptions, sds: object, nodeToken: readonly object[]): object {
+  return {
+    name: 'inbound',
+    address: socket('0.0.0.0', o.listenerPort),
+    filter_chains: [
+      {
+        transport_socket: {
+          name: 'envoy.transport_sockets.tls',
+          typed_config: {
+            '@type': `${TYPE}.transport_sockets.tls.v3.DownstreamTlsContext`,
+            require_client_certificate: true,
+            common_tls_context: {
+              tls_params: { tls_minimum_protocol_version: 'TLSv1_3' },
+              alpn_protocols: ['h2', 'http/1.1'],
+              tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: sds }],
+              combined_validation_context: {
+                validation_context_sds_secret_config: { name: 'ALL', sds_config: sds },
+                default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { prefix: 'spiffe://' } }] },
+              },
+            },
+          },
+        },
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: {
+              '@type': `${TYPE}.filters.network.http_connection_manager.v3.HttpConnectionManager`,
+              stat_prefix: 'inbound_http',
+              codec_type: 'AUTO',
+              ...keepPath,
+              forward_client_cert_details: 'SANITIZE',
+              access_log: [{ name: 'envoy.access_loggers.stdout', typed_config: { '@type': `${TYPE}.access_loggers.stream.v3.StdoutAccessLog` } }],
+              route_config: {
+                name: 'inbound',
+                virtual_hosts: [
+                  {
+                    name: o.nodeCluster ?? shortName(o.workload),
+                    domains: ['*'],
+                    routes: [
+                      {
+                        match: { prefix: '/' },
+                        route: { cluster: 'local_app' },
+                        typed_per_filter_config: {
+                          'envoy.filters.http.ext_authz': {
+                            '@type': `${TYPE}.filters.http.ext_authz.v3.ExtAuthzPerRoute`,
+                            check_settings: { context_extensions: { destination_workload: o.workload, audience: o.audience } },
+                          },
+                        },
+                      },
+                    ],
+                  },
+                ],
+              },
+              http_filters: [
+                {
+                  name: 'envoy.filters.http.ext_authz',
+                  typed_config: {
+                    '@type': `${TYPE}.filters.http.ext_authz.v3.ExtAuthz`,
+                    transport_api_version: 'V3',
+                    grpc_service: { envoy_grpc: { cluster_name: 'control_plane' }, timeout: '0.5s', initial_metadata: nodeToken },
+                    failure_mode_allow: false,
+                    status_on_error: { code: 'ServiceUnavailable' },
+                    with_request_body: { max_request_bytes: 1048576, allow_partial_message: false, pack_as_bytes: true },
+                    include_peer_certificate: true,
+                    encode_raw_headers: true,
+                  },
+                },
+                router,
+              ],
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+function callerListener(o: BootstrapOptions, upstreamName: string): object {
+  const host = o.upstream!.host;
+  return {
+    name: 'outbound',
+    address: socket('127.0.0.1', o.listenerPort),
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: {
+              '@type': `${TYPE}.filters.network.http_connection_manager.v3.HttpConnectionManager`,
+              stat_prefix: 'outbound_http',
+              codec_type: 'AUTO',
+              ...keepPath,
+              route_config: {
+                name: 'outbound',
+                virtual_hosts: [{ name: upstreamName, domains: [host, `${host}:*`], routes: [{ match: { prefix: '/' }, route: { cluster: upstreamName } }] }],
+              },
+              http_filters: [router],
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+function callerUpstream(o: BootstrapOptions, upstreamName: string, sds: object): object {
+  const up = o.upstream!;
+  return {
+    name: upstreamName,
+    type: discovery(up.host),
+    connect_timeout: '1s',
+    load_assignment: endpoint(upstreamName, socket(up.host, up.port)),
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': `${TYPE}.transport_sockets.tls.v3.UpstreamTlsContext`,
+        sni: up.host,
+        common_tls_context: {
+          tls_params: { tls_minimum_protocol_version: 'TLSv1_3' },
+          tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: sds }],
+          combined_validation_context: {
+            validation_context_sds_secret_config: { name: 'ALL', sds_config: sds },
+            default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: up.workload } }] },
+          },
+        },
+      },
+    },
+  };
+}
+
+/** The Bootstrap document for `o`, or every problem with the options. */
+export function buildBootstrap(o: BootstrapOptions): Checked<Record<string, unknown>> {
+  const errors = checkOptions(o);
+  if (errors.length) return fail(errors);
+  const cp = parseControlPlane(o.controlPlane) as ControlPlane;
+  const nodeToken = [{ key: 'authorization', value: `Bearer ${o.nodeToken}` }];
+  const sds = sdsConfig(nodeToken);
+  const node = { id: o.nodeId, cluster: o.nodeCluster ?? shortName(o.workload) };
+  const admin = { address: socket('127.0.0.1', o.adminPort) };
+  if (o.role === 'callee') {
+    const localApp = { name: 'local_app', type: 'STATIC', connect_timeout: '1s', load_assignment: endpoint('local_app', socket('127.0.0.1', o.appPort!)) };
+    return ok({ node, admin, static_resources: { listeners: [callee(o, sds, nodeToken)], clusters: [localApp, controlPlaneCluster(o, cp)] } });
+  }
+  const upstreamName = shortName(o.upstream!.workload);
+  return ok({ node, admin, static_resources: { listeners: [callerListener(o, upstreamName)], clusters: [callerUpstream(o, upstreamName, sds), controlPlaneCluster(o, cp)] } });
+}
+
+/**
+ * The document as text. YAML writes the shared ConfigSource and token once, with anchors and
+ * aliases, as the shipped files do; JSON repeats them (identical bytes either way).
+ */
+export function renderBootstrap(doc: Record<string, unknown>, format: 'yaml' | 'json', header?: string): string {
+  if (format === 'json') return `${JSON.stringify(doc, null, 2)}\n`;
+  const comment = header ? `${header.split('\n').map((l) => (l ? `# ${l}` : '#')).join('\n')}\n` : '';
+  return comment + stringify(doc, { lineWidth: 0, aliasDuplicateObjects: true });
+}

@@ -1,0 +1,140 @@
+/**
+ * What a node needs from its surroundings before it may start: the files its configuration names
+ * and its state directory, read the way the start reads them, without creating or writing
+ * anything. `wimse-server validate` runs this after the schema checks, and `startNode` runs it
+ * first, so that whatever validate accepts, start can honour, and a start refused here leaves
+ * the state directory as it was.
+ *
+ * Each problem is one string that begins with the field path it comes from, as the schema's.
+ */
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { constants as fsc } from 'node:fs';
+import { access, readFile, stat } from 'node:fs/promises';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { dirname, join } from 'node:path';
+import { unixSocketPath, type NodeConfig } from './config/config.ts';
+import { systemClock } from './identity/clock.ts';
+import { pemToDers } from './identity/index.ts';
+import { checkJournal, loadFederatedBundles, CaError, FederationBundleError, JournalCorruptError, JournalMismatchError } from './ca/index.ts';
+import { loadAdminState, loadNodeTokens, nodeTokensFileOf } from './admin/api-state.ts';
+import { ADMIN_TOKEN_FILE, loadAdminToken, readTokenFile } from './admin/admin-token.ts';
+
+/** Every problem found, each prefixed with its field path; empty when the node can start. */
+export async function preflight(config: NodeConfig): Promise<string[]> {
+  const problems: string[] = [];
+  const report = (field: string) => (e: unknown) => void problems.push(`${field}: ${describe(e)}`);
+  await Promise.all([
+    checkListen(config.grpc.listen).catch(report('grpc.listen')),
+    config.admin.listen === '' ? undefined : checkListen(config.admin.listen).catch(report('admin.listen')),
+    config.grpc.tls ? checkServerTls(config.grpc.tls, problems) : undefined,
+    ...config.federation.map((f, i) =>
+      loadFederatedBundles([{ trustDomain: f.trustDomain, path: f.bundleFile }], config.trustDomain).catch(report(`federation[${i}].bundleFile`)),
+    ),
+    // With a token file named, loading only reads it (and says how to fix it).
+    config.admin.tokenFile === undefined ? undefined : loadAdminToken({ tokenFile: config.admin.tokenFile, stateDir: config.stateDir }).catch((e: Error) => problems.push(e.message)),
+    config.sds.nodeTokensFile === undefined ? undefined : loadNodeTokens(config.sds.nodeTokensFile, systemClock).catch(report('sds.nodeTokensFile')),
+    config.cluster?.credsFile === undefined ? undefined : readable(config.cluster.credsFile).catch(report('cluster.credsFile')),
+    config.cluster?.tlsCaFile === undefined ? undefined : certificates(config.cluster.tlsCaFile).catch(report('cluster.tlsCaFile')),
+  ]);
+  problems.push(...(await checkStateDir(config)));
+  return problems;
+}
+
+/** A host name must resolve; a Unix socket's directory must exist. Binding itself is left to the start. */
+async function checkListen(listen: string): Promise<void> {
+  if (listen.startsWith('unix:')) {
+    const dir = dirname(unixSocketPath(listen));
+    if (!(await stat(dir).then((s) => s.isDirectory(), () => false))) throw new Error(`the socket's directory ${dir} does not exist`);
+    return;
+  }
+  const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  if (isIP(host)) return;
+  try {
+    await lookup(host);
+  } catch (e) {
+    throw new Error(`host "${host}" does not resolve (${(e as NodeJS.ErrnoException).code ?? 'lookup failed'}); use an IP address or a name this host resolves`);
+  }
+}
+
+async function checkServerTls(tls: NonNullable<NodeConfig['grpc']['tls']>, problems: string[]): Promise<void> {
+  const [chain, key] = await Promise.all([
+    certificates(tls.certFile).catch((e: unknown) => void problems.push(`grpc.tls.certFile: ${describe(e)}`)),
+    privateKey(tls.keyFile).catch((e: unknown) => void problems.push(`grpc.tls.keyFile: ${describe(e)}`)),
+    tls.clientCaFile === undefined ? undefined : certificates(tls.clientCaFile).catch((e: unknown) => void problems.push(`grpc.tls.clientCaFile: ${describe(e)}`)),
+  ]);
+  if (chain && key && !chain[0]!.checkPrivateKey(key))
+    problems.push(`grpc.tls.keyFile: ${tls.keyFile} is not the private key of the first certificate in ${tls.certFile}`);
+}
+
+/**
+ * The state directory: a directory this process may write (or one it may create), whose key
+ * journal (if any) loads for this trust domain, and whose admin-API files load.
+ */
+async function checkStateDir(config: NodeConfig): Promise<string[]> {
+  const dir = config.stateDir;
+  const st = await stat(dir).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : e));
+  if (st instanceof Error) return [`stateDir: ${describe(st)}`];
+  if (st === undefined) {
+    // Created at start: the nearest existing parent must be a writable directory.
+    let parent = dirname(dir);
+    while (!(await stat(parent).then(() => true, () => false)) && parent !== dirname(parent)) parent = dirname(parent);
+    const ok = await access(parent, fsc.W_OK | fsc.X_OK).then(() => true, () => false);
+    return ok ? [] : [`stateDir: ${dir} does not exist and ${parent} is not a directory this process may create it in`];
+  }
+  if (!st.isDirectory()) return [`stateDir: ${dir} is not a directory`];
+  if (!(await access(dir, fsc.W_OK | fsc.X_OK).then(() => true, () => false))) return [`stateDir: ${dir} is not writable by this process`];
+  const problems: string[] = [];
+  await checkJournal(dir, config.trustDomain).catch((e: unknown) => problems.push(`stateDir: ${describe(e)}`));
+  try {
+    const state = await loadAdminState(config);
+    await loadFederatedBundles(state.federationFiles, config.trustDomain).catch((e: unknown) => problems.push(`stateDir: ${describe(e)}`));
+  } catch (e) {
+    problems.push(`stateDir: ${describe(e)}`);
+  }
+  if (config.admin.tokenFile === undefined) await readTokenFile(join(dir, ADMIN_TOKEN_FILE), 'stateDir').catch((e: Error) => problems.push(e.message));
+  if (config.sds.nodeTokensFile === undefined)
+    await loadNodeTokens(nodeTokensFileOf(config), systemClock).catch((e: unknown) => problems.push(`stateDir: ${describe(e)}`));
+  return problems;
+}
+
+async function readable(path: string): Promise<Buffer> {
+  const bytes = await readFile(path);
+  if (bytes.length === 0) throw new Error(`${path} is empty`);
+  return bytes;
+}
+
+/** Every certificate of a PEM file; at least one. */
+async function certificates(path: string): Promise<X509Certificate[]> {
+  const ders = pemToDers((await readable(path)).toString('utf8'));
+  if (ders.length === 0) throw new Error(`${path} holds no PEM certificate`);
+  return ders.map((der, i) => {
+    try {
+      return new X509Certificate(der);
+    } catch {
+      throw new Error(`${path}: certificate ${i + 1} does not parse`);
+    }
+  });
+}
+
+async function privateKey(path: string): Promise<KeyObject> {
+  const pem = await readable(path);
+  try {
+    return createPrivateKey(pem);
+  } catch {
+    throw new Error(`${path} holds no PEM private key this node can use`);
+  }
+}
+
+/** One line: what went wrong, with the file; never a stack. */
+function describe(e: unknown): string {
+  if (e instanceof FederationBundleError) return `${e.path}: ${e.errors.join('; ')}`;
+  if (e instanceof JournalCorruptError || e instanceof JournalMismatchError) return `${e.detail}; ${e.remedy}`;
+  if (e instanceof CaError) return e.detail;
+  const err = e as NodeJS.ErrnoException;
+  if (err.code && err.path) {
+    const why: Record<string, string> = { ENOENT: 'does not exist', EACCES: 'permission denied', EISDIR: 'is a directory', ENOTDIR: 'a parent is not a directory' };
+    return `${err.path}: ${why[err.code] ?? err.code}`;
+  }
+  return (e as Error).message ?? String(e);
+}

@@ -1,0 +1,109 @@
+/**
+ * Generated sidecar bootstraps (src/envoy/bootstrap.ts): the defaults are the shipped envoy/
+ * files, and every variant passes the same strict Bootstrap validation as envoy/.
+ */
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { parse, parseDocument } from 'yaml';
+import { buildBootstrap, defaultBootstrapOptions, renderBootstrap, type BootstrapOptions } from '../../src/envoy/bootstrap.ts';
+import { validateBootstrap } from '../../src/envoy/validate-config.ts';
+import { sdsReferences } from './helpers/sds-references.ts';
+
+type Doc = Record<string, any>;
+const shipped = (f: string): Doc => parse(readFileSync(new URL(`../../envoy/${f}`, import.meta.url), 'utf8'), { maxAliasCount: 100 });
+const build = (o: BootstrapOptions): Doc => {
+  const r = buildBootstrap(o);
+  if (!r.ok) throw new Error(r.errors.join('; '));
+  return r.value;
+};
+const errorsOf = (o: BootstrapOptions): string[] => {
+  const r = buildBootstrap(o);
+  return r.ok ? [] : r.errors;
+};
+const callee = defaultBootstrapOptions('callee');
+const caller = defaultBootstrapOptions('caller');
+
+test('envoy bootstrap - the default options reproduce the shipped envoy/ files', (t) => {
+  const same = (doc: Doc) => JSON.parse(JSON.stringify(doc));
+  t.deepEqual(same(build(callee)), shipped('sidecar-callee.yaml'));
+  t.deepEqual(same(build(caller)), shipped('sidecar-caller.yaml'));
+  t.deepEqual(same(build({ ...caller, controlPlane: 'unix:/run/wimse/sds.sock' })), shipped('sidecar-caller-uds.yaml'));
+});
+
+const variants: [string, BootstrapOptions][] = [
+  ['callee, defaults', callee],
+  ['caller, defaults', caller],
+  ['callee, Kubernetes Service control plane', { ...callee, controlPlane: 'wimse-server.wimse-system.svc.cluster.local:8443', controlPlaneSni: 'wimse-server.wimse-system.svc.cluster.local', controlPlaneCaFile: '/etc/wimse/ca/ca.crt', nodeToken: '%NODE_TOKEN%' }],
+  ['callee, Unix socket, other ports and ids', { ...callee, controlPlane: 'unix:/run/wimse/sds.sock', nodeId: 'payments-7', nodeCluster: 'payments', workload: 'wimse://pay.example.com/svc/payments', audience: 'https://payments.example.com', listenerPort: 9443, appPort: 3000, adminPort: 19000, nodeToken: 'wnt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }],
+  ['caller, IPv6 control plane, IP upstream', { ...caller, controlPlane: '[::1]:9443', controlPlaneSni: 'cp.example.org', upstream: { host: '10.1.2.3', port: 8443, workload: 'spiffe://example.org/ns/pay/sa/ledger' }, listenerPort: 15101 }],
+];
+
+for (const [name, o] of variants) {
+  test(`envoy bootstrap - ${name}: validates strictly as a Bootstrap, as YAML and as JSON`, (t) => {
+    const doc = build(o);
+    for (const format of ['yaml', 'json'] as const) {
+      const text = renderBootstrap(doc, format, 'a header');
+      const back = format === 'json' ? JSON.parse(text) : parse(text, { maxAliasCount: 100 });
+      const v = validateBootstrap(back);
+      t.deepEqual(v.ok ? [] : v.errors, [], format);
+      t.deepEqual(back, JSON.parse(JSON.stringify(doc)), format);
+    }
+  });
+
+  test(`envoy bootstrap - ${name}: one byte-identical sds_config for default and ALL, carrying the node token`, (t) => {
+    const yamlText = renderBootstrap(build(o), 'yaml');
+    const d = parseDocument(yamlText);
+    t.deepEqual(d.errors, []);
+    const refs = sdsReferences(d.toJS({ maxAliasCount: 100 }));
+    const configs = refs.map((r) => JSON.stringify(r.sdsConfig));
+    const names = refs.map((r) => r.name);
+    t.deepEqual(names.sort(), ['ALL', 'default']);
+    t.is(new Set(configs).size, 1);
+    t.true(configs[0]!.includes(`"value":"Bearer ${o.nodeToken}"`));
+    // Written once in the YAML, referenced by an alias.
+    t.is(yamlText.split('resource_api_version').length - 1, 1);
+  });
+}
+
+test('envoy bootstrap - the control plane: TLS checks SNI and the DNS SAN as one name; a DNS name is resolved, an IP is static; a socket has no TLS', (t) => {
+  const cpOf = (d: Doc) => d.static_resources.clusters.find((c: Doc) => c.name === 'control_plane');
+  const dns = cpOf(build({ ...callee, controlPlane: 'cp.internal:8443', controlPlaneSni: undefined }));
+  t.is(dns.type, 'STRICT_DNS');
+  t.is(dns.transport_socket.typed_config.sni, 'cp.internal');
+  t.deepEqual(dns.transport_socket.typed_config.common_tls_context.validation_context.match_typed_subject_alt_names, [{ san_type: 'DNS', matcher: { exact: 'cp.internal' } }]);
+  const ip = cpOf(build({ ...callee, controlPlane: '192.0.2.1:8443', controlPlaneSni: 'cp.example.org' }));
+  t.is(ip.type, 'STATIC');
+  t.is(ip.transport_socket.typed_config.sni, 'cp.example.org');
+  const uds = cpOf(build({ ...callee, controlPlane: 'unix:/run/wimse/sds.sock' }));
+  t.deepEqual(uds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address, { pipe: { path: '/run/wimse/sds.sock' } });
+  t.is(uds.transport_socket, undefined);
+});
+
+test('envoy bootstrap - the callee names its workload and audience to ext_authz; the caller requires exactly the upstream identifier', (t) => {
+  const c = build({ ...callee, workload: 'spiffe://example.org/ns/a/sa/b', audience: 'https://b.example.org' });
+  const route = c.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0];
+  t.deepEqual(route.typed_per_filter_config['envoy.filters.http.ext_authz'].check_settings.context_extensions, { destination_workload: 'spiffe://example.org/ns/a/sa/b', audience: 'https://b.example.org' });
+  t.is(c.node.cluster, 'b');
+  const r = build({ ...caller, upstream: { host: 'ledger.pay.svc', port: 15006, workload: 'spiffe://example.org/ns/pay/sa/ledger' } });
+  const up = r.static_resources.clusters[0];
+  t.is(up.name, 'ledger');
+  t.is(up.transport_socket.typed_config.sni, 'ledger.pay.svc');
+  t.deepEqual(up.transport_socket.typed_config.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names, [
+    { san_type: 'URI', matcher: { exact: 'spiffe://example.org/ns/pay/sa/ledger' } },
+  ]);
+  t.deepEqual(r.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].domains, ['ledger.pay.svc', 'ledger.pay.svc:*']);
+});
+
+test('envoy bootstrap - bad options are refused, each with what is wrong, and nothing is built', (t) => {
+  t.deepEqual(errorsOf({ ...callee, workload: 'https://example.org/x' }), ['workload: not a valid workload identifier (scheme_unsupported): scheme must be spiffe or wimse']);
+  t.deepEqual(errorsOf({ ...callee, audience: undefined }), ['audience: the callee needs one (1-2048 printable ASCII characters), the value a WPT or HTTP signature must name']);
+  t.deepEqual(errorsOf({ ...caller, upstream: undefined }), ['upstream: the caller needs the host, port and workload identifier it calls']);
+  t.deepEqual(errorsOf({ ...callee, controlPlane: 'cp.example.org' }), ['control plane: must be HOST:PORT or unix:/path/to/socket']);
+  t.deepEqual(errorsOf({ ...callee, controlPlane: 'unix:relative.sock' }), ['control plane: unix: needs an absolute socket path (unix:/run/wimse/sds.sock)']);
+  t.deepEqual(errorsOf({ ...callee, controlPlaneCaFile: 'ca.pem' }), ['control-plane CA file: must be an absolute path (Envoy resolves it on its host)']);
+  t.deepEqual(errorsOf({ ...callee, nodeToken: 'two words' }), ['node token: must be 1-4096 printable ASCII characters without spaces']);
+  t.deepEqual(errorsOf({ ...callee, listenerPort: 70000, appPort: 0 }), ['listener port: must be a port, 1-65535 (got 70000)', 'app port: must be a port, 1-65535 (got 0)']);
+  t.deepEqual(errorsOf({ ...callee, appPort: 15006 }), ['ports: the admin, listener and app ports must differ']);
+  t.deepEqual(errorsOf({ ...callee, nodeId: '' }), ['node id: must be 1-256 printable ASCII characters']);
+  t.deepEqual(errorsOf({ ...caller, upstream: { host: 'a b', port: 1, workload: 'spiffe://example.org/x' } }), ['upstream host: must be a DNS name or an IP address']);
+});
