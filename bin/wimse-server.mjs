@@ -7,5 +7,5 @@ if (!existsSync(cli)) {
   process.stderr.write('wimse-server: dist/ is missing (a source checkout). Run `npm run build` first: it compiles src/ to dist/\n');
   process.exit(1);
 }
-const { main } = await import(cli.href);
-process.exit(await main(process.argv.slice(2)));
+const { run } = await import(cli.href);
+run(process.argv.slice(2));

@@ -10,9 +10,7 @@
  * or LOG_LEVEL=debug adds the stack.
  */
 import { ConfigError, checkConfig, loadConfigFile, type ConfigOverrides, type NodeConfig } from '../config/config.ts';
-import { startNode } from '../node.ts';
-import { preflight } from '../node-preflight.ts';
-import { grpcLogsToStdout, startupDebug, startupFailure, type StartupContext } from './startup-error.ts';
+import type { StartupContext } from './startup-error.ts';
 import { packageVersion } from './version.ts';
 
 const USAGE = `usage: wimse-server [run] [--config FILE] [--grpc-listen ADDR] [--admin-listen ADDR] [--debug]
@@ -108,12 +106,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const r = args.config ? loadConfigFile(args.config, overrides) : checkConfig({}, process.cwd(), overrides);
   if (!r.ok) {
     const errors = r.errors.map(explain);
-    if (args.command === 'run') return failed(new ConfigError(errors, 'schema'), { configFile: args.config }, args.debug);
+    if (args.command === 'run') return await failed(new ConfigError(errors, 'schema'), { configFile: args.config }, args.debug);
     process.stderr.write(`wimse-server: ${args.config} is not valid:\n${errors.map((e) => `  ${e}`).join('\n')}\n`);
     return 1;
   }
   const config: NodeConfig = r.value;
   if (args.command === 'validate') {
+    const { preflight } = await import('../node-preflight.ts');
     const problems = await preflight(config);
     if (problems.length) {
       process.stderr.write(`wimse-server: ${args.config} is not valid:\n${problems.map((e) => `  ${e}`).join('\n')}\n`);
@@ -122,12 +121,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     process.stdout.write(`${args.config}: valid (trust domain ${config.trustDomain}; gRPC ${config.grpc.listen}, admin HTTP ${config.admin.listen || 'off'})\n`);
     return 0;
   }
+  // The node loads only to run: --version, --help and validate start without it.
+  const [{ startNode }, { grpcLogsToStdout }] = await Promise.all([import('../node.ts'), import('./startup-error.ts')]);
   grpcLogsToStdout();
   let node: Awaited<ReturnType<typeof startNode>>;
   try {
     node = await startNode(config);
   } catch (e) {
-    return failed(e, { configFile: args.config, config }, args.debug);
+    return await failed(e, { configFile: args.config, config }, args.debug);
   }
   process.stdout.write(
     `wimse-server: node ${node.name}, trust domain ${config.trustDomain}\n` +
@@ -145,16 +146,19 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 }
 
 /** A failed start: one line on stderr (the stack too with --debug or LOG_LEVEL=debug); exit code 1. */
-function failed(err: unknown, ctx: StartupContext, debug = false): number {
+async function failed(err: unknown, ctx: StartupContext, debug = false): Promise<number> {
+  const { startupDebug, startupFailure } = await import('./startup-error.ts');
   process.stderr.write(`${startupFailure(err, ctx)}\n`);
   if (debug || /^(debug|trace)$/i.test(process.env.LOG_LEVEL ?? '')) process.stderr.write(`${startupDebug(err)}\n`);
   return 1;
 }
 
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
-  const argv = process.argv.slice(2);
+/** The process: bin/wimse-server.mjs, or this file run directly. Exits with main's code; an unexpected error is one line too. */
+export function run(argv: string[]): void {
   main(argv).then(
     (code) => process.exit(code),
-    (err: unknown) => process.exit(failed(err, {}, argv.includes('--debug'))),
+    (err: unknown) => failed(err, {}, argv.includes('--debug')).then((code) => process.exit(code)),
   );
 }
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) run(process.argv.slice(2));

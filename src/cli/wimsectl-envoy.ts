@@ -8,7 +8,7 @@
  * when `--token-to-stdout` says so.
  */
 import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
-import { buildBootstrap, defaultBootstrapOptions, renderBootstrap, TOKEN_PLACEHOLDER, type BootstrapOptions } from '../envoy/bootstrap.ts';
+import type { BootstrapOptions } from '../envoy/bootstrap.ts';
 import { CliError, UsageError, bool, flag, noPositionals, required, value, type Command, type Ctx } from './wimsectl-args.ts';
 import { ttlSeconds } from './wimsectl-registry.ts';
 
@@ -19,7 +19,7 @@ const int = (c: Ctx, name: string, fallback: number | undefined): number | undef
   return Number(v);
 };
 
-async function nodeToken(c: Ctx, nodeId: string): Promise<{ token: string; real: boolean; note?: string }> {
+async function nodeToken(c: Ctx, nodeId: string, placeholder: string): Promise<{ token: string; real: boolean; note?: string }> {
   const sources = ['--token-create', '--node-token-file', '--token-placeholder'].filter((f) => flag(c.args, f) !== undefined);
   if (sources.length > 1) throw new UsageError(`${sources.join(' and ')}: give one source of the node token`);
   if (flag(c.args, '--ttl') !== undefined && flag(c.args, '--token-create') === undefined) throw new UsageError('--ttl goes with --token-create');
@@ -33,7 +33,7 @@ async function nodeToken(c: Ctx, nodeId: string): Promise<{ token: string; real:
     if (!token) throw new CliError(`${file} is empty. Put the node token from wimsectl token create in it`, 2);
     return { token, real: true };
   }
-  return { token: flag(c.args, '--token-placeholder') ?? TOKEN_PLACEHOLDER, real: false };
+  return { token: flag(c.args, '--token-placeholder') ?? placeholder, real: false };
 }
 
 /** Create or truncate FILE with mode 0600 (also when it existed with a wider mode), then write. */
@@ -83,6 +83,8 @@ export const envoyCommands: Record<string, Command> = {
       '--token-to-stdout': bool('allow a bootstrap with a real node token on stdout'),
     },
     async run(c) {
+      // Loaded here: the other commands start without the bootstrap builder and yaml.
+      const { buildBootstrap, defaultBootstrapOptions, renderBootstrap, TOKEN_PLACEHOLDER } = await import('../envoy/bootstrap.ts');
       noPositionals(c.args);
       const role = flag(c.args, '--role') ?? 'callee';
       if (role !== 'callee' && role !== 'caller') throw new UsageError(`--role must be callee or caller (got ${JSON.stringify(role)})`);
@@ -122,7 +124,7 @@ export const envoyCommands: Record<string, Command> = {
       const real = flag(c.args, '--token-create') !== undefined || flag(c.args, '--node-token-file') !== undefined;
       if (real && out === undefined && flag(c.args, '--token-to-stdout') === undefined)
         throw new UsageError('the bootstrap would carry a real node token: write it with --out FILE (mode 0600), or pass --token-to-stdout');
-      const token = await nodeToken(c, nodeId);
+      const token = await nodeToken(c, nodeId, TOKEN_PLACEHOLDER);
       const built = buildBootstrap(opts(token.token));
       if (!built.ok) throw new UsageError(built.errors.join('; '));
       const header = [
