@@ -16,6 +16,8 @@ const NODE_ID = /^[\x21-\x7e]{1,256}$/;
 // As the CA checks them (src/ca/identity-server.ts): lower-case, an optional leading wildcard.
 const DNS_NAME = /^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
+/** What UpdateEntry's update_mask may name. */
+const ENTRY_FIELDS = ['workloads', 'dns_names'];
 
 interface EntryMsg {
   node_id: string;
@@ -77,8 +79,31 @@ export function registryHandlers(deps: AdminApiDeps, exclusive: <T>(fn: () => Pr
         if (configIds.has(entry.nodeId))
           throw alreadyExists(`node id ${JSON.stringify(entry.nodeId)} already has an entry in the config file (sds.registrations). Edit it there`);
         if (apiEntries.some((e) => e.nodeId === entry.nodeId))
-          throw alreadyExists(`node id ${JSON.stringify(entry.nodeId)} already has an entry. Delete it first (wimsectl entry delete ${entry.nodeId}) to change it`);
+          throw alreadyExists(`node id ${JSON.stringify(entry.nodeId)} already has an entry. Change it with wimsectl entry update ${entry.nodeId}`);
         await applyEntries([...apiEntries, entry]);
+        return { node_id: entry.nodeId, workloads: entry.workloads, dns_names: entry.dnsNames, source: 'api' };
+      }),
+
+    UpdateEntry: (req: { entry: EntryMsg | null; update_mask: string[] }) =>
+      exclusive(async () => {
+        const given = req.entry ?? { node_id: '', workloads: [], dns_names: [] };
+        const nodeId = checkNodeId('entry.node_id', given.node_id);
+        const unknown = req.update_mask.find((f) => !ENTRY_FIELDS.includes(f));
+        if (unknown !== undefined) throw invalidArgument('update_mask', `${JSON.stringify(unknown)} is not a field that can change (${ENTRY_FIELDS.join(', ')})`);
+        const mask = req.update_mask.length ? req.update_mask : ENTRY_FIELDS;
+        if (configIds.has(nodeId))
+          throw failedPrecondition(`the entry for node id ${JSON.stringify(nodeId)} comes from the config file and cannot be changed through the API. Edit it in sds.registrations and restart the node`);
+        const current = apiEntries.find((e) => e.nodeId === nodeId);
+        if (!current) throw notFound(`no entry for node id ${JSON.stringify(nodeId)}. Create it with wimsectl entry create, or list them with wimsectl entry list`);
+        const entry = checkEntry(
+          {
+            node_id: nodeId,
+            workloads: mask.includes('workloads') ? given.workloads : [...current.workloads],
+            dns_names: mask.includes('dns_names') ? given.dns_names : [...(current.dnsNames ?? [])],
+          },
+          deps.ca.trustDomain,
+        );
+        await applyEntries(apiEntries.map((e) => (e.nodeId === nodeId ? entry : e)));
         return { node_id: entry.nodeId, workloads: entry.workloads, dns_names: entry.dnsNames, source: 'api' };
       }),
 

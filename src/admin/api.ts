@@ -4,11 +4,10 @@
  * loads the contract, authenticates every call with the admin token and turns failures into
  * gRPC statuses (api-errors.ts).
  */
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { adminTokenMatches } from './admin-token.ts';
 import type { AdminApiDeps } from './api-deps.ts';
+import { adminServiceDefinition } from './api-contract.ts';
 import { AdminError, toServiceError } from './api-errors.ts';
 import { policyHandlers } from './api-policy.ts';
 import { registryHandlers } from './api-registry.ts';
@@ -16,21 +15,7 @@ import { trustHandlers } from './api-trust.ts';
 
 export type { AdminApiDeps, NodeBundleStatus } from './api-deps.ts';
 
-const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));
-
-let definition: grpc.ServiceDefinition | undefined;
-export function adminServiceDefinition(): grpc.ServiceDefinition {
-  if (!definition) {
-    const pkg = protoLoader.loadSync('wimse/admin/v1/admin.proto', { includeDirs: [PROTO_DIR], keepCase: true, longs: Number, defaults: true });
-    definition = pkg['wimse.admin.v1.Admin'] as unknown as grpc.ServiceDefinition;
-  }
-  return definition;
-}
-
-/** For clients (`wimsectl`, tests). */
-export function adminClientConstructor(): grpc.ServiceClientConstructor {
-  return grpc.makeGenericClientConstructor(adminServiceDefinition(), 'Admin');
-}
+export { adminClientConstructor, adminServiceDefinition } from './api-contract.ts';
 
 const READ_ONLY = /^(List|Get|Test)|^BundleStatus$/;
 

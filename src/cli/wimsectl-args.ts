@@ -5,6 +5,26 @@
  */
 export type FlagKind = 'value' | 'multi' | 'bool';
 
+/** A flag as `wimsectl <command> --help` describes it. */
+export interface FlagSpec {
+  readonly kind: FlagKind;
+  /** What it means (one line). */
+  readonly help: string;
+  /** The value's placeholder (`ID`, `FILE`) for value and multi flags. */
+  readonly arg?: string;
+}
+/** A command's flags; a bare kind is a flag with no description. */
+export type FlagTable = Record<string, FlagKind | FlagSpec>;
+
+/** A flag that takes one value. */
+export const value = (arg: string, help: string): FlagSpec => ({ kind: 'value', arg, help });
+/** A flag that may be repeated; every value is kept. */
+export const multi = (arg: string, help: string): FlagSpec => ({ kind: 'multi', arg, help });
+/** A flag without a value. */
+export const bool = (help: string): FlagSpec => ({ kind: 'bool', help });
+
+export const kindOf = (f: FlagKind | FlagSpec): FlagKind => (typeof f === 'string' ? f : f.kind);
+
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
@@ -25,19 +45,23 @@ export interface ParsedArgs {
   readonly flags: Map<string, string[]>;
 }
 
-export const GLOBAL_FLAGS: Record<string, FlagKind> = {
-  '--server': 'value',
-  '--token-file': 'value',
-  '--ca-file': 'value',
-  '--cert-file': 'value',
-  '--key-file': 'value',
-  '--output': 'value',
-  '--help': 'bool',
+export const OUTPUTS = ['table', 'json', 'yaml'] as const;
+export type Output = (typeof OUTPUTS)[number];
+
+export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
+  '--server': value('ADDR', "the node's gRPC address (default 127.0.0.1:8443, or WIMSE_SERVER); unix:/path works"),
+  '--token-file': value('FILE', 'the admin token (or WIMSE_ADMIN_TOKEN; default ./state/admin-token)'),
+  '--ca-file': value('FILE', 'PEM roots for a TLS listener'),
+  '--cert-file': value('FILE', 'client certificate (PEM) for a listener that requires one (grpc.tls.requireClientCert)'),
+  '--key-file': value('FILE', 'its private key (PEM)'),
+  '--output': value('json|yaml', 'machine-readable output (camelCase keys, RFC 3339 times); default: tables'),
+  '--help': bool('usage of every command, or of one'),
+  '--version': bool('print the version'),
 };
-const ALIASES: Record<string, string> = { '-o': '--output', '-h': '--help' };
+export const ALIASES: Record<string, string> = { '-o': '--output', '-h': '--help' };
 
 /** Split argv by the flag table (global flags included); `--flag=value` and `--flag value` both work. */
-export function parseFlags(argv: readonly string[], spec: Record<string, FlagKind>): ParsedArgs {
+export function parseFlags(argv: readonly string[], spec: FlagTable): ParsedArgs {
   const positionals: string[] = [];
   const flags = new Map<string, string[]>();
   const all = { ...GLOBAL_FLAGS, ...spec };
@@ -54,8 +78,9 @@ export function parseFlags(argv: readonly string[], spec: Record<string, FlagKin
     const eq = a.indexOf('=');
     let name = eq > 0 ? a.slice(0, eq) : a;
     name = ALIASES[name] ?? name;
-    const kind = all[name];
-    if (!kind) throw new UsageError(`unknown flag ${a}`);
+    const f = all[name];
+    if (!f) throw new UsageError(`unknown flag ${eq > 0 ? a.slice(0, eq) : a}`);
+    const kind = kindOf(f);
     let value: string;
     if (kind === 'bool') {
       if (eq > 0) throw new UsageError(`${name} takes no value`);
@@ -97,20 +122,22 @@ export function noPositionals(a: ParsedArgs, max = 0): void {
 /** What a command runs with. */
 export interface Ctx {
   readonly args: ParsedArgs;
-  readonly output: 'table' | 'json';
+  readonly output: Output;
   /** Calls the admin API (connects on first use). */
   call(rpc: string, request?: unknown): Promise<any>;
   /** Reads a file, or stdin for `-`; unreadable: a CliError naming the flag. */
   readInput(path: string, flagName: string): string;
   readonly stdin: () => string;
   out(text: string): void;
+  /** Print a result: `data` as JSON or YAML with `-o`, else the human text. */
+  show(data: unknown, human: () => string): void;
 }
 
 export interface Command {
   /** One line, after `wimsectl `. */
   readonly usage: string;
   readonly summary: string;
-  readonly flags: Record<string, FlagKind>;
+  readonly flags: FlagTable;
   /** Resolves to the exit code. */
   run(ctx: Ctx): Promise<number>;
 }

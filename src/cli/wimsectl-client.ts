@@ -77,7 +77,7 @@ export function adminCaller(opts: ClientOptions): { call: Call; close(): void } 
           throw new CliError(`the TLS files cannot be used (${(e as Error).message}). Check that --key-file is the key of --cert-file`, 2);
         }
       }
-      const { adminClientConstructor } = await import('../admin/api.ts');
+      const { adminClientConstructor } = await import('../admin/api-contract.ts');
       const Ctor = adminClientConstructor();
       client = new Ctor(server, creds) as grpcTypes.Client & Record<string, any>;
     }

@@ -8,8 +8,8 @@
  * when `--token-to-stdout` says so.
  */
 import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
-import { buildBootstrap, defaultBootstrapOptions, renderBootstrap, TOKEN_PLACEHOLDER, type BootstrapOptions } from '../envoy/bootstrap.ts';
-import { CliError, UsageError, flag, noPositionals, required, type Command, type Ctx } from './wimsectl-args.ts';
+import type { BootstrapOptions } from '../envoy/bootstrap.ts';
+import { CliError, UsageError, bool, flag, noPositionals, required, value, type Command, type Ctx } from './wimsectl-args.ts';
 import { ttlSeconds } from './wimsectl-registry.ts';
 
 const int = (c: Ctx, name: string, fallback: number | undefined): number | undefined => {
@@ -19,7 +19,7 @@ const int = (c: Ctx, name: string, fallback: number | undefined): number | undef
   return Number(v);
 };
 
-async function nodeToken(c: Ctx, nodeId: string): Promise<{ token: string; real: boolean; note?: string }> {
+async function nodeToken(c: Ctx, nodeId: string, placeholder: string): Promise<{ token: string; real: boolean; note?: string }> {
   const sources = ['--token-create', '--node-token-file', '--token-placeholder'].filter((f) => flag(c.args, f) !== undefined);
   if (sources.length > 1) throw new UsageError(`${sources.join(' and ')}: give one source of the node token`);
   if (flag(c.args, '--ttl') !== undefined && flag(c.args, '--token-create') === undefined) throw new UsageError('--ttl goes with --token-create');
@@ -33,7 +33,7 @@ async function nodeToken(c: Ctx, nodeId: string): Promise<{ token: string; real:
     if (!token) throw new CliError(`${file} is empty. Put the node token from wimsectl token create in it`, 2);
     return { token, real: true };
   }
-  return { token: flag(c.args, '--token-placeholder') ?? TOKEN_PLACEHOLDER, real: false };
+  return { token: flag(c.args, '--token-placeholder') ?? placeholder, real: false };
 }
 
 /** Create or truncate FILE with mode 0600 (also when it existed with a wider mode), then write. */
@@ -60,29 +60,31 @@ export const envoyCommands: Record<string, Command> = {
       '[--token-placeholder TEXT | --node-token-file FILE | --token-create [--ttl DURATION]] [--format yaml|json] [--out FILE [--token-to-stdout]]',
     summary: 'write an Envoy sidecar bootstrap (callee: mTLS + ext_authz in front of an app; caller: mTLS to one upstream) wired to this control plane',
     flags: {
-      '--role': 'value',
-      '--node-id': 'value',
-      '--node-cluster': 'value',
-      '--workload': 'value',
-      '--audience': 'value',
-      '--upstream-host': 'value',
-      '--upstream-port': 'value',
-      '--upstream-workload': 'value',
-      '--control-plane': 'value',
-      '--control-plane-sni': 'value',
-      '--control-plane-ca': 'value',
-      '--listener-port': 'value',
-      '--app-port': 'value',
-      '--admin-port': 'value',
-      '--token-placeholder': 'value',
-      '--node-token-file': 'value',
-      '--token-create': 'bool',
-      '--ttl': 'value',
-      '--format': 'value',
-      '--out': 'value',
-      '--token-to-stdout': 'bool',
+      '--role': value('callee|caller', 'callee (default): mTLS listener, ext_authz, local app; caller: loopback listener, mTLS to one upstream'),
+      '--node-id': value('ID', 'the Envoy node.id (its registration entry and node token name it)'),
+      '--node-cluster': value('NAME', "node.cluster (default: the workload identifier's last segment)"),
+      '--workload': value('ID', "the workload behind the sidecar; the callee's ext_authz destination_workload"),
+      '--audience': value('AUD', 'callee: the audience a WPT or HTTP signature to it must name'),
+      '--upstream-host': value('HOST', 'caller: the callee sidecar it calls'),
+      '--upstream-port': value('PORT', "caller: the callee sidecar's port (default 15006)"),
+      '--upstream-workload': value('ID', 'caller: the exact URI SAN the upstream certificate must carry'),
+      '--control-plane': value('HOST:PORT|unix:/path', 'this control plane (default 127.0.0.1:8443): TCP with TLS, or a Unix socket without'),
+      '--control-plane-sni': value('NAME', "SNI, required exactly as a DNS SAN of the control plane's certificate (default: the HOST)"),
+      '--control-plane-ca': value('FILE', "PEM roots for the control plane's certificate, on the Envoy host"),
+      '--listener-port': value('PORT', "the inbound mTLS port (callee, 15006), or the app's loopback port (caller, 15001)"),
+      '--app-port': value('PORT', 'callee: the local app on 127.0.0.1 (default 8080)'),
+      '--admin-port': value('PORT', "Envoy's admin listener on 127.0.0.1 (default 9901 callee, 9902 caller)"),
+      '--token-placeholder': value('TEXT', 'written where the node token goes, for an installer to substitute (default REPLACE_WITH_NODE_TOKEN)'),
+      '--node-token-file': value('FILE', 'embed the node token read from FILE'),
+      '--token-create': bool('issue a node token for --node-id through the admin API and embed it'),
+      '--ttl': value('DURATION', 'with --token-create: its lifetime (seconds, or 90m, 24h, 7d)'),
+      '--format': value('yaml|json', 'the bootstrap format (default yaml; json with -o json)'),
+      '--out': value('FILE', 'write it there, mode 0600 (default: stdout)'),
+      '--token-to-stdout': bool('allow a bootstrap with a real node token on stdout'),
     },
     async run(c) {
+      // Loaded here: the other commands start without the bootstrap builder and yaml.
+      const { buildBootstrap, defaultBootstrapOptions, renderBootstrap, TOKEN_PLACEHOLDER } = await import('../envoy/bootstrap.ts');
       noPositionals(c.args);
       const role = flag(c.args, '--role') ?? 'callee';
       if (role !== 'callee' && role !== 'caller') throw new UsageError(`--role must be callee or caller (got ${JSON.stringify(role)})`);
@@ -122,7 +124,7 @@ export const envoyCommands: Record<string, Command> = {
       const real = flag(c.args, '--token-create') !== undefined || flag(c.args, '--node-token-file') !== undefined;
       if (real && out === undefined && flag(c.args, '--token-to-stdout') === undefined)
         throw new UsageError('the bootstrap would carry a real node token: write it with --out FILE (mode 0600), or pass --token-to-stdout');
-      const token = await nodeToken(c, nodeId);
+      const token = await nodeToken(c, nodeId, TOKEN_PLACEHOLDER);
       const built = buildBootstrap(opts(token.token));
       if (!built.ok) throw new UsageError(built.errors.join('; '));
       const header = [
@@ -135,7 +137,7 @@ export const envoyCommands: Record<string, Command> = {
         return 0;
       }
       writePrivate(out, text);
-      c.out(c.output === 'json' ? `${JSON.stringify({ written: out, role, node_id: nodeId, token: token.real ? 'embedded' : 'placeholder' })}\n` : `wrote ${out} (mode 0600)${token.note ? `; ${token.note}` : ''}\n`);
+      c.show({ written: out, role, nodeId, token: token.real ? 'embedded' : 'placeholder' }, () => `wrote ${out} (mode 0600)${token.note ? `; ${token.note}` : ''}\n`);
       return 0;
     },
   },

@@ -1,21 +1,25 @@
 /**
  * wimsectl: operate a wimse-server node through its admin API (docs/cli.md).
  *
- *   wimsectl [--server ADDR] [--token-file FILE] [--ca-file FILE] [--cert-file FILE --key-file FILE] [-o json] <group> <verb> [flags]
+ *   wimsectl [--server ADDR] [--token-file FILE] [--ca-file FILE] [--cert-file FILE --key-file FILE] [-o json|yaml] <group> <verb> [flags]
+ *   wimsectl <group> <verb> --help | wimsectl help [<group> [<verb>]] | wimsectl --version
  *
  * Groups: entry, token, bundle, authority, federation, mint, policy, authn. Exit codes: 0 ok,
  * 1 the node said no (or a check/decision failed), 2 usage error. Errors are printed as
  * `wimsectl: <what was wrong>. <how to fix it>`.
  */
 import { readFileSync } from 'node:fs';
-import { runAuthnCheck, AUTHN_CHECK_USAGE } from './authn-check.ts';
-import { CliError, UsageError, flag, parseFlags, type Command, type Ctx } from './wimsectl-args.ts';
+import { CliError, GLOBAL_FLAGS, OUTPUTS, UsageError, flag, kindOf, multi, parseFlags, value, type Command, type Ctx, type Output } from './wimsectl-args.ts';
 import { adminCaller } from './wimsectl-client.ts';
+import { YAML_OPTIONS, json } from './wimsectl-format.ts';
+import { commandHelp, globalHelp, groupHelp, type CommandHelp, type HelpTable } from './wimsectl-help.ts';
 import { envoyCommands } from './wimsectl-envoy.ts';
 import { policyCommands } from './wimsectl-policy.ts';
 import { entryCommands, tokenCommands } from './wimsectl-registry.ts';
 import { authorityCommands, bundleCommands, federationCommands, mintCommands } from './wimsectl-trust.ts';
+import { packageVersion } from './version.ts';
 
+/** Every command, by group and verb. A new group is one line here. */
 export const GROUPS: Record<string, Record<string, Command>> = {
   entry: entryCommands,
   token: tokenCommands,
@@ -27,22 +31,22 @@ export const GROUPS: Record<string, Record<string, Command>> = {
   envoy: envoyCommands,
 };
 
-const GLOBAL_USAGE = `usage: wimsectl [--server ADDR] [--token-file FILE] [--ca-file FILE] [--cert-file FILE --key-file FILE] [-o json] <command>
+/** `authn check` parses its own flags (its output is always one JSON line, errors too); this describes them. */
+const AUTHN_CHECK: CommandHelp = {
+  usage: 'authn check --bundle FILE [--audience URI]... [--now UNIX_SECONDS] [--max-skew SECONDS] < request.json',
+  summary: 'authenticate one request (JSON on stdin) offline against a bundle file; prints one JSON line',
+  flags: {
+    '--bundle': value('FILE', 'a SPIFFE bundle map (wimsectl bundle export)'),
+    '--audience': multi('URI', 'an audience this service accepts in WPTs'),
+    '--now': value('UNIX_SECONDS', 'check as of this time instead of now'),
+    '--max-skew': value('SECONDS', 'clock skew allowed on iat/exp'),
+  },
+};
 
-  --server ADDR       the node's gRPC address (default 127.0.0.1:8443, or WIMSE_SERVER); unix:/path works
-  --token-file FILE   the admin token (or WIMSE_ADMIN_TOKEN; default ./state/admin-token)
-  --ca-file FILE      PEM roots for a TLS listener
-  --cert-file FILE    client certificate (PEM) for a listener that requires one (grpc.tls.requireClientCert)
-  --key-file FILE     its private key (PEM)
-  -o json             machine-readable output
-
-commands:`;
+const helpTable = (): HelpTable => ({ ...GROUPS, authn: { check: AUTHN_CHECK } });
 
 export function usageText(): string {
-  const lines = [GLOBAL_USAGE];
-  for (const cmds of Object.values(GROUPS)) for (const c of Object.values(cmds)) lines.push(`  wimsectl ${c.usage}\n      ${c.summary}`);
-  lines.push(`  wimsectl ${AUTHN_CHECK_USAGE.replace(/^usage: wimsectl /, '')}\n      authenticate one request offline against a bundle file`);
-  return `${lines.join('\n')}\n`;
+  return globalHelp(helpTable());
 }
 
 export interface Io {
@@ -59,42 +63,80 @@ const processIo: Io = {
   env: process.env,
 };
 
-/** `authn check` takes its own flags (runAuthnCheck); `-o json` is accepted and is its only output anyway. */
-function authnCheck(argv: readonly string[], io: Io): number {
-  const rest = argv.filter((a, i) => !(a === '-o' || a === '--output' || argv[i - 1] === '-o' || argv[i - 1] === '--output'));
-  const out = runAuthnCheck(rest, io.readStdin());
-  io.stdout(`${out.stdoutLine}\n`);
+/** `authn check`: its flags go to runAuthnCheck; `-o json` (its only format) or `-o yaml` is taken here. */
+async function authnCheck(argv: readonly string[], rest: readonly string[], io: Io): Promise<number> {
+  let output = 'json';
+  argv.forEach((a, i) => {
+    if ((a === '-o' || a === '--output') && argv[i + 1] !== undefined) output = argv[i + 1]!;
+    else if (a.startsWith('--output=') || a.startsWith('-o=')) output = a.slice(a.indexOf('=') + 1);
+  });
+  const args = rest.filter((a, i) => !(a === '-o' || a === '--output' || a.startsWith('--output=') || a.startsWith('-o=') || rest[i - 1] === '-o' || rest[i - 1] === '--output'));
+  if (!(OUTPUTS as readonly string[]).includes(output)) {
+    io.stdout(`${JSON.stringify({ authenticated: false, error: { code: 'usage', detail: `-o must be json or yaml, not ${JSON.stringify(output)}` } })}\n`);
+    return 2;
+  }
+  // Loaded here: the authentication stack is not needed by any other command.
+  const { runAuthnCheck } = await import('./authn-check.ts');
+  const out = runAuthnCheck(args, io.readStdin());
+  io.stdout(output === 'yaml' ? (await import('yaml')).default.stringify(JSON.parse(out.stdoutLine), YAML_OPTIONS) : `${out.stdoutLine}\n`);
   return out.exitCode;
+}
+
+/** Help for `words` (none, a group, or a group and verb). */
+function help(words: readonly string[]): string {
+  const table = helpTable();
+  const [group, verb, extra] = words;
+  if (group === undefined) return globalHelp(table);
+  const cmds = table[group];
+  if (!cmds) throw new UsageError(`unknown command group ${JSON.stringify(group)} (one of ${Object.keys(table).join(', ')})`);
+  if (verb === undefined) return groupHelp(group, cmds);
+  const cmd = cmds[verb];
+  if (!cmd) throw new UsageError(`unknown command "${group} ${verb}" (${group}: ${Object.keys(cmds).join(', ')})`);
+  if (extra !== undefined) throw new UsageError(`unexpected argument ${JSON.stringify(extra)}`);
+  return commandHelp(cmd);
 }
 
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const at = argv.map((_, i) => i).filter((i) => !argv[i]!.startsWith('-') && !isFlagValue(argv, i));
-  const group = at[0] !== undefined ? argv[at[0]] : undefined;
-  const verb = at[1] !== undefined ? argv[at[1]] : undefined;
-  if (group === 'authn' && verb === 'check') return authnCheck(argv.slice(at[1]! + 1), io);
-  const cmd = group !== undefined && verb !== undefined ? GROUPS[group]?.[verb] : undefined;
+  const words = at.map((i) => argv[i]!);
+  const has = (...names: string[]) => argv.some((a, i) => names.includes(a) && !isFlagValue(argv, i));
+  const [group, verb] = words;
   try {
-    if (argv.includes('--help') || argv.includes('-h') || argv.length === 0) {
-      io.stdout(cmd ? `usage: wimsectl ${cmd.usage}\n  ${cmd.summary}\n` : usageText());
+    if (has('--version')) {
+      io.stdout(`wimsectl ${packageVersion()}\n`);
       return 0;
     }
+    if (group === 'help') {
+      io.stdout(help(words.slice(1)));
+      return 0;
+    }
+    if (argv.length === 0 || has('--help', '-h')) {
+      io.stdout(help(words.slice(0, 2)));
+      return 0;
+    }
+    if (group === 'authn' && verb === 'check') return await authnCheck(argv, argv.slice(at[1]! + 1), io);
     if (!group) throw new UsageError('a command is required');
-    if (!GROUPS[group] && group !== 'authn') throw new UsageError(`unknown command group ${JSON.stringify(group)} (one of ${[...Object.keys(GROUPS), 'authn'].join(', ')})`);
+    const groups = helpTable();
+    if (!groups[group]) throw new UsageError(`unknown command group ${JSON.stringify(group)} (one of ${Object.keys(groups).join(', ')})`);
+    const cmd = verb !== undefined ? GROUPS[group]?.[verb] : undefined;
     if (!cmd) {
-      const verbs = group === 'authn' ? ['check'] : Object.keys(GROUPS[group]!);
+      const verbs = Object.keys(groups[group]!);
       throw new UsageError(verb ? `unknown command "${group} ${verb}" (${group}: ${verbs.join(', ')})` : `${group} needs a command (${verbs.join(', ')})`);
     }
+    const usage = `Usage: wimsectl ${cmd.usage} (wimsectl ${group} ${verb} --help describes its flags)`;
     const rest = argv.filter((_, i) => i !== at[0] && i !== at[1]);
     let args;
     try {
       args = parseFlags(rest, cmd.flags);
     } catch (e) {
-      if (e instanceof UsageError) throw new UsageError(`${e.message}. Usage: wimsectl ${cmd.usage}`);
+      if (e instanceof UsageError) throw new UsageError(`${e.message}. ${usage}`);
       throw e;
     }
-    const output = flag(args, '--output') ?? 'table';
-    if (output !== 'table' && output !== 'json') throw new UsageError('-o must be json (or table, the default)');
+    const output = (flag(args, '--output') ?? 'table') as Output;
+    if (!OUTPUTS.includes(output)) throw new UsageError(`-o must be json or yaml (or table, the default), not ${JSON.stringify(output)}`);
     const client = adminCaller({ server: flag(args, '--server'), tokenFile: flag(args, '--token-file'), caFile: flag(args, '--ca-file'), certFile: flag(args, '--cert-file'), keyFile: flag(args, '--key-file'), env: io.env });
+    // The yaml package loads only for -o yaml.
+    const yaml = output === 'yaml' ? (await import('yaml')).default : undefined;
     const ctx: Ctx = {
       args,
       output,
@@ -108,11 +150,12 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       },
       stdin: io.readStdin,
       out: io.stdout,
+      show: (data, human) => io.stdout(yaml ? yaml.stringify(data, YAML_OPTIONS) : output === 'json' ? json(data) : human()),
     };
     try {
       return await cmd.run(ctx);
     } catch (e) {
-      if (e instanceof UsageError) throw new UsageError(`${e.message}. Usage: wimsectl ${cmd.usage}`);
+      if (e instanceof UsageError) throw new UsageError(`${e.message}. ${usage}`);
       throw e;
     } finally {
       client.close();
@@ -131,12 +174,19 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   }
 }
 
+/** Flags that take no value, in any command: the word after one is not its value. */
+const BOOLEAN_FLAGS = (): Set<string> => {
+  const names = new Set(['-h', '--']);
+  for (const [name, f] of Object.entries(GLOBAL_FLAGS)) if (kindOf(f) === 'bool') names.add(name);
+  for (const cmds of Object.values(helpTable())) for (const c of Object.values(cmds)) for (const [name, f] of Object.entries(c.flags)) if (kindOf(f) === 'bool') names.add(name);
+  return names;
+};
+
 /** Is argv[i] the value of a flag that takes one (so not a command word)? */
 function isFlagValue(argv: readonly string[], i: number): boolean {
   const prev = argv[i - 1];
   if (prev === undefined || !prev.startsWith('-') || prev.includes('=')) return false;
-  const booleans = new Set(['--help', '-h', '--']);
-  return !booleans.has(prev);
+  return !BOOLEAN_FLAGS().has(prev);
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {

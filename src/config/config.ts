@@ -97,7 +97,7 @@ export const configSchema: Field = {
       kind: 'object',
       doc: 'The gRPC listener serving Envoy SDS, Envoy ext_authz, the Workload API and the admin API.',
       fields: {
-        listen: { kind: 'string', doc: 'HOST:PORT, or unix:/path for a Unix domain socket.', default: `127.0.0.1:${DEFAULT_GRPC_PORT}`, check: listenAddress },
+        listen: { kind: 'string', doc: 'HOST:PORT, or unix:/path for a Unix domain socket. `wimse-server --grpc-listen` or `WIMSE_GRPC_LISTEN` overrides it.', default: `127.0.0.1:${DEFAULT_GRPC_PORT}`, check: listenAddress },
         socketMode: { kind: 'string', doc: 'File mode of the Unix socket (0600: only the owner; 0660: the owner\'s group too).', default: '0600', pattern: /^0?[0-7]{3}$/, patternHelp: 'must be an octal mode such as 0600 or 0660' },
         tls: {
           kind: 'object',
@@ -117,7 +117,7 @@ export const configSchema: Field = {
       kind: 'object',
       doc: 'The admin HTTP listener: /healthz, /readyz, /metrics.',
       fields: {
-        listen: { kind: 'string', doc: 'HOST:PORT of the admin HTTP listener; empty string disables it.', default: `127.0.0.1:${DEFAULT_ADMIN_PORT}`, check: (v) => (v === '' ? undefined : hostPort(v)) },
+        listen: { kind: 'string', doc: 'HOST:PORT of the admin HTTP listener; empty string disables it. `wimse-server --admin-listen` or `WIMSE_ADMIN_LISTEN` overrides it.', default: `127.0.0.1:${DEFAULT_ADMIN_PORT}`, check: (v) => (v === '' ? undefined : hostPort(v)) },
         tokenFile: { kind: 'string', doc: 'File holding the admin bearer token for the admin API. Generated (mode 0600) in stateDir when unset.' },
       },
     },
@@ -317,6 +317,30 @@ function resolvePaths(c: NodeConfig, baseDir: string): NodeConfig {
 }
 
 /**
+ * Values given outside the file (`wimse-server` flags and environment), by dotted field path
+ * (`grpc.listen`). They replace the file's values and are checked as the file's are.
+ */
+export type ConfigOverrides = Readonly<Record<string, string>>;
+
+function withOverrides(doc: unknown, overrides: ConfigOverrides): unknown {
+  const paths = Object.keys(overrides);
+  if (paths.length === 0 || typeof doc !== 'object' || doc === null || Array.isArray(doc)) return doc;
+  const out = structuredClone(doc) as Record<string, unknown>;
+  for (const path of paths) {
+    const keys = path.split('.');
+    let at: Record<string, unknown> | undefined = out;
+    for (const k of keys.slice(0, -1)) {
+      at[k] ??= {};
+      const next: unknown = at[k];
+      at = typeof next === 'object' && next !== null && !Array.isArray(next) ? (next as Record<string, unknown>) : undefined;
+      if (!at) break; // not a mapping in the file: the schema reports that
+    }
+    if (at) at[keys.at(-1)!] = overrides[path];
+  }
+  return out;
+}
+
+/**
  * A configuration the node cannot run with: every problem, each with its field path. `stage`:
  * the file itself (`schema`), or what it names on this host (`environment`: files, state
  * directory, host names; src/node-preflight.ts).
@@ -332,8 +356,8 @@ export class ConfigError extends Error {
 }
 
 /** Validate an already-parsed document. */
-export function checkConfig(doc: unknown, baseDir = process.cwd()): Checked<NodeConfig> {
-  const r = check<NodeConfig>(configSchema, doc ?? {});
+export function checkConfig(doc: unknown, baseDir = process.cwd(), overrides: ConfigOverrides = {}): Checked<NodeConfig> {
+  const r = check<NodeConfig>(configSchema, withOverrides(doc ?? {}, overrides));
   if (!r.ok) return r;
   const errors = crossCheck(r.value);
   if (errors.length) return { ok: false, errors };
@@ -341,7 +365,7 @@ export function checkConfig(doc: unknown, baseDir = process.cwd()): Checked<Node
 }
 
 /** Parse and validate YAML text. Duplicate keys and non-mapping roots are errors. */
-export function parseConfig(text: string, baseDir = process.cwd()): Checked<NodeConfig> {
+export function parseConfig(text: string, baseDir = process.cwd(), overrides: ConfigOverrides = {}): Checked<NodeConfig> {
   if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) return { ok: false, errors: [`config exceeds ${MAX_CONFIG_BYTES} bytes`] };
   const doc = YAML.parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) {
@@ -353,17 +377,17 @@ export function parseConfig(text: string, baseDir = process.cwd()): Checked<Node
   const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
   if (value !== null && value !== undefined && (typeof value !== 'object' || Array.isArray(value)))
     return { ok: false, errors: ['(root): must be a mapping'] };
-  return checkConfig(value, baseDir);
+  return checkConfig(value, baseDir, overrides);
 }
 
-export function loadConfigFile(path: string): Checked<NodeConfig> {
+export function loadConfigFile(path: string, overrides: ConfigOverrides = {}): Checked<NodeConfig> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     return { ok: false, errors: [`${path}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}: cannot read the config file`] };
   }
-  return parseConfig(text, dirname(resolve(path)));
+  return parseConfig(text, dirname(resolve(path)), overrides);
 }
 
 /** The embedded default: what `wimse-server` with no config runs. */

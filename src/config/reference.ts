@@ -19,6 +19,9 @@ Rules that apply to every field:
 - Unknown fields and duplicate keys are errors.
 - Durations are strings: \`500ms\`, \`10s\`, \`5m\`, \`24h\`, \`7d\`, or sums such as \`1h30m\`.
 - Relative paths are resolved against the directory of the config file.
+- \`wimse-server --grpc-listen ADDR\` and \`--admin-listen ADDR\`, or the environment variables
+  \`WIMSE_GRPC_LISTEN\` and \`WIMSE_ADMIN_LISTEN\` (when not empty), replace \`grpc.listen\` and
+  \`admin.listen\` and are checked like them; a flag wins over its variable, which wins over the file.
 - Every value has a range (the last sentence of its description): a value the node could not
   honour is refused by \`validate\` and at start, never cut down silently. Durations that drive a
   timer stop at \`24d\` (Node timers hold at most 2^31 − 1 ms); key lifetimes stop at \`36500d\`

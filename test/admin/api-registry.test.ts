@@ -34,7 +34,7 @@ test('admin API entries - invalid entries are refused with every field path; con
   t.regex(del.details, /comes from the config file and cannot be deleted through the API\. Remove it from sds\.registrations/);
   t.is(err(await t.throwsAsync(n.call('CreateEntry', { node_id: 'from-config', workloads: ['wimse://example.org/a'] }))).code, grpc.status.ALREADY_EXISTS);
   await n.call('CreateEntry', { node_id: 'dup', workloads: ['wimse://example.org/a'] });
-  t.regex(err(await t.throwsAsync(n.call('CreateEntry', { node_id: 'dup', workloads: ['wimse://example.org/b'] }))).details, /Delete it first/);
+  t.regex(err(await t.throwsAsync(n.call('CreateEntry', { node_id: 'dup', workloads: ['wimse://example.org/b'] }))).details, /already has an entry\. Change it with wimsectl entry update dup/);
   t.deepEqual(n.node.registrations.identitiesFor('x'), []);
 });
 
@@ -52,6 +52,49 @@ test('admin API entries - persist to entries.json and are merged with config ent
   t.deepEqual(b.node.registrations.identitiesFor('kept'), ['wimse://example.org/svc/kept']);
   t.deepEqual(b.node.registrations.identitiesFor('from-config'), ['wimse://example.org/svc/config']);
   t.deepEqual(b.node.registrations.identitiesFor('gone'), []);
+});
+
+test('admin API entries - UpdateEntry replaces the fields its mask names, checked as CreateEntry; SDS follows; it persists', async (t) => {
+  const dir = newDir();
+  const n = await startAdminNode(t, dir, CONFIG_ENTRY);
+  await n.call('CreateEntry', { node_id: 'sidecar-a', workloads: ['wimse://example.org/svc/a'], dns_names: ['a.example.org'] });
+  const dnsOf = (id: string) => n.node.registrations.registrations().find((r) => r.nodeId === id)?.dnsNames;
+  // Only the workloads: the DNS names stay.
+  const w = await n.call('UpdateEntry', { entry: { node_id: 'sidecar-a', workloads: ['wimse://example.org/svc/b', 'wimse://example.org/svc/a'] }, update_mask: ['workloads'] });
+  t.deepEqual(w, { node_id: 'sidecar-a', workloads: ['wimse://example.org/svc/b', 'wimse://example.org/svc/a'], dns_names: ['a.example.org'], source: 'api' });
+  t.deepEqual(n.node.registrations.identitiesFor('sidecar-a'), ['wimse://example.org/svc/b', 'wimse://example.org/svc/a']);
+  // Only the DNS names, cleared: the workloads stay.
+  await n.call('UpdateEntry', { entry: { node_id: 'sidecar-a', dns_names: [] }, update_mask: ['dns_names'] });
+  t.deepEqual(dnsOf('sidecar-a'), []);
+  t.deepEqual(n.node.registrations.identitiesFor('sidecar-a'), ['wimse://example.org/svc/b', 'wimse://example.org/svc/a']);
+  // No mask: the whole entry.
+  await n.call('UpdateEntry', { entry: { node_id: 'sidecar-a', workloads: ['wimse://example.org/svc/c'], dns_names: ['c.example.org'] } });
+  t.deepEqual(n.node.registrations.identitiesFor('sidecar-a'), ['wimse://example.org/svc/c']);
+  t.deepEqual(dnsOf('sidecar-a'), ['c.example.org']);
+
+  // Refusals change nothing.
+  const missing = err(await t.throwsAsync(n.call('UpdateEntry', { entry: { node_id: 'nope', workloads: ['wimse://example.org/svc/x'] } })));
+  t.is(missing.code, grpc.status.NOT_FOUND);
+  t.regex(missing.details, /^no entry for node id "nope"\. Create it with wimsectl entry create/);
+  const config = err(await t.throwsAsync(n.call('UpdateEntry', { entry: { node_id: 'from-config', workloads: ['wimse://example.org/svc/x'] } })));
+  t.is(config.code, grpc.status.FAILED_PRECONDITION);
+  t.regex(config.details, /comes from the config file and cannot be changed through the API\. Edit it in sds\.registrations/);
+  const bad = err(await t.throwsAsync(n.call('UpdateEntry', { entry: { node_id: 'sidecar-a', workloads: ['wimse://other.org/svc/x'], dns_names: ['Bad Name'] } })));
+  t.is(bad.code, grpc.status.INVALID_ARGUMENT);
+  t.regex(bad.details, /workloads\[0\]: is in trust domain "other\.org"/);
+  t.regex(bad.details, /dns_names\[0\]: "Bad Name" is not a lower-case DNS name/);
+  const empty = err(await t.throwsAsync(n.call('UpdateEntry', { entry: { node_id: 'sidecar-a', workloads: [] }, update_mask: ['workloads'] })));
+  t.is(empty.code, grpc.status.INVALID_ARGUMENT);
+  const mask = err(await t.throwsAsync(n.call('UpdateEntry', { entry: { node_id: 'sidecar-a' }, update_mask: ['source'] })));
+  t.is(mask.code, grpc.status.INVALID_ARGUMENT);
+  t.regex(mask.details, /^update_mask: "source" is not a field that can change \(workloads, dns_names\)/);
+  t.regex(err(await t.throwsAsync(n.call('UpdateEntry', { update_mask: ['workloads'] }))).details, /^entry\.node_id: is required/);
+  t.deepEqual(n.node.registrations.identitiesFor('sidecar-a'), ['wimse://example.org/svc/c']);
+  t.deepEqual(dnsOf('sidecar-a'), ['c.example.org']);
+
+  await n.close();
+  const again = await startAdminNode(t, dir, CONFIG_ENTRY);
+  t.deepEqual(again.node.registrations.identitiesFor('sidecar-a'), ['wimse://example.org/svc/c']);
 });
 
 test('admin API node tokens - create, list, revoke by id and by node; the SDS store follows', async (t) => {

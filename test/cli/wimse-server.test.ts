@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runTs, startTs, ROOT, type Ran } from '../helpers/process.ts';
+import { runTs, startProcess, startTs, ROOT, type Ran } from '../helpers/process.ts';
 
 const CLI = join(ROOT, 'src/cli/wimse-server.ts');
 // Each test starts node processes (tsx compiles the whole node): generous bounds on a loaded machine.
@@ -16,7 +16,7 @@ test('wimse-server - validate accepts a good config and starts nothing', async (
   writeFileSync(file, 'trustDomain: corp.example\nsds:\n  registrations:\n    - {nodeId: a, workloads: [wimse://corp.example/svc/a]}\n');
   const r = await runTs(CLI, ['validate', '--config', file], SLOW);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout, /valid \(trust domain corp\.example\)/);
+  t.regex(r.stdout, /valid \(trust domain corp\.example; gRPC 127\.0\.0\.1:8443, admin HTTP 127\.0\.0\.1:8081\)/);
 });
 
 test('wimse-server - validate reports every error with its field path and exits 1', async (t) => {
@@ -54,6 +54,123 @@ test('wimse-server - runs a node that prints where it listens and answers /healt
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   t.is(await exited, 0);
+});
+
+test('wimse-server - --version prints the package version', async (t) => {
+  const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const r = await runTs(CLI, ['--version']);
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, `wimse-server ${version}\n`);
+});
+
+/** This environment without WIMSE_* listen variables, plus `extra`. */
+const envWith = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
+  const env = { ...process.env, ...extra };
+  for (const k of ['WIMSE_GRPC_LISTEN', 'WIMSE_ADMIN_LISTEN']) if (!(k in extra)) delete env[k];
+  return env;
+};
+
+test('wimse-server - listen addresses: a flag wins over the environment, which wins over the config file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-listen-'));
+  const file = join(dir, 'node.yaml');
+  writeFileSync(file, 'grpc:\n  listen: 127.0.0.1:7001\nadmin:\n  listen: 127.0.0.1:7002\n');
+  const validate = async (args: string[], env: Record<string, string> = {}) => {
+    const r = await runTs(CLI, ['validate', '--config', file, ...args], { env: envWith(env) });
+    t.is(r.code, 0, r.stderr);
+    return /gRPC (\S+), admin HTTP (\S+)\)/.exec(r.stdout)!.slice(1);
+  };
+  const ENV = { WIMSE_GRPC_LISTEN: '127.0.0.1:7101', WIMSE_ADMIN_LISTEN: '127.0.0.1:7102' };
+  const fromFile = await validate([]);
+  const fromEnv = await validate([], ENV);
+  const fromFlags = await validate(['--grpc-listen', '127.0.0.1:7201', '--admin-listen=127.0.0.1:7202'], ENV);
+  const mixed = await validate(['--admin-listen', '127.0.0.1:7302'], { WIMSE_GRPC_LISTEN: `unix:${dir}/grpc.sock` });
+  const emptyEnv = await validate([], { WIMSE_GRPC_LISTEN: '', WIMSE_ADMIN_LISTEN: '' });
+  const adminOff = await validate(['--admin-listen', '']);
+  t.deepEqual(fromFile, ['127.0.0.1:7001', '127.0.0.1:7002']);
+  t.deepEqual(fromEnv, ['127.0.0.1:7101', '127.0.0.1:7102']);
+  t.deepEqual(fromFlags, ['127.0.0.1:7201', '127.0.0.1:7202']);
+  t.deepEqual(mixed, [`unix:${dir}/grpc.sock`, '127.0.0.1:7302']);
+  t.deepEqual(emptyEnv, ['127.0.0.1:7001', '127.0.0.1:7002'], 'an empty variable is unset');
+  t.deepEqual(adminOff, ['127.0.0.1:7001', 'off']);
+  // Without a config file, over the embedded defaults.
+  const bare = await runTs(CLI, ['validate', '--config', join(dir, 'empty.yaml')], { env: envWith() });
+  t.is(bare.code, 1, 'validate still needs a readable file');
+});
+
+test('wimse-server - a bad listen address from a flag or the environment is refused like the config file\'s, naming where it came from', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-listen-'));
+  const file = join(dir, 'node.yaml');
+  writeFileSync(file, 'grpc:\n  listen: unix:/tmp/wimse-test.sock\n  tls: {certFile: a.pem, keyFile: a.key}\n');
+  const flag = await runTs(CLI, ['validate', '--config', file, '--grpc-listen', '127.0.0.1:8443', '--admin-listen', 'localhost'], { env: envWith() });
+  const env = await runTs(CLI, ['validate', '--config', file, '--grpc-listen', '127.0.0.1:8443'], { env: envWith({ WIMSE_ADMIN_LISTEN: 'x:99999' }) });
+  const both = await runTs(CLI, ['--grpc-listen', 'nowhere'], { env: envWith({ WIMSE_ADMIN_LISTEN: ':1' }) });
+  const tlsUnix = await runTs(CLI, ['validate', '--config', file], { env: envWith() });
+  const noValue = await runTs(CLI, ['validate', '--config', file, '--grpc-listen'], { env: envWith() });
+  t.is(flag.code, 1);
+  t.regex(flag.stderr, /admin\.listen \(from --admin-listen\): must be HOST:PORT \(port 0 picks a free port\)/);
+  t.is(env.code, 1);
+  t.regex(env.stderr, /admin\.listen \(from WIMSE_ADMIN_LISTEN\): port 99999 is out of range/);
+  t.is(both.code, 1);
+  // A start (here on the embedded defaults) says it in one line.
+  t.regex(both.stderr, /^wimse-server: cannot start: the embedded defaults \(no --config\) is not valid: grpc\.listen \(from --grpc-listen\): must be HOST:PORT.*; admin\.listen \(from WIMSE_ADMIN_LISTEN\): must be HOST:PORT.*\. Fix these fields\n$/);
+  // The file's cross-field rules see the overridden value: TLS on a unix socket is refused, on TCP accepted.
+  t.is(tlsUnix.code, 1);
+  t.regex(tlsUnix.stderr, /grpc\.tls: TLS applies to TCP listeners only/);
+  t.notRegex(flag.stderr, /grpc\.tls/);
+  t.is(noValue.code, 2);
+  t.regex(noValue.stderr, /--grpc-listen needs an address/);
+});
+
+test('wimse-server - runs on the listeners given by flag and environment', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-listen-'));
+  const file = join(dir, 'node.yaml');
+  writeFileSync(file, 'grpc:\n  listen: 127.0.0.1:1\nadmin:\n  listen: ""\nlogging:\n  level: warn\n');
+  const sock = join(dir, 'grpc.sock');
+  const { child, stdout } = await startTs(CLI, ['--config', file, '--grpc-listen', `unix:${sock}`], /admin HTTP: (http:\S+)/, {
+    env: envWith({ WIMSE_ADMIN_LISTEN: '127.0.0.1:0' }),
+    timeoutMs: 90_000,
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  t.regex(stdout(), new RegExp(`admin API\\): unix:${sock.replace(/[.]/g, '\\.')}\\n`));
+  const admin = /admin HTTP: (http:\S+)/.exec(stdout())![1]!;
+  t.is((await fetch(`${admin}/healthz`)).status, 200);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  t.is(await exited, 0);
+});
+
+test('wimse-server - npm start builds dist/ and runs the bin with plain node; flags pass through', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-npm-start-'));
+  const file = join(dir, 'node.yaml');
+  writeFileSync(file, 'stateDir: ./state\nlogging:\n  level: warn\n');
+  const { child, stdout } = await startProcess('npm', ['start', '--', '--config', file, '--grpc-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], /admin HTTP: (http:\S+)/, {
+    env: envWith(),
+    detached: true,
+    timeoutMs: 120_000,
+  });
+  t.teardown(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
+  t.regex(stdout(), /tsc -p tsconfig\.build\.json/);
+  t.regex(stdout(), /node bin\/wimse-server\.mjs --config/);
+  t.true(existsSync(join(ROOT, 'dist/cli/wimse-server.js')));
+  t.regex(stdout(), new RegExp(`state: ${dir.replace(/[.]/g, '\\.')}/state`));
+  const admin = /admin HTTP: (http:\S+)/.exec(stdout())![1]!;
+  t.is((await fetch(`${admin}/healthz`)).status, 200);
+  // npm passes SIGTERM on and ends with it; the node stops and its listener closes.
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  process.kill(-child.pid!, 'SIGTERM');
+  await exited;
+  await t.throwsAsync(async () => {
+    for (let i = 0; i < 300; i++) {
+      await fetch(`${admin}/healthz`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
 });
 
 // ---- a start that fails: one line on stderr with the cause and the remedy, exit 1, no stack ----

@@ -83,6 +83,8 @@ test('docs references - every `wimsectl GROUP VERB` quoted in docs, comments and
         let i = 0;
         // A flag's value, unless the next word is a flag itself (an example of a missing value).
         while (i < words.length && words[i]!.startsWith('-')) i += globalsWithValue.has(words[i]!) && !words[i + 1]?.startsWith('-') ? 2 : 1;
+        // `wimsectl help [GROUP [VERB]]` names what follows it.
+        if (words[i] === 'help') i++;
         const [group, verb] = [words[i], words[i + 1]];
         if (!group || !/^[a-z][a-z-]*$/.test(group) || ['is', 'and', 'or', 'with', 'works', 'against', 'reads', 'writes', 'prints'].includes(group)) continue;
         seen++;
