@@ -29,8 +29,8 @@ import { NodeTokenStore, authenticateCaller } from './identity/node-tokens.ts';
 import { workloadApiService, workloadServiceDefinition } from './workload-api/server.ts';
 import { adminApiService, adminServiceDefinition } from './admin/api.ts';
 import type { NodeBundleStatus } from './admin/api-deps.ts';
-import { loadAdminToken } from './admin/admin-token.ts';
-import { loadAdminState, loadNodeTokens, nodeTokensFileOf, POLICY_FILE } from './admin/api-state.ts';
+import { AdminTokens, loadAdminToken } from './admin/admin-token.ts';
+import { loadAdminState, loadNodeTokens, nodeTokensFileOf, SnapshotFile, POLICY_FILE } from './admin/api-state.ts';
 import { preflight } from './node-preflight.ts';
 import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
 import type { PeerCertificate } from 'node:tls';
@@ -170,6 +170,8 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   const adminState = await loadAdminState(config);
   const adminToken = await loadAdminToken({ tokenFile: config.admin.tokenFile, stateDir: config.stateDir });
   if (adminToken.created) logger.info({ path: adminToken.path }, 'admin token generated (wimsectl --token-file)');
+  // This node's admin token, and in a cluster every other node's (by digest, from the bus).
+  const adminTokens = new AdminTokens(adminToken.token);
 
   const ca = await IdentityServer.open({
     stateDir: config.stateDir,
@@ -260,11 +262,18 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   // SDS: credentials and trust bundles to Envoy, for the node ids the registrations name.
   const tokensFile = nodeTokensFileOf(config);
   const nodeTokens = await loadNodeTokens(tokensFile, clock);
+  // The file follows the store: tokens issued or revoked here, and what the cluster shares, so
+  // that a revocation heard from another node holds after a restart without the bus.
+  const tokenJournal = new SnapshotFile(tokensFile, () => `${JSON.stringify(nodeTokens.toJSON(), null, 2)}\n`);
+  nodeTokens.onChange(() =>
+    void tokenJournal.save().catch((e: unknown) => logger.error({ file: tokensFile, err: (e as Error).message }, 'node tokens not written; the next change retries')),
+  );
+  undo.push(() => tokenJournal.idle());
   if (adminState.shadowed.length) logger.warn({ nodeIds: adminState.shadowed }, 'entries created through the admin API are shadowed by config entries');
   const sdsSource = new CaSecretSource(ca, [...config.sds.registrations, ...adminState.entries]);
   undo.push(() => sdsSource.close());
   const cluster = await NodeCluster.start({
-    name, config, clock, logger, ca, policy, registrations: sdsSource, nodeTokens, metrics, ...(opts.cluster ? { tuning: opts.cluster } : {}),
+    name, config, clock, logger, ca, policy, registrations: sdsSource, nodeTokens, adminTokens, metrics, ...(opts.cluster ? { tuning: opts.cluster } : {}),
   });
   undo.push(() => cluster.close());
   const sds = new SdsServer({
@@ -339,7 +348,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     adminApiService({
       nodeName: name,
       stateDir: config.stateDir,
-      adminToken: adminToken.token,
+      adminTokens,
       ca,
       policy,
       policyFile: config.policy.file ?? join(config.stateDir, POLICY_FILE),
@@ -355,7 +364,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
       apiEntries: adminState.entries,
       configFederation: config.federation.map((f) => f.trustDomain),
       nodeTokens,
-      nodeTokensFile: tokensFile,
+      saveNodeTokens: () => tokenJournal.save(),
       clock,
       logger: logger.child({ component: 'admin-api' }),
     }),

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { connect } from 'nats';
 import type { ExecutionContext } from 'ava';
 import { parseConfig } from '../../src/config/config.ts';
 import { startNode, type RunningNode } from '../../src/node.ts';
@@ -141,6 +142,24 @@ export async function readyz(n: RunningNode): Promise<{ status: number; body: an
 
 export async function metricsText(n: RunningNode): Promise<string> {
   return (await fetch(`${n.adminUrl}/metrics`)).text();
+}
+
+/** Every value the cluster's JetStream KV bucket holds (example.org), as text. */
+export async function storedValues(servers: string[]): Promise<string[]> {
+  const nc = await connect({ servers });
+  try {
+    const kv = await nc.jetstream().views.kv('wimse_example_2eorg');
+    const names: string[] = [];
+    for await (const k of await kv.keys()) names.push(k);
+    const values: string[] = [];
+    for (const k of names) {
+      const e = await kv.get(k);
+      if (e?.value.length) values.push(new TextDecoder().decode(e.value));
+    }
+    return values;
+  } finally {
+    await nc.close();
+  }
 }
 
 /** An ext_authz client for a node running elsewhere (another process). */
