@@ -276,9 +276,11 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     name, config, clock, logger, ca, policy, registrations: sdsSource, nodeTokens, adminTokens, metrics, ...(opts.cluster ? { tuning: opts.cluster } : {}),
   });
   undo.push(() => cluster.close());
+  // How every Envoy-facing call (SDS, ext_authz, the Workload API) authenticates its caller.
+  const callerAuth = { tokens: nodeTokens };
   const sds = new SdsServer({
     source: sdsSource,
-    auth: { tokens: nodeTokens },
+    auth: callerAuth,
     clock,
     logger: logger.child({ component: 'sds' }),
     controlPlaneId: name,
@@ -308,7 +310,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     workloadApiService({
       authenticate: (call) => {
         const peer = (call.getAuthContext?.()?.sslPeerCertificate ?? undefined) as PeerCertificate | undefined;
-        const who = authenticateCaller(call.metadata.get('authorization').map(String), peer, { tokens: nodeTokens });
+        const who = authenticateCaller(call.metadata.get('authorization').map(String), peer, callerAuth);
         if (!who.ok)
           throw Object.assign(new Error('the caller is not authenticated'), { code: grpc.status.UNAUTHENTICATED, details: 'the caller is not authenticated' });
         return { nodeId: who.nodeId };
@@ -327,6 +329,11 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   server.addService(
     authorizationService(),
     extAuthzService({
+      // The asking Envoy, as on SDS: its node token (envoy/sidecar-callee.yaml sends it).
+      authenticateProxy: (authorization, peer) => {
+        const who = authenticateCaller(authorization, peer, callerAuth);
+        return who.ok ? who.nodeId : undefined;
+      },
       authenticate: (req, ctx) => authenticator.authenticate(req, { audiences: ctx.audiences }),
       authorize: (input) =>
         pdpAuthorize(input, policy.current(), {

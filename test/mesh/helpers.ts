@@ -6,16 +6,15 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { connect } from 'nats';
 import type { ExecutionContext } from 'ava';
 import { parseConfig } from '../../src/config/config.ts';
 import { startNode, type RunningNode } from '../../src/node.ts';
 import { silentLogger } from '../../src/log.ts';
-import { envoyProtos } from '../../src/envoy/protos.ts';
 import { createWpt } from '../../src/authn/wpt.ts';
 import type { NodeClusterTuning } from '../../src/node-cluster.ts';
 import { getCheckRequest } from '../helpers/node.ts';
+import { authzClient as pepAuthzClient, callCheck } from '../helpers/envoy-pep.ts';
 
 export const A = 'wimse://example.org/svc/a';
 export const B = 'wimse://example.org/svc/b';
@@ -45,6 +44,9 @@ export interface MeshNode {
   name: string;
   dir: string;
   node: RunningNode;
+  /** A node token for `sidecar-callee` issued on this node: what `check` sends. */
+  proxyToken: string;
+  /** One Check, as a callee's Envoy makes it. */
   check(req: unknown): Promise<any>;
   stop(): Promise<void>;
 }
@@ -85,8 +87,8 @@ ${spec.extraYaml ?? ''}`;
   const cfg = parseConfig(yaml, dir);
   if (!cfg.ok) throw new Error(cfg.errors.join('; '));
   const node = await startNode(cfg.value, { logger: silentLogger(), cluster: spec.tuning ?? TUNING });
-  const Ctor = grpc.makeGenericClientConstructor(envoyProtos().Authorization, 'Authorization');
-  const authz = new Ctor(node.grpcAddress, grpc.credentials.createInsecure()) as any;
+  const proxyToken = node.nodeTokens.issue('sidecar-callee');
+  const authz = authzClient(node.grpcAddress, proxyToken);
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -95,8 +97,7 @@ ${spec.extraYaml ?? ''}`;
     await node.close();
   };
   t.teardown(stop);
-  const check = (req: unknown) => new Promise<any>((resolve, reject) => authz.Check(req, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res))));
-  return { name: spec.name, dir, node, check, stop };
+  return { name: spec.name, dir, node, proxyToken, check: authz.check, stop };
 }
 
 
@@ -162,12 +163,8 @@ export async function storedValues(servers: string[]): Promise<string[]> {
   }
 }
 
-/** An ext_authz client for a node running elsewhere (another process). */
-export function authzClient(address: string): { check(req: unknown): Promise<any>; close(): void } {
-  const Ctor = grpc.makeGenericClientConstructor(envoyProtos().Authorization, 'Authorization');
-  const c = new Ctor(address, grpc.credentials.createInsecure()) as any;
-  return {
-    check: (req: unknown) => new Promise<any>((resolve, reject) => c.Check(req, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res)))),
-    close: () => c.close(),
-  };
+/** An ext_authz client for a node (possibly in another process), sending the proxy's node token. */
+export function authzClient(address: string, proxyToken: string): { check(req: unknown): Promise<any>; close(): void } {
+  const c = pepAuthzClient(address, proxyToken);
+  return { check: (req: unknown) => callCheck(c, req, 10_000), close: () => c.close() };
 }
