@@ -33,6 +33,7 @@ import { AdminTokens, loadAdminToken } from './admin/admin-token.ts';
 import { loadAdminState, loadNodeTokens, nodeTokensFileOf, SnapshotFile, POLICY_FILE } from './admin/api-state.ts';
 import { preflight } from './node-preflight.ts';
 import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
+import { refuseRepeatedAuthorization } from './grpc-guard.ts';
 import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 
@@ -81,7 +82,16 @@ async function grpcCredentials(cfg: NodeConfig['grpc']): Promise<grpc.ServerCred
 async function bindGrpc(server: grpc.Server, cfg: NodeConfig['grpc']): Promise<string> {
   const creds = await grpcCredentials(cfg);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(cfg.listen, creds, (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(cfg.listen, creds, (err, p) => {
+      if (err) return reject(err);
+      // In the callback itself: from listening to here no I/O has run, so no call is served unguarded.
+      try {
+        refuseRepeatedAuthorization(server);
+      } catch (e) {
+        return reject(e);
+      }
+      resolve(p);
+    }),
   );
   if (cfg.listen.startsWith('unix:')) {
     await chmod(unixSocketPath(cfg.listen), parseInt(cfg.socketMode, 8));

@@ -22,7 +22,9 @@ export interface TestNode {
 
 export async function startTestNode(t: ExecutionContext, opts: { yaml?: string; policy?: string; clock?: Clock } = {}): Promise<TestNode> {
   const dir = mkdtempSync(join(tmpdir(), 'wimse-node-'));
-  let yaml = `nodeName: test-node\ngrpc:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n${opts.yaml ?? ''}`;
+  // A `grpc:` section in `opts.yaml` (a TLS listener) replaces the plaintext default.
+  const grpcSection = /^grpc:/m.test(opts.yaml ?? '') ? '' : 'grpc:\n  listen: 127.0.0.1:0\n';
+  let yaml = `nodeName: test-node\n${grpcSection}admin:\n  listen: 127.0.0.1:0\n${opts.yaml ?? ''}`;
   if (opts.policy !== undefined) {
     writeFileSync(join(dir, 'policy.yaml'), opts.policy);
     yaml += 'policy:\n  file: policy.yaml\n';
