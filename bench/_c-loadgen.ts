@@ -48,8 +48,11 @@ export interface CRun {
   seconds: number;
 }
 
-/** Send `reqs` at `rate`/s to the gRPC method `path` at `address` over one HTTP/2 connection. */
-export async function runCLoadgen(bin: string, address: string, path: string, rate: number, reqs: readonly Buffer[], timeoutMs = 2000): Promise<CRun> {
+/**
+ * Send `reqs` at `rate`/s to the gRPC method `path` at `address` over one HTTP/2 connection;
+ * with `authorization`, every request carries it (the proxy's `Bearer <node token>`).
+ */
+export async function runCLoadgen(bin: string, address: string, path: string, rate: number, reqs: readonly Buffer[], timeoutMs = 2000, authorization?: string): Promise<CRun> {
   const dir = mkdtempSync(join(tmpdir(), 'wimse-bench-load-'));
   try {
     const parts: Buffer[] = [];
@@ -62,7 +65,7 @@ export async function runCLoadgen(bin: string, address: string, path: string, ra
     const colon = address.lastIndexOf(':');
     const t0 = performance.now();
     await new Promise<void>((resolve, reject) =>
-      execFile(bin, [address.slice(0, colon), address.slice(colon + 1), String(rate), path, join(dir, 'reqs'), join(dir, 'out'), String(timeoutMs)], (err, _o, stderr) =>
+      execFile(bin, [address.slice(0, colon), address.slice(colon + 1), String(rate), path, join(dir, 'reqs'), join(dir, 'out'), String(timeoutMs)], { env: { ...process.env, ...(authorization ? { H2GRPC_AUTHORIZATION: authorization } : {}) } }, (err, _o, stderr) =>
         err ? reject(new Error(`h2grpc failed: ${stderr || err.message}`)) : resolve(),
       ),
     );

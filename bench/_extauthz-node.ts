@@ -1,7 +1,8 @@
 /**
  * The node under test for bench/extauthz-check.ts, in its own process (its own core, event loop
  * and heap, like a deployed node). Driven over IPC: mint WITs and issue WICs with the node's own
- * CA, report the server-side check time from the node's metrics, and take a CPU profile.
+ * CA, report the server-side check time from the node's metrics, and take a CPU profile. Its
+ * first message gives its address and a node token for the load generators' Checks.
  *
  *   fork('bench/_extauthz-node.ts', { execArgv: ['--import=tsx'] })
  */
@@ -158,4 +159,5 @@ process.on('message', (m: Msg) => {
       break;
   }
 });
-process.send!({ ready: node.grpcAddress });
+// The node token the load generators send on every Check, as the callee sidecar's Envoy does.
+process.send!({ ready: node.grpcAddress, proxyToken: node.nodeTokens.issue('sidecar-bench') });

@@ -4,16 +4,21 @@
  * collector. One connection, many concurrent streams, unary calls only.
  *
  * Requests: HEADERS (HPACK literals, no Huffman, no dynamic table) + DATA, built once per call
- * from a pre-encoded message. Responses: frames are parsed, not HPACK-decoded: a call succeeds
- * when one complete gRPC message arrived in DATA and the stream ended with a trailers HEADERS
- * frame (END_STREAM), with no RST_STREAM or GOAWAY. A gRPC error status arrives trailers-only,
- * without DATA, so it is a failure here. Flow control: the client grants the server a large
- * window up front and tops it up; it honours the server's connection and stream windows and
- * SETTINGS_MAX_FRAME_SIZE. PING and SETTINGS are acknowledged.
+ * from a pre-encoded message, plus the client's and the call's own header fields, sent as given
+ * (a field may be repeated, which node:http2's client refuses to do). Responses: frames are
+ * parsed, not HPACK-decoded: a call succeeds when one complete gRPC message arrived in DATA and
+ * the stream ended with a trailers HEADERS frame (END_STREAM), with no RST_STREAM or GOAWAY. A
+ * gRPC error status arrives trailers-only, without DATA, so it is a failure here; only then is
+ * the trailers block decoded (bench/_hpack.ts), and the call rejects with a `GrpcStatusError`.
+ * Flow control: the client grants the server a large window up front and tops it up; it honours
+ * the server's connection and stream windows and SETTINGS_MAX_FRAME_SIZE. PING and SETTINGS are
+ * acknowledged. Over TCP, or TLS with ALPN h2 (`tls`).
  *
  * Checked against a grpc-js client on the same node in test/bench/h2-frames.test.ts.
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { hpackDecode } from './_hpack.ts';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const DATA = 0x0;
@@ -28,6 +33,7 @@ const END_STREAM = 0x1;
 const ACK = 0x1;
 const END_HEADERS = 0x4;
 const PADDED = 0x8;
+const PRIORITY = 0x20;
 
 /** What we grant the server, per stream and for the connection (2^30). */
 const OUR_WINDOW = 1 << 30;
@@ -76,18 +82,72 @@ export function hpackBlock(headers: Array<[string, string]>): Buffer {
   return Buffer.from(out);
 }
 
+/** A call that ended with a gRPC status other than OK (decoded from its trailers). */
+export class GrpcStatusError extends Error {
+  constructor(
+    readonly code: number,
+    readonly details: string,
+  ) {
+    super(`gRPC status ${code}: ${details}`);
+  }
+}
+
+export interface H2ClientOptions {
+  /** `:authority`; default: the address. */
+  authority?: string;
+  /** Header fields sent on every call after the gRPC ones (e.g. a proxy's `authorization`). */
+  headers?: Array<[string, string]>;
+  /** TLS (ALPN h2) instead of plain TCP: trusted roots, client certificate, server name. */
+  tls?: ConnectionOptions;
+}
+
+/** A HEADERS frame's header block fragment: without its padding and priority fields (RFC 9113 §6.2). */
+function headerFragment(payload: Buffer, flags: number): Buffer {
+  let start = 0;
+  let end = payload.length;
+  if (flags & PADDED) {
+    end -= payload[0]!;
+    start = 1;
+  }
+  if (flags & PRIORITY) start += 5;
+  return payload.subarray(start, Math.max(start, end));
+}
+
+/** The error a failed call rejects with: its trailers' `grpc-status` and `grpc-message`, when they decode. */
+function statusError(block: Buffer[]): Error {
+  let fields: Array<[string, string]>;
+  try {
+    fields = hpackDecode(Buffer.concat(block));
+  } catch (e) {
+    return new Error(`no complete gRPC message, and trailers that do not decode (${(e as Error).message})`);
+  }
+  const status = fields.find(([k]) => k === 'grpc-status')?.[1];
+  if (status === undefined || !/^\d+$/.test(status)) return new Error('no complete gRPC message and no grpc-status');
+  const message = fields.find(([k]) => k === 'grpc-message')?.[1] ?? '';
+  let details = message;
+  try {
+    details = decodeURIComponent(message);
+  } catch {
+    // not percent-encoded as gRPC says: shown as sent
+  }
+  return new GrpcStatusError(Number(status), details);
+}
+
 interface Call {
   resolve(msg: Buffer): void;
   reject(e: Error): void;
   chunks: Buffer[];
   /** Set once a HEADERS frame with END_STREAM was seen; complete at END_HEADERS. */
   ending: boolean;
+  /** The header block fragments of the last HEADERS (the trailers), decoded only when the call failed. */
+  block: Buffer[];
   /** Unsent request bytes (DATA payload) waiting for window. */
   pending: Buffer | null;
   sendWindow: number;
 }
 
 export class H2GrpcClient {
+  /** A TLSSocket over TLS. */
   private readonly sock: Socket;
   private nextStream = 1;
   private readonly calls = new Map<number, Call>();
@@ -101,11 +161,16 @@ export class H2GrpcClient {
   private readonly blocked: number[] = [];
   readonly ready: Promise<void>;
 
-  constructor(address: string, private readonly authority = address) {
+  private readonly authority: string;
+  private readonly headers: Array<[string, string]>;
+
+  constructor(address: string, opts: H2ClientOptions = {}) {
+    this.authority = opts.authority ?? address;
+    this.headers = opts.headers ?? [];
     const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
-    this.sock = connect({ host, port, noDelay: true });
+    this.sock = opts.tls ? tlsConnect({ host, port, ALPNProtocols: ['h2'], ...opts.tls }) : connect({ host, port, noDelay: true });
     this.ready = new Promise((resolve, reject) => {
-      this.sock.once('connect', () => resolve());
+      this.sock.once(opts.tls ? 'secureConnect' : 'connect', () => resolve());
       this.sock.once('error', reject);
     });
     // SETTINGS: ENABLE_PUSH 0, INITIAL_WINDOW_SIZE 2^30, HEADER_TABLE_SIZE 0; then the connection window.
@@ -125,8 +190,12 @@ export class H2GrpcClient {
     this.sock.on('close', () => fail(new Error('connection closed')));
   }
 
-  /** One unary call: `message` is the serialized request; resolves with the serialized response. */
-  unary(path: string, message: Buffer, timeoutMs: number): Promise<Buffer> {
+  /**
+   * One unary call: `message` is the serialized request; resolves with the serialized response,
+   * rejects with a `GrpcStatusError` when the call ends with another status. `headers` are this
+   * call's own fields, sent after the client's.
+   */
+  unary(path: string, message: Buffer, timeoutMs: number, headers: Array<[string, string]> = []): Promise<Buffer> {
     if (this.closed) return Promise.reject(this.closed);
     const id = this.nextStream;
     this.nextStream += 2;
@@ -138,13 +207,15 @@ export class H2GrpcClient {
       ['content-type', 'application/grpc'],
       ['te', 'trailers'],
       ['grpc-timeout', `${timeoutMs}m`],
+      ...this.headers,
+      ...headers,
     ]);
     const body = Buffer.allocUnsafe(5 + message.length);
     body[0] = 0;
     body.writeUInt32BE(message.length, 1);
     message.copy(body, 5);
     return new Promise((resolve, reject) => {
-      const call: Call = { resolve, reject, chunks: [], ending: false, pending: body, sendWindow: this.peerInitialWindow };
+      const call: Call = { resolve, reject, chunks: [], ending: false, block: [], pending: body, sendWindow: this.peerInitialWindow };
       this.calls.set(id, call);
       this.sock.write(Buffer.concat([frameHeader(block.length, HEADERS, END_HEADERS, id), block]));
       this.blocked.push(id);
@@ -191,7 +262,7 @@ export class H2GrpcClient {
     this.calls.delete(id);
     if (err) return call.reject(err);
     const body = call.chunks.length === 1 ? call.chunks[0]! : Buffer.concat(call.chunks);
-    if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) return call.reject(new Error('no complete gRPC message (error status)'));
+    if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) return call.reject(statusError(call.block));
     call.resolve(body.subarray(5));
   }
 
@@ -219,7 +290,10 @@ export class H2GrpcClient {
         case HEADERS:
         case CONTINUATION: {
           const call = this.calls.get(stream);
-          if (type === HEADERS && call && flags & END_STREAM) call.ending = true;
+          if (type === HEADERS && call) {
+            if (flags & END_STREAM) call.ending = true;
+            call.block = [headerFragment(payload, flags)];
+          } else if (call) call.block.push(payload);
           if (flags & END_HEADERS && call?.ending) this.finish(stream);
           break;
         }

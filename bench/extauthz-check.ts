@@ -57,6 +57,8 @@ const PROFILE_MS = 2000;
 
 interface Child {
   address: string;
+  /** A node token of the node under test (its first message); the floors have none and check none. */
+  proxyToken?: string;
   rpc<T>(op: string, args?: object): Promise<T>;
   kill(): void;
 }
@@ -67,10 +69,14 @@ async function spawn(file: string, args: string[] = []): Promise<Child> {
   process.on('exit', () => child.kill());
   let nextId = 1;
   const pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
+  let proxyToken: string | undefined;
   const address = await new Promise<string>((resolve, reject) => {
     child.once('error', reject);
     child.on('message', (m: any) => {
-      if (m.ready) return resolve(m.ready);
+      if (m.ready) {
+        proxyToken = m.proxyToken;
+        return resolve(m.ready);
+      }
       const p = pending.get(m.id);
       if (!p) return;
       pending.delete(m.id);
@@ -84,11 +90,14 @@ async function spawn(file: string, args: string[] = []): Promise<Child> {
       pending.set(id, { resolve, reject });
       child.send({ id, op, ...args });
     });
-  return { address, rpc, kill: () => child.kill() };
+  return { address, ...(proxyToken ? { proxyToken } : {}), rpc, kill: () => child.kill() };
 }
 
 const node = await spawn('./_extauthz-node.ts');
 const rpc = node.rpc;
+// Every Check carries the callee sidecar's node token (grpc_service.initial_metadata), as
+// envoy/sidecar-callee.yaml sends it; the floors receive it too and ignore it.
+const AUTHORIZATION = `Bearer ${node.proxyToken}`;
 
 // ---- credentials and requests ----------------------------------------------------------------
 
@@ -148,14 +157,16 @@ type Call = (req: Buffer, timeoutMs: number) => Promise<Buffer>;
 /** A connection to `address` of the chosen kind, and how to close it. */
 async function connectClient(address: string): Promise<{ call: Call; close(): void }> {
   if (CLIENT_KIND === 'frames' || CLIENT_KIND === 'c') {
-    const frames = new H2GrpcClient(address);
+    const frames = new H2GrpcClient(address, { headers: [['authorization', AUTHORIZATION]] });
     await frames.ready;
     return { call: (req, timeoutMs) => frames.unary(CHECK, req, timeoutMs), close: () => frames.close() };
   }
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const md = new grpc.Metadata();
+  md.set('authorization', AUTHORIZATION);
   const call: Call = (req, timeoutMs) =>
     new Promise((resolve, reject) =>
-      client.makeUnaryRequest(CHECK, identity, identity, req, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res!))),
+      client.makeUnaryRequest(CHECK, identity, identity, req, md, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res!))),
     );
   return { call, close: () => client.close() };
 }
@@ -195,7 +206,7 @@ async function one(call: Call, req: Buffer, due: number, r: Result): Promise<voi
  */
 async function openLoop(reqs: Buffer[], rate: number, target: { address: string; call: Call } = { address: node.address, call: rawCheck }): Promise<Result> {
   if (cLoadgen) {
-    const c = await runCLoadgen(cLoadgen, target.address, CHECK, rate, reqs);
+    const c = await runCLoadgen(cLoadgen, target.address, CHECK, rate, reqs, 2000, AUTHORIZATION);
     return { sent: reqs.length, ok: c.ok, failed: c.failed, seconds: c.seconds, lat: c.lat, lag: c.lag, fromDue: c.fromDue, clientCpuUs: c.cpuUs };
   }
   const call = target.call;

@@ -7,7 +7,9 @@
  * A real node (`startNode`: its CA, Authenticator with its caches, policy store and metrics), the
  * same three kinds of request as bench/extauthz-check.ts (mTLS with a peer chain, WIT + fresh WPT,
  * WIT + fresh HTTP signature over a JSON POST), protobuf-encoded as Envoy sends them. Per kind,
- * the mean µs of: decoding the CheckRequest with the server's own codec, translating it
+ * the mean µs of: authenticating the asking proxy by its node token (`authenticateCaller`, from
+ * the call's metadata, as the Check service does before the handler), decoding the CheckRequest
+ * with the server's own codec, translating it
  * (check-request.ts), authenticating (src/authn), the policy decision (src/policy), building the
  * answer (check-response.ts), encoding it, and the whole handler `check()` on fresh requests.
  * Baseline in the same run: one raw ES256 `crypto.verify` of a 300-byte message. Median of 5
@@ -21,7 +23,9 @@ import { performance } from 'node:perf_hooks';
 import { parseConfig } from '../src/config/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { startNode } from '../src/node.ts';
+import { Metadata } from '@grpc/grpc-js';
 import { check, type CheckPorts } from '../src/envoy/extauthz.ts';
+import { authenticateCaller } from '../src/identity/node-tokens.ts';
 import { routeSettings, toAuthnRequest, type CheckRequestMessage } from '../src/envoy/check-request.ts';
 import { okResponse } from '../src/envoy/check-response.ts';
 import { envoyProtos } from '../src/envoy/protos.ts';
@@ -74,6 +78,10 @@ const ports: CheckPorts = {
   },
 };
 
+// The callee sidecar's node token, as its Checks carry it (grpc_service.initial_metadata).
+const proxyMetadata = new Metadata();
+proxyMetadata.set('authorization', `Bearer ${node.nodeTokens.issue('sidecar-bench')}`);
+
 const meanUs = (n: number, f: (i: number) => unknown): number => {
   const t0 = performance.now();
   for (let i = 0; i < n; i++) f(i);
@@ -90,7 +98,7 @@ const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256
 const data = Buffer.from('x'.repeat(300));
 const sig = cryptoSign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
 
-const PHASES = ['ES256 verify (baseline)', 'decode (proto-loader)', 'decode CheckRequest', 'translate', 'authenticate', 'authorize', 'build response', 'encode (proto-loader)', 'encode response', 'check() handler'] as const;
+const PHASES = ['ES256 verify (baseline)', 'proxy node token', 'decode (proto-loader)', 'decode CheckRequest', 'translate', 'authenticate', 'authorize', 'build response', 'encode (proto-loader)', 'encode response', 'check() handler'] as const;
 let offset = 0;
 const fresh = (kind: Kind): CheckRequestMessage[] => {
   const out = Array.from({ length: N }, (_, i) => codec.requestDeserialize(codec.requestSerialize(checkRequestFor(kind, offset + i))) as CheckRequestMessage);
@@ -108,6 +116,12 @@ for (const kind of ['mtls', 'wpt', 'httpsig'] as const) {
     offset += N;
     const msgs = bufs.map((b) => codec.requestDeserialize(b) as CheckRequestMessage);
     samples['ES256 verify (baseline)']!.push(meanUs(N, () => cryptoVerify('sha256', data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, sig)));
+    samples['proxy node token']!.push(
+      meanUs(N, () => {
+        const who = authenticateCaller(proxyMetadata.get('authorization').map(String), undefined, { tokens: node.nodeTokens });
+        if (!who.ok) throw new Error('the proxy token was refused');
+      }),
+    );
     samples['decode (proto-loader)']!.push(meanUs(N, (i) => generic.requestDeserialize(bufs[i]!)));
     samples['decode CheckRequest']!.push(meanUs(N, (i) => codec.requestDeserialize(bufs[i]!)));
     samples.translate!.push(meanUs(N, (i) => (routeSettings(msgs[i]!), toAuthnRequest(msgs[i]!))));

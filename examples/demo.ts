@@ -87,6 +87,8 @@ try {
   const pep = async (to: typeof B | typeof C | typeof D, app: App, tls?: { certPem: string; keyPem: string; caPem: string }): Promise<Pep> => {
     const p = await startEnvoyPep({
       authzAddress: node.grpcAddress,
+      // The sidecar's own node token authenticates its Checks (envoy/sidecar-callee.yaml).
+      nodeToken: to === B ? tokens.B : to === C ? tokens.C : tokens.D,
       upstream: { host: '127.0.0.1', port: app.port },
       // From the sidecar's own configuration, never from the request.
       contextExtensions: { destination_workload: to.id, audience: to.audience },

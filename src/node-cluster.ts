@@ -17,6 +17,10 @@
  *   once it has caught up from the store.
  * - Policy, registrations and node-token revocations travel as shared records; each node applies
  *   what others write and publishes what it accepts itself (echoes stop on equal digests).
+ * - Caller credentials: every node token's record (its digest, never the token) and every node's
+ *   admin-token digest, so a token issued on one node works on all; records heard are merged
+ *   into the node-token store, which journals them (a revocation survives a restart without the
+ *   bus) and lets a revocation win over any later copy of the unrevoked record.
  * - Metrics and readiness: bus connection, propagation lag (from the origin's sequence, a
  *   millisecond timestamp), refused messages; `/readyz` says "bus not connected" in cluster mode.
  *
@@ -46,7 +50,7 @@ import {
 import type { NodeConfig } from './config/config.ts';
 import type { Registration } from './envoy/sds-ca-source.ts';
 import type { Clock } from './identity/clock.ts';
-import type { RevokeListener } from './identity/node-tokens.ts';
+import { sameNodeTokenRecord, type ChangeListener, type NodeTokenRecord, type RevokeListener } from './identity/node-tokens.ts';
 import { parseSpiffeBundle, toSpiffeBundle } from './identity/trust-bundle.ts';
 import type { Logger } from './log.ts';
 import type { PolicyStore } from './policy/store.ts';
@@ -58,9 +62,22 @@ export interface RegistrationSink {
 
 /** What the wiring needs from the node-token store (`NodeTokenStore` satisfies it). */
 export interface TokenRevoker {
-  revokeNode(nodeId: string): number;
   revokeDigest(sha256: string): boolean;
   onRevoke(listener: RevokeListener): () => void;
+}
+
+/** What the wiring needs to share node tokens (`NodeTokenStore` satisfies it). */
+export interface NodeTokenShare {
+  get(sha256: string): NodeTokenRecord | undefined;
+  records(): NodeTokenRecord[];
+  merge(record: NodeTokenRecord): { record: NodeTokenRecord; changed: boolean };
+  onChange(listener: ChangeListener): () => void;
+}
+
+/** What the wiring needs to share admin tokens (`AdminTokens` satisfies it). */
+export interface AdminTokenShare {
+  readonly ownDigest: string;
+  setPeer(node: string, sha256: string | undefined): boolean;
 }
 
 /** Timings for tests and benchmarks; production uses the defaults. */
@@ -84,7 +101,8 @@ export interface NodeClusterOptions {
   ca: IdentityServer;
   policy: PolicyStore;
   registrations: RegistrationSink;
-  nodeTokens: TokenRevoker;
+  nodeTokens: TokenRevoker & NodeTokenShare;
+  adminTokens: AdminTokenShare;
   metrics: NodeMetrics;
   tuning?: NodeClusterTuning;
 }
@@ -253,6 +271,7 @@ export class NodeCluster {
       }),
     );
     this.#unsubscribe.push(nodeTokens.onRevoke((hash, nodeId, scope) => this.#publishRevocation(hash, nodeId, scope)));
+    this.#watchCredentials(on);
 
     await this.bus.start();
     metrics.busConnected.set(this.bus.connected ? 1 : 0);
@@ -263,6 +282,7 @@ export class NodeCluster {
     this.#serially(() => (this.bus.get('policy', POLICY_KEY) ? this.#adoptPolicy() : this.#publishPolicy()));
     this.#serially(() => (this.bus.list('registrations').length ? this.#adoptRegistrations() : this.#publishConfigRegistrations()));
     for (const e of this.bus.list('revocations')) this.#applyRevocation(e.record);
+    this.#syncCredentials();
     for (const e of this.bus.list('bundles')) this.#adoptFederated(e.key);
     this.#serially(() => this.#publishFederated());
     this.#serially(() => this.#publishKeys());
@@ -534,32 +554,96 @@ export class NodeCluster {
   // ---- node-token revocations --------------------------------------------------------------
 
   /**
-   * Share a revocation: `reason` says what was revoked, one token (its digest, `tokenId`) or every
-   * token of a node id (`node`), so every node revokes exactly what the operator revoked.
+   * Share a revocation as a `revocations` record too, for nodes of earlier versions, which know no
+   * `nodeTokens` records: `reason` says what was revoked, one token (its digest, `tokenId`) or
+   * every token of a node id (`node`; one record per token digest, each revoked).
    */
   #publishRevocation(hash: string, nodeId: string, scope: 'token' | 'node'): void {
     if (this.#applyingRevocation || this.bus.get('revocations', hash)) return;
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) {
-      this.#log.warn({ nodeId }, 'node-token revocation not shared: the node id cannot travel on the bus');
-      return;
-    }
+    // Such a node id cannot be a `revocations` record; its `nodeTokens` record carries the revocation.
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) return;
     const now = this.#o.clock.now();
     this.#serially(() => this.bus.put('revocations', hash, { tokenId: hash, node: nodeId, reason: scope, revokedAt: now, expiresAt: now + REVOCATION_KEEP_MS }));
   }
 
-  /** Apply a shared revocation. A record without a reason (older nodes) revokes the whole node id. */
+  /**
+   * Apply a shared revocation: the token whose digest the record names. Every version writes one
+   * record per revoked token, so a node-wide revocation is one record per token; revoking every
+   * token the node id has today would also revoke tokens issued after it, on every start.
+   */
   #applyRevocation(record: { tokenId: string; node?: string; reason?: string }): void {
     this.#applyingRevocation = true;
     try {
-      if (record.reason === 'token') {
-        if (this.#o.nodeTokens.revokeDigest(record.tokenId)) this.#log.info({ nodeId: record.node }, 'a node token was revoked by the cluster');
-      } else if (record.node) {
-        const n = this.#o.nodeTokens.revokeNode(record.node);
-        if (n) this.#log.info({ nodeId: record.node, tokens: n }, 'node tokens revoked by the cluster');
-      }
+      if (this.#o.nodeTokens.revokeDigest(record.tokenId)) this.#log.info({ nodeId: record.node }, 'a node token was revoked by the cluster');
     } finally {
       this.#applyingRevocation = false;
     }
+  }
+
+  // ---- caller credentials: node tokens and admin tokens -------------------------------------
+
+  /**
+   * Node tokens travel as `nodeTokens` records (digest, node id, expiry, revoked), admin tokens as
+   * `adminTokens` records (a node's digest, written by that node only). A node-token record heard
+   * is merged into the store (`NodeTokenStore.merge`: revoked and the earlier expiry win), which
+   * journals it; when the bus then holds less than the store (a stale node wrote the unrevoked
+   * record again), the merged record is written back, so the revocation wins everywhere.
+   */
+  #watchCredentials(on: <K extends RecordKind>(kind: K, h: (c: Change<K>) => void) => void): void {
+    on('nodeTokens', (c) => c.entry && this.#adoptNodeToken(c.entry.record));
+    on('adminTokens', (c) => this.#adoptAdminToken(c.key, c.entry?.record.sha256));
+    this.#unsubscribe.push(this.#o.nodeTokens.onChange((r) => this.#shareNodeToken(r.sha256)));
+  }
+
+  /** At start: take in what the bus holds, then share what only this node holds. */
+  #syncCredentials(): void {
+    for (const e of this.bus.list('nodeTokens')) this.#adoptNodeToken(e.record);
+    for (const r of this.#o.nodeTokens.records()) this.#shareNodeToken(r.sha256);
+    for (const e of this.bus.list('adminTokens')) this.#adoptAdminToken(e.key, e.record.sha256);
+    this.#shareAdminToken();
+  }
+
+  #adoptNodeToken(record: NodeTokenRecord): void {
+    const before = this.#o.nodeTokens.get(record.sha256);
+    // A revocation merged here reaches the store's revocation listeners (SDS ends the token's
+    // streams); it is not announced again as a `revocations` record.
+    this.#applyingRevocation = true;
+    let merged: NodeTokenRecord;
+    try {
+      merged = this.#o.nodeTokens.merge(record).record;
+    } finally {
+      this.#applyingRevocation = false;
+    }
+    const tokenId = record.sha256.slice(0, 16);
+    if (merged.revoked && before && !before.revoked) this.#log.info({ nodeId: merged.nodeId, tokenId }, 'a node token was revoked by the cluster');
+    else if (!before) this.#log.debug({ nodeId: merged.nodeId, tokenId }, 'a node token issued by the cluster');
+    this.#shareNodeToken(record.sha256);
+  }
+
+  /** Write the store's record of `sha256` to the bus unless the bus holds the same. */
+  #shareNodeToken(sha256: string): void {
+    const differs = () => {
+      const mine = this.#o.nodeTokens.get(sha256);
+      const cur = this.bus.get('nodeTokens', sha256)?.record;
+      return mine && (!cur || !sameNodeTokenRecord(cur, mine)) ? mine : undefined;
+    };
+    if (!differs()) return;
+    this.#serially(async () => {
+      const mine = differs();
+      if (mine) await this.bus.put('nodeTokens', sha256, { ...mine });
+    });
+  }
+
+  #adoptAdminToken(node: string, sha256: string | undefined): void {
+    // This node's own record: an older run's digest, or none, is replaced by the current one.
+    if (node === this.#o.name) return this.#shareAdminToken();
+    if (this.#o.adminTokens.setPeer(node, sha256)) this.#log.info({ node, accepted: sha256 !== undefined }, 'admin token of another node');
+  }
+
+  #shareAdminToken(): void {
+    const sha256 = this.#o.adminTokens.ownDigest;
+    if (this.bus.get('adminTokens', this.#o.name)?.record.sha256 === sha256) return;
+    this.#serially(() => this.bus.put('adminTokens', this.#o.name, { node: this.#o.name, sha256 }));
   }
 }
 

@@ -29,11 +29,12 @@ import { NodeTokenStore, authenticateCaller } from './identity/node-tokens.ts';
 import { workloadApiService, workloadServiceDefinition } from './workload-api/server.ts';
 import { adminApiService, adminServiceDefinition } from './admin/api.ts';
 import type { NodeBundleStatus } from './admin/api-deps.ts';
-import { loadAdminToken } from './admin/admin-token.ts';
-import { loadAdminState, loadNodeTokens, nodeTokensFileOf, POLICY_FILE } from './admin/api-state.ts';
+import { AdminTokens, loadAdminToken } from './admin/admin-token.ts';
+import { loadAdminState, loadNodeTokens, nodeTokensFileOf, SnapshotFile, POLICY_FILE } from './admin/api-state.ts';
 import { preflight } from './node-preflight.ts';
 import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
 import { ALREADY_CHECKED, stalenessAwareAuthenticate, tokenRefusal } from './node-staleness.ts';
+import { refuseRepeatedAuthorization } from './grpc-guard.ts';
 import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 
@@ -82,7 +83,16 @@ async function grpcCredentials(cfg: NodeConfig['grpc']): Promise<grpc.ServerCred
 async function bindGrpc(server: grpc.Server, cfg: NodeConfig['grpc']): Promise<string> {
   const creds = await grpcCredentials(cfg);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(cfg.listen, creds, (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(cfg.listen, creds, (err, p) => {
+      if (err) return reject(err);
+      // In the callback itself: from listening to here no I/O has run, so no call is served unguarded.
+      try {
+        refuseRepeatedAuthorization(server);
+      } catch (e) {
+        return reject(e);
+      }
+      resolve(p);
+    }),
   );
   if (cfg.listen.startsWith('unix:')) {
     await chmod(unixSocketPath(cfg.listen), parseInt(cfg.socketMode, 8));
@@ -171,6 +181,8 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   const adminState = await loadAdminState(config);
   const adminToken = await loadAdminToken({ tokenFile: config.admin.tokenFile, stateDir: config.stateDir });
   if (adminToken.created) logger.info({ path: adminToken.path }, 'admin token generated (wimsectl --token-file)');
+  // This node's admin token, and in a cluster every other node's (by digest, from the bus).
+  const adminTokens = new AdminTokens(adminToken.token);
 
   const ca = await IdentityServer.open({
     stateDir: config.stateDir,
@@ -268,16 +280,25 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   // SDS: credentials and trust bundles to Envoy, for the node ids the registrations name.
   const tokensFile = nodeTokensFileOf(config);
   const nodeTokens = await loadNodeTokens(tokensFile, clock);
+  // The file follows the store: tokens issued or revoked here, and what the cluster shares, so
+  // that a revocation heard from another node holds after a restart without the bus.
+  const tokenJournal = new SnapshotFile(tokensFile, () => `${JSON.stringify(nodeTokens.toJSON(), null, 2)}\n`);
+  nodeTokens.onChange(() =>
+    void tokenJournal.save().catch((e: unknown) => logger.error({ file: tokensFile, err: (e as Error).message }, 'node tokens not written; the next change retries')),
+  );
+  undo.push(() => tokenJournal.idle());
   if (adminState.shadowed.length) logger.warn({ nodeIds: adminState.shadowed }, 'entries created through the admin API are shadowed by config entries');
   const sdsSource = new CaSecretSource(ca, [...config.sds.registrations, ...adminState.entries]);
   undo.push(() => sdsSource.close());
   const cluster = await NodeCluster.start({
-    name, config, clock, logger, ca, policy, registrations: sdsSource, nodeTokens, metrics, ...(opts.cluster ? { tuning: opts.cluster } : {}),
+    name, config, clock, logger, ca, policy, registrations: sdsSource, nodeTokens, adminTokens, metrics, ...(opts.cluster ? { tuning: opts.cluster } : {}),
   });
   undo.push(() => cluster.close());
+  // How every Envoy-facing call (SDS, ext_authz, the Workload API) authenticates its caller.
+  const callerAuth = { tokens: nodeTokens };
   const sds = new SdsServer({
     source: sdsSource,
-    auth: { tokens: nodeTokens },
+    auth: callerAuth,
     clock,
     logger: logger.child({ component: 'sds' }),
     controlPlaneId: name,
@@ -308,7 +329,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     workloadApiService({
       authenticate: (call) => {
         const peer = (call.getAuthContext?.()?.sslPeerCertificate ?? undefined) as PeerCertificate | undefined;
-        const who = authenticateCaller(call.metadata.get('authorization').map(String), peer, { tokens: nodeTokens });
+        const who = authenticateCaller(call.metadata.get('authorization').map(String), peer, callerAuth);
         if (!who.ok)
           throw Object.assign(new Error('the caller is not authenticated'), { code: grpc.status.UNAUTHENTICATED, details: 'the caller is not authenticated' });
         const refused = who.via === 'token' ? tokenRefusal(cluster.staleness()) : undefined;
@@ -329,6 +350,13 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   server.addService(
     authorizationService(),
     extAuthzService({
+      // The asking Envoy, as on SDS: its node token (envoy/sidecar-callee.yaml sends it). Unlike SDS,
+      // a stale node still answers a token-authenticated proxy: a Check grants the proxy nothing, and
+      // the credentials it asks about are held to the node's own keys (stalenessAwareAuthenticate).
+      authenticateProxy: (authorization, peer) => {
+        const who = authenticateCaller(authorization, peer, callerAuth);
+        return who.ok ? who.nodeId : undefined;
+      },
       authenticate: stalenessAwareAuthenticate(authenticator, localAuthenticator, () => cluster.staleness()),
       authorize: (input) =>
         pdpAuthorize(input, policy.current(), {
@@ -350,7 +378,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     adminApiService({
       nodeName: name,
       stateDir: config.stateDir,
-      adminToken: adminToken.token,
+      adminTokens,
       ca,
       policy,
       policyFile: config.policy.file ?? join(config.stateDir, POLICY_FILE),
@@ -366,7 +394,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
       apiEntries: adminState.entries,
       configFederation: config.federation.map((f) => f.trustDomain),
       nodeTokens,
-      nodeTokensFile: tokensFile,
+      saveNodeTokens: () => tokenJournal.save(),
       clock,
       logger: logger.child({ component: 'admin-api' }),
     }),

@@ -14,6 +14,9 @@
  * field (a google.rpc.Status, as CheckResponse has) carries code 0 or none; 1 another code;
  * 2 no message (trailers-only error, RST_STREAM, GOAWAY or timeout).
  * Responses are framed, not HPACK-decoded (a gRPC error arrives trailers-only, without DATA).
+ * With H2GRPC_AUTHORIZATION set in the environment, every request carries it as its
+ * `authorization` header (the proxy's node token, as Envoy's `initial_metadata` sends it; the
+ * environment keeps it off the command line).
  * Flow control: the server gets a 1 GiB window; the client honours the server's windows and
  * SETTINGS_MAX_FRAME_SIZE, acknowledges SETTINGS and PING.
  */
@@ -311,6 +314,11 @@ int main(int argc, char **argv) {
   hpack_field(header_block, &header_len, 31, NULL, "application/grpc");
   hpack_field(header_block, &header_len, 0, "te", "trailers");
   hpack_field(header_block, &header_len, 0, "grpc-timeout", timeout);
+  const char *authorization = getenv("H2GRPC_AUTHORIZATION");
+  if (authorization) {
+    if (strlen(authorization) > 512) { fprintf(stderr, "H2GRPC_AUTHORIZATION: at most 512 bytes\n"); return 2; }
+    hpack_field(header_block, &header_len, 23, NULL, authorization);
+  }
 
   /* Preface, SETTINGS (ENABLE_PUSH 0, INITIAL_WINDOW_SIZE 1 GiB, HEADER_TABLE_SIZE 0), connection window. */
   put("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);

@@ -2,7 +2,8 @@
  * The admin bearer token: what `wimsectl` presents as `authorization: Bearer <token>` to the
  * admin API. It lives in `admin.tokenFile` when configured (the operator provisions it), else it
  * is generated once into `<stateDir>/admin-token` (32 random bytes, base64url, mode 0600) and
- * reused on every later start.
+ * reused on every later start. In a cluster each node also accepts the other nodes' admin tokens
+ * (`AdminTokens`).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -63,14 +64,65 @@ export async function readTokenFile(path: string, what: string): Promise<string 
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
+/** The token of exactly one `Bearer` value, or undefined (none, several, another scheme). */
+function presentedBearer(authorization: readonly string[]): string | undefined {
+  if (authorization.length !== 1) return undefined;
+  return /^Bearer ([\x21-\x7e]{1,512})$/.exec(authorization[0]!)?.[1];
+}
+
 /**
  * Does the call's `authorization` metadata carry the admin token? Exactly one `Bearer` value;
  * compared in constant time (both sides hashed first, so lengths do not leak either).
  */
 export function adminTokenMatches(authorization: readonly string[], token: string): boolean {
-  if (authorization.length !== 1) return false;
-  const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(authorization[0]!);
-  const presented = m ? m[1]! : '';
-  const same = timingSafeEqual(digest(presented), digest(token));
-  return m !== null && same;
+  const presented = presentedBearer(authorization);
+  const same = timingSafeEqual(digest(presented ?? ''), digest(token));
+  return presented !== undefined && same;
+}
+
+/**
+ * The admin tokens a node accepts: its own (`admin.tokenFile`, or the generated one) and, in a
+ * cluster, the admin token of every node it has heard from, known only by its SHA-256 digest
+ * (src/node-cluster.ts shares them as `adminTokens` records). Every admin token grants the same
+ * rights over the same shared state (policy, entries, node tokens), so accepting a peer's adds no
+ * power, and lets `wimsectl` reach any node behind a load balancer. A node's record is replaced
+ * when it starts with another token, so rotating a node's token withdraws the old one everywhere.
+ * Peers' digests are held in memory only: a node restarted while the bus is down accepts its own
+ * token until it hears from the others again (fail closed).
+ */
+export class AdminTokens {
+  /** This node's own token, as the base64url SHA-256 digest that travels. */
+  readonly ownDigest: string;
+  readonly #own: Buffer;
+  readonly #peers = new Map<string, Buffer>();
+
+  constructor(ownToken: string) {
+    this.#own = digest(ownToken);
+    this.ownDigest = this.#own.toString('base64url');
+  }
+
+  /** Accept `sha256` (base64url) as node `node`'s admin token, or forget it (undefined). True when it changed. */
+  setPeer(node: string, sha256: string | undefined): boolean {
+    const had = this.#peers.get(node);
+    if (sha256 === undefined) return this.#peers.delete(node);
+    const d = Buffer.from(sha256, 'base64url');
+    if (d.length !== 32) throw new TypeError('"sha256" must be a base64url SHA-256 digest');
+    if (had?.equals(d)) return false;
+    this.#peers.set(node, d);
+    return true;
+  }
+
+  /** The nodes whose admin tokens are accepted besides this one's. */
+  peers(): string[] {
+    return [...this.#peers.keys()].sort();
+  }
+
+  /** Does the call carry one of the accepted admin tokens? Exactly one `Bearer` value; each accepted digest is compared in constant time. */
+  matches(authorization: readonly string[]): boolean {
+    const presented = presentedBearer(authorization);
+    const d = digest(presented ?? '');
+    let ok = timingSafeEqual(d, this.#own);
+    for (const p of this.#peers.values()) ok = timingSafeEqual(d, p) || ok;
+    return presented !== undefined && ok;
+  }
 }

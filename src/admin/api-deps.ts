@@ -2,6 +2,7 @@
 import type { IdentityServer } from '../ca/identity-server.ts';
 import type { Registration, CaSecretSource } from '../envoy/sds-ca-source.ts';
 import type { NodeTokenStore } from '../identity/node-tokens.ts';
+import type { AdminTokens } from './admin-token.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import type { Clock } from '../identity/clock.ts';
 import type { Logger } from '../log.ts';
@@ -21,8 +22,8 @@ export interface NodeBundleStatus {
 export interface AdminApiDeps {
   readonly nodeName: string;
   readonly stateDir: string;
-  /** The admin bearer token (admin-token.ts). */
-  readonly adminToken: string;
+  /** The admin bearer tokens this node accepts: its own, and in a cluster every node's (admin-token.ts). */
+  readonly adminTokens: Pick<AdminTokens, 'matches'>;
   readonly ca: IdentityServer;
   readonly policy: PolicyStore;
   /** Where applied policy is written: the configured policy file, else `<stateDir>/policy.yaml`. */
@@ -36,7 +37,8 @@ export interface AdminApiDeps {
   /** Trust domains federated by the config file (read-only through the API). */
   readonly configFederation: readonly string[];
   readonly nodeTokens: NodeTokenStore;
-  readonly nodeTokensFile: string;
+  /** Write the node-token store to its file; resolves once what the store holds now is on disk. */
+  readonly saveNodeTokens: () => Promise<void>;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Every node's bundle view; default: this node's only. A cluster replaces it. */

@@ -52,8 +52,7 @@ export function registryHandlers(deps: AdminApiDeps, exclusive: <T>(fn: () => Pr
   const configIds = new Set(deps.configEntries.map((e) => e.nodeId));
   let apiEntries: Registration[] = deps.apiEntries.filter((e) => !configIds.has(e.nodeId));
   const entriesFile = new SerialWriter(entriesPath(deps.stateDir));
-  const tokensFile = new SerialWriter(deps.nodeTokensFile);
-  const saveTokens = () => tokensFile.write(`${JSON.stringify(deps.nodeTokens.toJSON(), null, 2)}\n`);
+  const saveTokens = deps.saveNodeTokens;
 
   const applyEntries = async (next: Registration[]): Promise<void> => {
     const all = [...deps.configEntries, ...next];

@@ -4,7 +4,8 @@
  *   <stateDir>/entries.json            registration entries created through the API
  *   <stateDir>/federation/<td>.json    SPIFFE bundles (JWKS) of trust domains federated through the API
  *   <stateDir>/policy.yaml             policy applied through the API when the config names no policy file
- *   node tokens                        the node-token file the node already loads (sds.nodeTokensFile)
+ *   node tokens                        the node-token file the node loads (sds.nodeTokensFile); the node
+ *                                      keeps it equal to its token store, which the cluster also changes
  *
  * Every write is atomic: a temporary file in the same directory, fsync, rename, then fsync of
  * the directory, with mode 0600. A reader sees the old file or the new one, never half of one.
@@ -58,6 +59,46 @@ export class SerialWriter {
     });
     this.#queue = run.catch(() => {});
     return run;
+  }
+}
+
+/**
+ * Keeps a file equal to the latest state of a document: `save()` resolves once a write that began
+ * after the call is on disk (or rejects with its error). Calls made while a write waits to begin
+ * share that write, so a burst of changes costs one write; the document is rendered when the
+ * write begins.
+ */
+export class SnapshotFile {
+  readonly #path: string;
+  readonly #render: () => string;
+  #last: Promise<void> = Promise.resolve();
+  #waiting: Promise<void> | undefined;
+
+  constructor(path: string, render: () => string) {
+    this.#path = path;
+    this.#render = render;
+  }
+
+  save(): Promise<void> {
+    if (this.#waiting) return this.#waiting;
+    const run = this.#last.catch(() => {}).then(async () => {
+      this.#waiting = undefined;
+      const data = this.#render();
+      await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
+      await writeFileAtomic(this.#path, data);
+    });
+    this.#waiting = run;
+    this.#last = run;
+    return run;
+  }
+
+  /** Resolves when no write is under way or waiting (whatever their outcome). */
+  async idle(): Promise<void> {
+    let last: Promise<void>;
+    do {
+      last = this.#last;
+      await last.catch(() => {});
+    } while (last !== this.#last);
   }
 }
 

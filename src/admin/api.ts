@@ -45,7 +45,7 @@ export function adminApiService(deps: AdminApiDeps): grpc.UntypedServiceImplemen
     if (!handler) throw new Error(`admin API: no handler for ${name}`);
     impl[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       (async () => {
-        if (!adminTokenMatches(call.metadata.get('authorization').map(String), deps.adminToken))
+        if (!deps.adminTokens.matches(call.metadata.get('authorization').map(String)))
           throw new AdminError(
             grpc.status.UNAUTHENTICATED,
             'the admin token is missing or wrong. Pass it with --token-file FILE or WIMSE_ADMIN_TOKEN (the node keeps it in admin.tokenFile, or <stateDir>/admin-token)',

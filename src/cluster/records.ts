@@ -35,6 +35,11 @@ class Fields {
     if (v === undefined && opts.optional) return;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < (opts.min ?? 0)) this.bad(f, `must be an integer >= ${opts.min ?? 0}`);
   }
+  bool(f: string, opts: { optional?: boolean } = {}): void {
+    const v = this.o[f];
+    if (v === undefined && opts.optional) return;
+    if (typeof v !== 'boolean') this.bad(f, 'must be a boolean');
+  }
   oneOf(f: string, values: readonly string[]): void {
     if (!values.includes(this.o[f] as string)) this.bad(f, `must be one of ${values.join(', ')}`);
   }
@@ -145,6 +150,29 @@ function checkRevocation(o: Obj): string[] {
   return f.errors;
 }
 
+/** A SHA-256 digest, base64url without padding: what identifies a token on the bus. */
+const TOKEN_DIGEST = /^[A-Za-z0-9_-]{43}$/;
+/** An Envoy node id (`node.id`), as the node-token store takes it. */
+const ENVOY_NODE_ID = /^[\x21-\x7e]+$/;
+
+function checkNodeToken(o: Obj): string[] {
+  const f = new Fields(o);
+  f.only(['nodeId', 'sha256', 'expiresAt', 'revoked']);
+  f.str('nodeId', { pattern: ENVOY_NODE_ID });
+  f.str('sha256', { pattern: TOKEN_DIGEST });
+  f.int('expiresAt', { optional: true });
+  f.bool('revoked', { optional: true });
+  return f.errors;
+}
+
+function checkAdminToken(o: Obj): string[] {
+  const f = new Fields(o);
+  f.only(['node', 'sha256']);
+  f.str('node', { pattern: NODE_NAME });
+  f.str('sha256', { pattern: TOKEN_DIGEST });
+  return f.errors;
+}
+
 function checkNode(o: Obj): string[] {
   const f = new Fields(o);
   f.only(['node', 'lastSeen', 'trustedKids', 'startedAt', 'version']);
@@ -162,6 +190,8 @@ const checkers: Record<RecordKind, (o: Obj) => string[]> = {
   policy: checkPolicy,
   registrations: checkRegistration,
   revocations: checkRevocation,
+  nodeTokens: checkNodeToken,
+  adminTokens: checkAdminToken,
   nodes: checkNode,
 };
 
@@ -190,6 +220,10 @@ export function expectedKey(kind: RecordKind, record: RecordOf[RecordKind]): str
       return (record as RecordOf['registrations']).id;
     case 'revocations':
       return (record as RecordOf['revocations']).tokenId;
+    case 'nodeTokens':
+      return (record as RecordOf['nodeTokens']).sha256;
+    case 'adminTokens':
+      return (record as RecordOf['adminTokens']).node;
     case 'policy':
       return undefined;
   }

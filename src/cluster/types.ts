@@ -3,18 +3,19 @@
  * memory-bus.ts and nats-bus.ts).
  *
  * What travels is public state only: public keys and their lifecycle, federated bundles, policy,
- * registration entries, node-token revocations and node presence. Private keys never travel.
+ * registration entries, node-token revocations, the digests of node tokens and admin tokens, and
+ * node presence. Private keys and tokens never travel.
  * Each node's own journal stays the source of truth for its own keys (DESIGN.md, SPIRE's HA
  * model); the bus is a fast notification path plus a convergence aid
  * (JetStream KV and a periodic reconcile).
  */
 
 /** The closed set of things the bus carries. */
-export const RECORD_KINDS = ['keys', 'bundles', 'policy', 'registrations', 'revocations', 'nodes'] as const;
+export const RECORD_KINDS = ['keys', 'bundles', 'policy', 'registrations', 'revocations', 'nodeTokens', 'adminTokens', 'nodes'] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 
 /** Kinds whose records belong to one node: their key starts with the node name, and only that node writes them. */
-export const NODE_OWNED_KINDS: ReadonlySet<RecordKind> = new Set<RecordKind>(['keys', 'nodes']);
+export const NODE_OWNED_KINDS: ReadonlySet<RecordKind> = new Set<RecordKind>(['keys', 'nodes', 'adminTokens']);
 
 export const isRecordKind = (k: unknown): k is RecordKind => typeof k === 'string' && (RECORD_KINDS as readonly string[]).includes(k);
 
@@ -82,6 +83,29 @@ export interface RevocationRecord {
   expiresAt: number;
 }
 
+/**
+ * A node token as every node holds it: the Envoy node id it is bound to and its SHA-256 digest
+ * (base64url), never the token. Key: `sha256`. Written by any node; nodes merge what they hear
+ * (`revoked` only ever goes from false to true, `expiresAt` only ever earlier), so a revocation
+ * wins over any later write of the unrevoked record.
+ */
+export interface NodeTokenRecord {
+  nodeId: string;
+  sha256: string;
+  /** Milliseconds since the epoch; absent: no expiry. */
+  expiresAt?: number;
+  revoked?: boolean;
+}
+
+/**
+ * A node's admin token, as its SHA-256 digest (base64url). Key: the node name; only that node
+ * writes it. Every node accepts the admin token of every node it has heard from.
+ */
+export interface AdminTokenRecord {
+  node: string;
+  sha256: string;
+}
+
 /** A node's heartbeat. Key: the node name. `trustedKids` are the key ids in its current bundle. */
 export interface NodeRecord {
   node: string;
@@ -98,6 +122,8 @@ export interface RecordOf {
   policy: PolicyRecord;
   registrations: RegistrationRecord;
   revocations: RevocationRecord;
+  nodeTokens: NodeTokenRecord;
+  adminTokens: AdminTokenRecord;
   nodes: NodeRecord;
 }
 

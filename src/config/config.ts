@@ -125,7 +125,7 @@ export const configSchema: Field = {
       kind: 'object',
       doc: 'Envoy SDS: who may receive which identity.',
       fields: {
-        nodeTokensFile: { kind: 'string', doc: 'File of hashed node tokens (managed by `wimsectl token`). Defaults to <stateDir>/node-tokens.json.' },
+        nodeTokensFile: { kind: 'string', doc: 'File of hashed node tokens, written by the node on every change (`wimsectl token`, and in a cluster the tokens and revocations other nodes share). Defaults to <stateDir>/node-tokens.json.' },
         registrations: {
           kind: 'list',
           doc: 'Registration entries: an Envoy node id and the workload identifiers it may receive.',

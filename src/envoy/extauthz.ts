@@ -6,9 +6,15 @@
  * Denials carry the status the drafts call for (400, 401 + `WWW-Authenticate: WPT`, 403 for
  * policy). Our own failures are answered as a denial with 503, never as an allow and never as a
  * gRPC error (a gRPC error would let an Envoy configured with `failure_mode_allow` through).
+ *
+ * Before any of that, the proxy asking is authenticated as on SDS: its node token (gRPC metadata
+ * `authorization: Bearer <token>`, Envoy's `grpc_service.initial_metadata`). A call without live
+ * node credentials is answered with the gRPC status UNAUTHENTICATED, not a decision: the request
+ * is not looked at, no WPT is consumed, and nothing is said about the policy.
  */
 import { randomUUID } from 'node:crypto';
-import type * as grpc from '@grpc/grpc-js';
+import type { PeerCertificate } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
 import { isAuthnError } from '../authn/errors.ts';
 import type { AuthnRequest } from '../authn/request.ts';
 import type { Logger } from '../log.ts';
@@ -68,6 +74,19 @@ export interface CheckPorts {
   logger: Logger;
   onCheck?(outcome: CheckOutcome): void;
 }
+
+/** What the gRPC service needs besides the decision: who the asking proxy is. */
+export interface CheckServicePorts extends CheckPorts {
+  /**
+   * The node id of the proxy making this call, from its `authorization` metadata values and its
+   * TLS client certificate (when the listener verified one); undefined when it is not
+   * authenticated.
+   */
+  authenticateProxy(authorization: readonly string[], peerCertificate: PeerCertificate | undefined): string | undefined;
+}
+
+/** The code a Check refused for want of node credentials is counted under (`onCheck`). */
+export const PROXY_UNAUTHENTICATED = 'proxy.unauthenticated';
 
 export interface CheckOutcome {
   allowed: boolean;
@@ -147,9 +166,17 @@ export async function check(msg: CheckRequestMessage, ports: CheckPorts): Promis
 }
 
 /** The grpc-js implementation of `envoy.service.auth.v3.Authorization`. */
-export function extAuthzService(ports: CheckPorts): grpc.UntypedServiceImplementation {
+export function extAuthzService(ports: CheckServicePorts): grpc.UntypedServiceImplementation {
   return {
     Check(call: grpc.ServerUnaryCall<CheckRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      const started = process.hrtime.bigint();
+      const authorization = call.metadata.get('authorization').map((v) => (typeof v === 'string' ? v : v.toString('utf8')));
+      const peer = call.getAuthContext?.()?.sslPeerCertificate as PeerCertificate | undefined;
+      if (ports.authenticateProxy(authorization, peer) === undefined) {
+        ports.onCheck?.({ allowed: false, code: PROXY_UNAUTHENTICATED, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+        const details = 'the proxy is not authenticated: send its node token as authorization: Bearer <token> (grpc_service.initial_metadata)';
+        return callback({ code: grpc.status.UNAUTHENTICATED, details, metadata: new grpc.Metadata() } as grpc.ServiceError);
+      }
       check(call.request, ports).then(
         (res) => callback(null, res),
         // check() never rejects; this is a last resort that still denies.

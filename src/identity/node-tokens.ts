@@ -11,6 +11,10 @@
  *   verification), mapped to a node id by a configured function.
  * On SDS, the first request's `node.id` must then equal the authenticated node id
  * (src/envoy/sds.ts).
+ *
+ * In a cluster every node holds every node token's record (src/node-cluster.ts): records heard
+ * from other nodes are merged with `merge`, whose rule only ever revokes or shortens, so that
+ * a revocation wins over any later copy of the unrevoked record.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
@@ -47,18 +51,42 @@ const NODE_ID = /^[\x21-\x7e]{1,256}$/;
 
 /**
  * Told of each token revoked: its digest, its node id, and whether one token (`token`: revokeToken,
- * revokeDigest) or every token of the node (`node`: revokeNode) was revoked.
+ * revokeDigest, merge) or every token of the node (`node`: revokeNode) was revoked.
  */
 export type RevokeListener = (sha256: string, nodeId: string, scope: 'token' | 'node') => void;
+
+/**
+ * Told of every record that changed (issued, revoked, merged): its new state. `merged` is true
+ * when the change came from `merge` (a record heard from elsewhere).
+ */
+export type ChangeListener = (record: NodeTokenRecord, merged: boolean) => void;
+
+/**
+ * The merge of two records of one digest: revoked if either is, the earlier expiry. Two records
+ * of one digest bound to different node ids cannot both be right: the token is revoked.
+ */
+export function mergeNodeTokenRecords(a: NodeTokenRecord, b: NodeTokenRecord): NodeTokenRecord {
+  const revoked = a.revoked === true || b.revoked === true || a.nodeId !== b.nodeId;
+  const expiresAt = a.expiresAt === undefined ? b.expiresAt : b.expiresAt === undefined ? a.expiresAt : Math.min(a.expiresAt, b.expiresAt);
+  return { nodeId: a.nodeId, sha256: a.sha256, ...(expiresAt !== undefined ? { expiresAt } : {}), ...(revoked ? { revoked: true } : {}) };
+}
+
+/** Two records say the same (the journal and the bus compare with this). */
+export const sameNodeTokenRecord = (a: NodeTokenRecord, b: NodeTokenRecord): boolean =>
+  a.nodeId === b.nodeId && a.sha256 === b.sha256 && a.expiresAt === b.expiresAt && (a.revoked === true) === (b.revoked === true);
 
 /** Node tokens, stored hashed. The token itself exists only in the issue() result. */
 export class NodeTokenStore {
   readonly #byHash = new Map<string, NodeTokenRecord>();
   readonly #revokeListeners = new Set<RevokeListener>();
+  readonly #changeListeners = new Set<ChangeListener>();
   readonly #now: (() => number) | undefined;
 
   constructor(records: readonly NodeTokenRecord[] = [], opts: NodeTokenStoreOptions = {}) {
-    for (const r of records) this.#byHash.set(r.sha256, r);
+    for (const r of records) {
+      const had = this.#byHash.get(r.sha256);
+      this.#byHash.set(r.sha256, had ? mergeNodeTokenRecords(had, r) : r);
+    }
     this.#now = opts.now;
   }
 
@@ -107,15 +135,42 @@ export class NodeTokenStore {
   revokeDigest(sha256: string): boolean {
     const r = this.#byHash.get(sha256);
     if (!r) return false;
-    if (!r.revoked) {
-      this.#byHash.set(sha256, { ...r, revoked: true });
-      for (const l of this.#revokeListeners) l(sha256, r.nodeId, 'token');
-    }
+    if (!r.revoked) this.#set({ ...r, revoked: true }, false, 'token');
     return true;
   }
 
+  /**
+   * Take in a record heard from elsewhere (another node, a journal): a new digest is added, a
+   * known one is merged (`mergeNodeTokenRecords`: revocation and the earlier expiry win). Returns
+   * the record now held, and whether it changed.
+   */
+  merge(record: NodeTokenRecord): { record: NodeTokenRecord; changed: boolean } {
+    const had = this.#byHash.get(record.sha256);
+    const next = had ? mergeNodeTokenRecords(had, record) : { ...record };
+    if (had && sameNodeTokenRecord(had, next)) return { record: had, changed: false };
+    this.#set(next, true, had && !had.revoked && next.revoked ? 'token' : undefined);
+    return { record: next, changed: true };
+  }
+
+  /** The record of one digest (digests are not secret; tokens are). */
+  get(sha256: string): NodeTokenRecord | undefined {
+    return this.#byHash.get(sha256);
+  }
+
+  /** Every record, for the journal and for sharing with other nodes. */
+  records(): NodeTokenRecord[] {
+    return [...this.#byHash.values()];
+  }
+
   toJSON(): { tokens: NodeTokenRecord[] } {
-    return { tokens: [...this.#byHash.values()] };
+    return { tokens: this.records() };
+  }
+
+  #set(r: NodeTokenRecord, merged: boolean, revokedScope?: 'token' | 'node'): void {
+    this.#byHash.set(r.sha256, r);
+    // Revocation listeners first: live streams of a revoked token end before anything else happens.
+    if (revokedScope) for (const l of this.#revokeListeners) l(r.sha256, r.nodeId, revokedScope);
+    for (const l of this.#changeListeners) l(r, merged);
   }
 
   /** Issue a token bound to `nodeId`; the caller shows it once and it is never stored. */
@@ -125,27 +180,26 @@ export class NodeTokenStore {
       throw new TypeError('"expiresAt" needs an integer time and a store with a clock');
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
     const sha256 = hashToken(token);
-    this.#byHash.set(sha256, { nodeId, sha256, ...(opts.expiresAt !== undefined ? { expiresAt: opts.expiresAt } : {}) });
+    this.#set({ nodeId, sha256, ...(opts.expiresAt !== undefined ? { expiresAt: opts.expiresAt } : {}) }, false);
     return token;
   }
 
   /** Revoke every token of `nodeId`; live streams authenticated by them are ended. Returns the count. */
   revokeNode(nodeId: string): number {
     let n = 0;
-    for (const [h, r] of this.#byHash)
+    for (const r of [...this.#byHash.values()])
       if (r.nodeId === nodeId && !r.revoked) {
-        this.#byHash.set(h, { ...r, revoked: true });
+        this.#set({ ...r, revoked: true }, false, 'node');
         n++;
-        for (const l of this.#revokeListeners) l(h, nodeId, 'node');
       }
     return n;
   }
 
-  /** The node id a presented token is bound to, or undefined (unknown or revoked). */
+  /** The node id a presented token is bound to, or undefined (unknown, revoked or expired). */
   verify(token: string): { nodeId: string; sha256: string } | undefined {
     const h = hashToken(token);
-    const r = this.#byHash.get(h);
-    if (!r || !this.isLive(h)) return undefined;
+    const r = this.#live(h);
+    if (!r) return undefined;
     // The map lookup already matched; compare again in constant time for good measure.
     if (!timingSafeEqual(Buffer.from(r.sha256), Buffer.from(h))) return undefined;
     return { nodeId: r.nodeId, sha256: h };
@@ -156,15 +210,30 @@ export class NodeTokenStore {
    * SDS asks on every rotation tick, so a stream opened with a token ends when the token expires.
    */
   isLive(sha256: string): boolean {
+    return this.#live(sha256) !== undefined;
+  }
+
+  /**
+   * The one place where a node token is judged: `verify` (every call that presents a token:
+   * SDS, ext_authz, the Workload API) and `isLive` (streams already open) both come here.
+   */
+  #live(sha256: string): NodeTokenRecord | undefined {
     const r = this.#byHash.get(sha256);
-    if (!r || r.revoked) return false;
+    if (!r || r.revoked) return undefined;
     // Without a clock an expiring token never verifies (fail closed).
-    return r.expiresAt === undefined || (this.#now !== undefined && this.#now() < r.expiresAt);
+    if (r.expiresAt !== undefined && (this.#now === undefined || this.#now() >= r.expiresAt)) return undefined;
+    return r;
   }
 
   onRevoke(listener: RevokeListener): () => void {
     this.#revokeListeners.add(listener);
     return () => this.#revokeListeners.delete(listener);
+  }
+
+  /** Every change of a record (issued, revoked, merged): for the journal and for other nodes. */
+  onChange(listener: ChangeListener): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
   }
 }
 

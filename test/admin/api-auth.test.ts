@@ -3,7 +3,8 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { startAdminNode, newDir, writeFile } from './helpers.ts';
-import { adminTokenMatches } from '../../src/admin/admin-token.ts';
+import { AdminTokens, adminTokenMatches } from '../../src/admin/admin-token.ts';
+import { hashToken } from '../../src/identity/node-tokens.ts';
 
 test('admin API - a missing or wrong admin token is UNAUTHENTICATED on every RPC', async (t) => {
   const n = await startAdminNode(t, newDir());
@@ -51,4 +52,22 @@ test('admin API - token comparison needs exactly one Bearer value with the exact
   t.false(adminTokenMatches([`Bearer ${tok}`, `Bearer ${tok}`], tok));
   t.false(adminTokenMatches([], tok));
   t.false(adminTokenMatches(['Bearer '], ''));
+});
+
+test('admin API - the accepted admin tokens: this node\'s, and other nodes\' by digest until they are withdrawn', (t) => {
+  const own = 'own-admin-token-0123456789abcdef';
+  const peer = 'peer-admin-token-0123456789abcdef';
+  const set = new AdminTokens(own);
+  t.is(set.ownDigest, hashToken(own));
+  t.true(set.matches([`Bearer ${own}`]));
+  t.false(set.matches([`Bearer ${peer}`]));
+  t.true(set.setPeer('cp-2', hashToken(peer)));
+  t.false(set.setPeer('cp-2', hashToken(peer)), 'the same digest again changes nothing');
+  t.true(set.matches([`Bearer ${peer}`]));
+  t.false(set.matches([`Bearer ${peer}`, `Bearer ${own}`]), 'two values are refused');
+  t.false(set.matches([`Bearer ${peer}x`]));
+  t.deepEqual(set.peers(), ['cp-2']);
+  t.true(set.setPeer('cp-2', undefined));
+  t.false(set.matches([`Bearer ${peer}`]));
+  t.throws(() => set.setPeer('cp-3', 'short'), { instanceOf: TypeError });
 });

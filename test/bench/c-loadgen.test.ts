@@ -18,10 +18,12 @@ const encode = (path: string, body?: Buffer): Buffer => generic.requestSerialize
 async function server(t: { teardown(fn: () => Promise<void>): void }, delayMsFor: (path: string) => number = () => 0) {
   const s = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
   const seen: string[] = [];
+  const authorization: string[][] = [];
   s.addService(authorizationService(), {
     Check: (call: grpc.ServerUnaryCall<any, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       const path: string = call.request.attributes?.request?.http?.path ?? '';
       seen.push(path);
+      authorization.push(call.metadata.get('authorization').map(String));
       const answer = () => {
         if (path.startsWith('/fail')) return cb({ code: grpc.status.UNAVAILABLE, details: 'down' });
         if (path.startsWith('/deny')) return cb(null, deniedResponse({ status: 403, code: 'policy.no_rule', detail: 'no', decisionId: 'd' }));
@@ -34,7 +36,7 @@ async function server(t: { teardown(fn: () => Promise<void>): void }, delayMsFor
   });
   const port = await new Promise<number>((resolve, reject) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
   t.teardown(() => new Promise<void>((r) => s.tryShutdown(() => r())));
-  return { address: `127.0.0.1:${port}`, seen };
+  return { address: `127.0.0.1:${port}`, seen, authorization };
 }
 
 const bin = buildCLoadgen();
@@ -78,4 +80,15 @@ test.serial('a message larger than a frame and the initial windows arrives whole
   const run = await runCLoadgen(bin!, s.address, CHECK, 50, Array.from({ length: 5 }, () => encode('/ok/big', body)));
   t.is(run.ok, 5);
   t.is(s.seen.length, 5);
+});
+
+test.serial('with an authorization value, every request carries it (the proxy\'s node token)', async (t) => {
+  const s = await server(t);
+  const value = `Bearer wnt_${'x'.repeat(43)}`;
+  const run = await runCLoadgen(bin!, s.address, CHECK, 500, Array.from({ length: 20 }, (_, i) => encode(`/ok/${i}`)), 2000, value);
+  t.is(run.ok, 20);
+  t.deepEqual(s.authorization, Array.from({ length: 20 }, () => [value]));
+  const without = await runCLoadgen(bin!, s.address, CHECK, 500, [encode('/ok/none')]);
+  t.is(without.ok, 1);
+  t.deepEqual(s.authorization.at(-1), []);
 });

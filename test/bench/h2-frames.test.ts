@@ -4,7 +4,8 @@
  */
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { H2GrpcClient, hpackBlock } from '../../bench/_h2-frames.ts';
+import { GrpcStatusError, H2GrpcClient, hpackBlock } from '../../bench/_h2-frames.ts';
+import { hpackDecode, huffmanDecode } from '../../bench/_hpack.ts';
 import { authorizationService } from '../../src/envoy/check-codec.ts';
 import { okResponse, deniedResponse } from '../../src/envoy/check-response.ts';
 import { envoyProtos } from '../../src/envoy/protos.ts';
@@ -51,11 +52,12 @@ test('responses match a grpc-js client byte for byte, over many concurrent strea
   await s.close();
 });
 
-test('a gRPC error status (trailers-only) rejects the call', async (t) => {
+test('a gRPC error status (trailers-only) rejects the call with its code and message', async (t) => {
   const s = await server();
   const c = new H2GrpcClient(s.address);
   await c.ready;
-  await t.throwsAsync(c.unary(CHECK, encode('/fail'), 5000), { message: /no complete gRPC message/ });
+  const err = await t.throwsAsync(c.unary(CHECK, encode('/fail'), 5000), { instanceOf: GrpcStatusError });
+  t.like(err, { code: grpc.status.UNAVAILABLE, details: 'down' });
   // The connection is still usable afterwards.
   t.truthy(await c.unary(CHECK, encode('/ok'), 5000));
   c.close();
@@ -92,4 +94,22 @@ test('HPACK literals use the static table for known names and plain literals oth
   // :method is static index 2 (literal without indexing, 4-bit prefix), `te` a new name.
   t.deepEqual([...block.subarray(0, 6)], [0x02, 4, ...Buffer.from('POST')]);
   t.deepEqual([...block.subarray(6)], [0x00, 2, ...Buffer.from('te'), 8, ...Buffer.from('trailers')]);
+});
+
+test('HPACK decoding: RFC 7541 Appendix C examples, Huffman strings included', (t) => {
+  const hex = (h: string) => Buffer.from(h.replace(/\s/g, ''), 'hex');
+  t.is(huffmanDecode(hex('f1e3 c2e5 f23a 6ba0 ab90 f4ff')), 'www.example.com');
+  t.is(huffmanDecode(hex('a8eb 1064 9cbf')), 'no-cache');
+  t.is(huffmanDecode(hex('25a8 49e9 5bb8 e8b4 bf')), 'custom-value');
+  // C.4.1: a request, indexed fields and a Huffman literal.
+  t.deepEqual(hpackDecode(hex('8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff')), [[':method', 'GET'], [':scheme', 'http'], [':path', '/'], [':authority', 'www.example.com']]);
+  // C.2.2 (literal without indexing) and C.2.3 (never indexed).
+  t.deepEqual(hpackDecode(hex('040c 2f73 616d 706c 652f 7061 7468')), [[':path', '/sample/path']]);
+  t.deepEqual(hpackDecode(hex('1008 7061 7373 776f 7264 0673 6563 7265 74')), [['password', 'secret']]);
+  // Our own encoder's blocks decode to what was encoded, a repeated field included.
+  const fields: Array<[string, string]> = [[':method', 'POST'], ['authorization', 'Bearer a'], ['authorization', 'Bearer b']];
+  t.deepEqual(hpackDecode(hpackBlock(fields)), fields);
+  // A reference to a dynamic table the client said it does not keep is refused.
+  t.throws(() => hpackDecode(hex('be')), { message: /not in the static table/ });
+  t.throws(() => huffmanDecode(hex('f1e3 c2e5 f23a 6ba0 ab90 f400')), { message: /padding|Huffman/ });
 });

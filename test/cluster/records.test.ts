@@ -100,3 +100,23 @@ test('cluster records - the gap tracker reports a hole until it is filled or cau
   g.see(3); // old: ignored
   t.is(g.missing(), undefined);
 });
+
+test('cluster records - caller credentials travel as digests only; an admin token record belongs to its node', (t) => {
+  const sha256 = 'K__h6k6gE6YSH9okgRCkoIKC6MOtvP0vgMDc08JmZ_0';
+  const errs = (c: { ok: boolean; errors?: string[] }) => (c.ok ? [] : c.errors!);
+  t.true(checkRecord('nodeTokens', { nodeId: 'sidecar-orders-0', sha256 }).ok);
+  t.true(checkRecord('nodeTokens', { nodeId: 'router~10.0.0.1~x.ns~ns.svc.cluster.local', sha256, expiresAt: 5, revoked: true }).ok);
+  t.deepEqual(errs(checkRecord('nodeTokens', { nodeId: 'sidecar', sha256, token: 'wnt_secret' })), ['record.token: unexpected member']);
+  t.deepEqual(errs(checkRecord('nodeTokens', { nodeId: 'sidecar', sha256: 'wnt_0123456789' })), ['record.sha256: must match /^[A-Za-z0-9_-]{43}$/']);
+  t.deepEqual(errs(checkRecord('nodeTokens', { nodeId: 'side car', sha256, revoked: 'yes' })), ['record.nodeId: must match /^[\\x21-\\x7e]+$/', 'record.revoked: must be a boolean']);
+  t.true(checkRecord('adminTokens', { node: 'cp-1', sha256 }).ok);
+  t.deepEqual(errs(checkRecord('adminTokens', { node: 'cp-1', sha256: 'not-a-digest' })), ['record.sha256: must match /^[A-Za-z0-9_-]{43}$/']);
+
+  // The store key is the digest (node tokens) or the node (admin tokens); a node writes only its own admin token.
+  const nodeToken = { v: 1 as const, kind: 'nodeTokens' as const, key: sha256, origin: 'cp-2', seq: 1, record: { nodeId: 'sidecar', sha256 } };
+  t.true(decodeEnvelope(encodeEnvelope(nodeToken), { event: false, requireRevision: false }).ok);
+  t.like(decodeEnvelope(encodeEnvelope({ ...nodeToken, key: 'other' }), { event: false, requireRevision: false }), { ok: false, reason: 'key_mismatch' });
+  const admin = { v: 1 as const, kind: 'adminTokens' as const, key: 'cp-1', origin: 'cp-1', seq: 1, record: { node: 'cp-1', sha256 } };
+  t.true(decodeEnvelope(encodeEnvelope(admin), { event: false, requireRevision: false }).ok);
+  t.like(decodeEnvelope(encodeEnvelope({ ...admin, origin: 'cp-2' }), { event: false, requireRevision: false }), { ok: false, reason: 'origin_mismatch' });
+});

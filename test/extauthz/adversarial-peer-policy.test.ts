@@ -7,7 +7,7 @@ import test from 'ava';
 import { X509Certificate } from 'node:crypto';
 import { KU, leaf, rootCa, P384 } from '../authn/pki.ts';
 import { keyPair } from '../authn/helpers.ts';
-import { applyOkResponse, principalOf } from '../helpers/envoy-pep.ts';
+import { applyOkResponse, bearerInterceptor, principalOf } from '../helpers/envoy-pep.ts';
 import {
   EXT,
   ORDERS,
@@ -245,7 +245,7 @@ test('extauthz adversarial - malformed or absurd CheckRequests are denied and th
   t.is((err as any).code, 8, 'RESOURCE_EXHAUSTED');
   // Bytes that are not a CheckRequest at all.
   const grpc = await import('@grpc/grpc-js');
-  const raw = new grpc.Client(ctx.node.grpcAddress, grpc.credentials.createInsecure());
+  const raw = new grpc.Client(ctx.node.grpcAddress, grpc.credentials.createInsecure(), { interceptors: [bearerInterceptor(ctx.proxyToken)] });
   t.teardown(() => raw.close());
   const garbage = await new Promise<any>((resolve) =>
     raw.makeUnaryRequest(

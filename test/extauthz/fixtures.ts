@@ -61,7 +61,9 @@ export interface Partner {
 
 export interface Ctx {
   node: RunningNode;
+  /** Checks with the callee sidecar's node token (`proxyToken`). */
   client: AuthzClient;
+  proxyToken: string;
   partner: Partner;
   dir: string;
   check(req: unknown): Promise<any>;
@@ -94,10 +96,12 @@ ${opts.yaml ?? ''}`;
   const cfg = parseConfig(yaml, dir);
   if (!cfg.ok) throw new Error(cfg.errors.join('; '));
   const node = await startNode(cfg.value, { logger: silentLogger(), clock: opts.clock ?? systemClock });
-  const client = authzClient(node.grpcAddress);
+  const proxyToken = node.nodeTokens.issue('sidecar-orders-0');
+  const client = authzClient(node.grpcAddress, proxyToken);
   return {
     node,
     client,
+    proxyToken,
     partner: { root, wit },
     dir,
     check: (req) => callCheck(client, req, 5000),

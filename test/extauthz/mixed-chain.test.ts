@@ -145,7 +145,7 @@ test.before(async () => {
     });
     return { status: 201, headers: Object.fromEntries([...signed.headers].map(([k, v]) => [k, v.join(', ')])), body: body.toString() };
   });
-  const pepD = await startEnvoyPep({ authzAddress: ctx.node.grpcAddress, upstream: { host: '127.0.0.1', port: dApp.port }, contextExtensions: { destination_workload: D, audience: AUD_D } });
+  const pepD = await startEnvoyPep({ authzAddress: ctx.node.grpcAddress, nodeToken: ctx.proxyToken, upstream: { host: '127.0.0.1', port: dApp.port }, contextExtensions: { destination_workload: D, audience: AUD_D } });
 
   // C: answers a stock read, after writing a ledger entry to D with an HTTP signature.
   const cApp = await app(partial.seenC!, async (s) => {
@@ -155,7 +155,7 @@ test.before(async () => {
     const r = await send(`${pepD.url}/entries`, { method: 'POST', headers, body });
     return { status: r.status === 201 ? 200 : 502, headers: {}, body: JSON.stringify({ stock: 7, ledger: r.status }) };
   });
-  const pepC = await startEnvoyPep({ authzAddress: ctx.node.grpcAddress, upstream: { host: '127.0.0.1', port: cApp.port }, contextExtensions: { destination_workload: C, audience: AUD_C } });
+  const pepC = await startEnvoyPep({ authzAddress: ctx.node.grpcAddress, nodeToken: ctx.proxyToken, upstream: { host: '127.0.0.1', port: cApp.port }, contextExtensions: { destination_workload: C, audience: AUD_C } });
 
   // B: answers an order, after reading stock from C with WIT+WPT.
   const bApp = await app(partial.seenB!, async () => {
@@ -167,6 +167,7 @@ test.before(async () => {
   const bWic = await ctx.node.ca.issueWic({ id: B });
   const pepB = await startEnvoyPep({
     authzAddress: ctx.node.grpcAddress,
+    nodeToken: ctx.proxyToken,
     upstream: { host: '127.0.0.1', port: bApp.port },
     contextExtensions: { destination_workload: B, audience: AUD_B },
     tls: { certPem: bWic.chainPem, keyPem: bWic.privateKeyPem!, caPem: ca },
@@ -285,7 +286,7 @@ test('extauthz chain - the PEP refuses a tampered body under C\'s signature and 
   t.is(tampered.status, 400);
   t.is(JSON.parse(tampered.body).code, 'httpsig.digest_mismatch');
   // A front of its own, so that no other test's checks are counted.
-  const pep = await startEnvoyPep({ authzAddress: chain.ctx.node.grpcAddress, upstream: { host: '127.0.0.1', port: chain.dPort }, contextExtensions: { destination_workload: D, audience: AUD_D } });
+  const pep = await startEnvoyPep({ authzAddress: chain.ctx.node.grpcAddress, nodeToken: chain.ctx.proxyToken, upstream: { host: '127.0.0.1', port: chain.dPort }, contextExtensions: { destination_workload: D, audience: AUD_D } });
   t.teardown(() => pep.close());
   const big = Buffer.alloc(2 * 1024 * 1024, 0x20);
   const tooBig = await send(`${pep.url}/entries`, { method: 'POST', headers: signedHeaders(chain.c, 'POST', '/entries', big, AUD_D), body: big });

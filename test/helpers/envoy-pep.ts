@@ -14,6 +14,7 @@
  *   SAN (then DNS SAN, then subject), `source.certificate` = the leaf as URL-encoded PEM
  *   (`include_peer_certificate`), `destination.principal` = its own certificate's URI SAN;
  * - `context_extensions` from the route (`destination_workload`, `audience`);
+ * - its node token on every Check (`grpc_service.initial_metadata`: `authorization: Bearer <token>`);
  * - OK: the `ok_response` header mutations (`append` false = overwrite) and `headers_to_remove`
  *   are applied and the request goes to the application; denied: `denied_response` status,
  *   headers and body go back to the client; a gRPC error or timeout is answered
@@ -29,12 +30,26 @@ import { envoyProtos } from '../../src/envoy/protos.ts';
 import { derToPem } from '../../src/identity/trust-bundle.ts';
 
 export type AuthzClient = grpc.Client & {
-  Check: (req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => void;
+  Check(req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void): void;
+  Check(req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: any) => void): void;
 };
 
-export function authzClient(address: string, options: grpc.ClientOptions = {}): AuthzClient {
+/** A client interceptor that sends `authorization: Bearer <token>` on every call, as Envoy's `initial_metadata` does. */
+export function bearerInterceptor(token: string): grpc.Interceptor {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start: (metadata, listener, next) => {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
+}
+
+/** An ext_authz client; with `token` (the proxy's node token) every Check carries it, as the callee sidecar's config does. */
+export function authzClient(address: string, token?: string, options: grpc.ClientOptions = {}): AuthzClient {
   const Ctor = grpc.makeGenericClientConstructor(envoyProtos().Authorization, 'Authorization');
-  return new Ctor(address, grpc.credentials.createInsecure(), options) as unknown as AuthzClient;
+  const interceptors = [...(options.interceptors ?? []), ...(token ? [bearerInterceptor(token)] : [])];
+  return new Ctor(address, grpc.credentials.createInsecure(), { ...options, interceptors }) as unknown as AuthzClient;
 }
 
 /** One Check over gRPC with Envoy's deadline (`grpc_service.timeout`, 0.5 s in our sidecar config). */
@@ -141,6 +156,8 @@ export function principalOf(cert: X509Certificate): string {
 export interface PepOptions {
   /** The control-plane node's gRPC address. */
   authzAddress: string;
+  /** This sidecar's node token, sent on every Check (`grpc_service.initial_metadata`). */
+  nodeToken: string;
   /** The application this sidecar fronts. */
   upstream: { host: string; port: number };
   contextExtensions: Record<string, string>;
@@ -212,7 +229,7 @@ export function applyOkResponse(pairs: ReadonlyArray<readonly [string, string]>,
 
 /** Start the front on a free loopback port. */
 export async function startEnvoyPep(opts: PepOptions): Promise<Pep> {
-  const client = authzClient(opts.authzAddress);
+  const client = authzClient(opts.authzAddress, opts.nodeToken);
   const responses: any[] = [];
   const maxBytes = opts.maxRequestBytes ?? 1024 * 1024;
   let ownPrincipal: string | undefined;

@@ -2,25 +2,29 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import type { ExecutionContext } from 'ava';
 import { parseConfig } from '../../src/config/config.ts';
 import { startNode, type RunningNode } from '../../src/node.ts';
 import { silentLogger } from '../../src/log.ts';
-import { envoyProtos } from '../../src/envoy/protos.ts';
+import { authzClient, callCheck, type AuthzClient } from './envoy-pep.ts';
 import type { Clock } from '../../src/identity/clock.ts';
 
 export interface TestNode {
   node: RunningNode;
   dir: string;
-  /** A grpc-js client for envoy.service.auth.v3.Authorization on this node. */
-  authz: grpc.Client & { Check: (req: unknown, cb: (err: grpc.ServiceError | null, res: any) => void) => void };
+  /** A grpc-js client for envoy.service.auth.v3.Authorization on this node (no node token of its own). */
+  authz: AuthzClient;
+  /** The node token `check` sends, issued for `sidecar-callee`. */
+  proxyToken: string;
+  /** One Check, as the callee's sidecar makes it (with its node token). */
   check(req: unknown): Promise<any>;
 }
 
 export async function startTestNode(t: ExecutionContext, opts: { yaml?: string; policy?: string; clock?: Clock } = {}): Promise<TestNode> {
   const dir = mkdtempSync(join(tmpdir(), 'wimse-node-'));
-  let yaml = `nodeName: test-node\ngrpc:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n${opts.yaml ?? ''}`;
+  // A `grpc:` section in `opts.yaml` (a TLS listener) replaces the plaintext default.
+  const grpcSection = /^grpc:/m.test(opts.yaml ?? '') ? '' : 'grpc:\n  listen: 127.0.0.1:0\n';
+  let yaml = `nodeName: test-node\n${grpcSection}admin:\n  listen: 127.0.0.1:0\n${opts.yaml ?? ''}`;
   if (opts.policy !== undefined) {
     writeFileSync(join(dir, 'policy.yaml'), opts.policy);
     yaml += 'policy:\n  file: policy.yaml\n';
@@ -28,15 +32,15 @@ export async function startTestNode(t: ExecutionContext, opts: { yaml?: string; 
   const cfg = parseConfig(yaml, dir);
   if (!cfg.ok) throw new Error(cfg.errors.join('; '));
   const node = await startNode(cfg.value, { logger: silentLogger(), ...(opts.clock ? { clock: opts.clock } : {}) });
-  const Ctor = grpc.makeGenericClientConstructor(envoyProtos().Authorization, 'Authorization');
-  const authz = new Ctor(node.grpcAddress, grpc.credentials.createInsecure()) as unknown as TestNode['authz'];
+  const proxyToken = node.nodeTokens.issue('sidecar-callee');
+  const authz = authzClient(node.grpcAddress);
+  const sidecar = authzClient(node.grpcAddress, proxyToken);
   t.teardown(async () => {
     authz.close();
+    sidecar.close();
     await node.close();
   });
-  const check = (req: unknown) =>
-    new Promise<any>((resolve, reject) => authz.Check(req, (err, res) => (err ? reject(err) : resolve(res))));
-  return { node, dir, authz, check };
+  return { node, dir, authz, proxyToken, check: (req: unknown) => callCheck(sidecar, req, 10_000) };
 }
 
 /**

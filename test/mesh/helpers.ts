@@ -8,15 +8,16 @@ import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { connect } from 'nats';
 import type { ExecutionContext } from 'ava';
 import { parseConfig } from '../../src/config/config.ts';
 import { startNode, type RunningNode } from '../../src/node.ts';
 import { createLogger, silentLogger, type Logger } from '../../src/log.ts';
 import { adminClientConstructor } from '../../src/admin/api.ts';
-import { envoyProtos } from '../../src/envoy/protos.ts';
 import { createWpt } from '../../src/authn/wpt.ts';
 import type { NodeClusterTuning } from '../../src/node-cluster.ts';
 import { getCheckRequest } from '../helpers/node.ts';
+import { authzClient as pepAuthzClient, callCheck } from '../helpers/envoy-pep.ts';
 
 export const A = 'wimse://example.org/svc/a';
 export const B = 'wimse://example.org/svc/b';
@@ -46,6 +47,9 @@ export interface MeshNode {
   name: string;
   dir: string;
   node: RunningNode;
+  /** A node token for `sidecar-callee` issued on this node: what `check` sends. */
+  proxyToken: string;
+  /** One Check, as a callee's Envoy makes it. */
   check(req: unknown): Promise<any>;
   stop(): Promise<void>;
 }
@@ -91,8 +95,8 @@ ${spec.maxStaleness ? `  maxStaleness: ${spec.maxStaleness}\n` : ''}${spec.extra
   const cfg = parseConfig(yaml, dir);
   if (!cfg.ok) throw new Error(cfg.errors.join('; '));
   const node = await startNode(cfg.value, { logger: spec.logger ?? silentLogger(), cluster: spec.tuning ?? TUNING });
-  const Ctor = grpc.makeGenericClientConstructor(envoyProtos().Authorization, 'Authorization');
-  const authz = new Ctor(node.grpcAddress, grpc.credentials.createInsecure()) as any;
+  const proxyToken = node.nodeTokens.issue('sidecar-callee');
+  const authz = authzClient(node.grpcAddress, proxyToken);
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -101,8 +105,7 @@ ${spec.maxStaleness ? `  maxStaleness: ${spec.maxStaleness}\n` : ''}${spec.extra
     await node.close();
   };
   t.teardown(stop);
-  const check = (req: unknown) => new Promise<any>((resolve, reject) => authz.Check(req, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res))));
-  return { name: spec.name, dir, node, check, stop };
+  return { name: spec.name, dir, node, proxyToken, check: authz.check, stop };
 }
 
 
@@ -150,14 +153,28 @@ export async function metricsText(n: RunningNode): Promise<string> {
   return (await fetch(`${n.adminUrl}/metrics`)).text();
 }
 
-/** An ext_authz client for a node running elsewhere (another process). */
-export function authzClient(address: string): { check(req: unknown): Promise<any>; close(): void } {
-  const Ctor = grpc.makeGenericClientConstructor(envoyProtos().Authorization, 'Authorization');
-  const c = new Ctor(address, grpc.credentials.createInsecure()) as any;
-  return {
-    check: (req: unknown) => new Promise<any>((resolve, reject) => c.Check(req, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res)))),
-    close: () => c.close(),
-  };
+/** Every value the cluster's JetStream KV bucket holds (example.org), as text. */
+export async function storedValues(servers: string[]): Promise<string[]> {
+  const nc = await connect({ servers });
+  try {
+    const kv = await nc.jetstream().views.kv('wimse_example_2eorg');
+    const names: string[] = [];
+    for await (const k of await kv.keys()) names.push(k);
+    const values: string[] = [];
+    for (const k of names) {
+      const e = await kv.get(k);
+      if (e?.value.length) values.push(new TextDecoder().decode(e.value));
+    }
+    return values;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** An ext_authz client for a node (possibly in another process), sending the proxy's node token. */
+export function authzClient(address: string, proxyToken: string): { check(req: unknown): Promise<any>; close(): void } {
+  const c = pepAuthzClient(address, proxyToken);
+  return { check: (req: unknown) => callCheck(c, req, 10_000), close: () => c.close() };
 }
 
 /** An admin API client (as wimsectl) for a node, with its admin token. */

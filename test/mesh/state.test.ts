@@ -9,7 +9,7 @@ import { connect } from 'nats';
 import { hashToken } from '../../src/identity/node-tokens.ts';
 import { IdentityServer } from '../../src/ca/index.ts';
 import { systemClock, toSpiffeBundle } from '../../src/identity/index.ts';
-import { A, B, callerHeaders, checkRequest, converged, metricsText, policyFor, sleep, startMeshNode, trusts, until, type MeshNode } from './helpers.ts';
+import { A, B, callerHeaders, checkRequest, converged, metricsText, policyFor, sleep, startMeshNode, storedValues, trusts, until, type MeshNode } from './helpers.ts';
 
 async function threeNodes(t: Parameters<typeof startMeshNode>[0], extra: Partial<Parameters<typeof startMeshNode>[1]> = {}): Promise<MeshNode[]> {
   const nats = await startNatsServer(t);
@@ -177,14 +177,7 @@ test('mesh - a federated bundle configured on one node is served by every node; 
   t.is(n2.node.policy.digest, n1.node.policy.digest);
 
   // What the shared store holds: public keys only, never private material.
-  const kv = await nc.jetstream().views.kv('wimse_example_2eorg');
-  const names: string[] = [];
-  for await (const k of await kv.keys()) names.push(k);
-  const values: string[] = [];
-  for (const k of names) {
-    const e = await kv.get(k);
-    if (e?.value.length) values.push(new TextDecoder().decode(e.value));
-  }
+  const values = await storedValues([nats.url]);
   t.true(values.some((v) => v.includes('"kind":"keys"')));
   for (const v of values) {
     t.false(/PRIVATE KEY|"d":|privateKeyPem/.test(v), 'no private key material on the bus');

@@ -1,7 +1,9 @@
 import test from 'ava';
 import { generateKeyPairSync } from 'node:crypto';
 import { getCheckRequest, startTestNode } from '../helpers/node.ts';
+import * as grpc from '@grpc/grpc-js';
 import { createWpt } from '../../src/authn/wpt.ts';
+import { hashToken, tokenIdOf } from '../../src/identity/node-tokens.ts';
 
 const B = 'wimse://example.org/svc/b';
 const A = 'wimse://example.org/svc/a';
@@ -76,6 +78,30 @@ test('node ext_authz - a request with no credentials is denied, not allowed', as
   const res = await check(checkRequest({}));
   t.not(res.status.code, 0);
   t.is(JSON.parse(res.denied_response.body).code, 'request.no_credentials');
+});
+
+test('node ext_authz - the proxy must present a live node token: without one, or with a wrong or revoked one, Check is UNAUTHENTICATED and decides nothing', async (t) => {
+  const { node, authz } = await startTestNode(t, { policy: POLICY });
+  const { wit, wpt } = await callerCredentials(node);
+  const req = checkRequest({ 'workload-identity-token': wit, authorization: `WPT ${wpt}` });
+  const checkWith = (values: string[]) => {
+    const md = new grpc.Metadata();
+    for (const v of values) md.add('authorization', v);
+    return new Promise<any>((resolve, reject) => authz.Check(req, md, (err: grpc.ServiceError | null, res: any) => (err ? reject(err) : resolve(res))));
+  };
+  const token = node.nodeTokens.issue('sidecar-b');
+  const decisions = () => node.metrics.checks.get().then((m) => m.values.filter((v) => v.labels.result === 'allow').reduce((a, v) => a + v.value, 0));
+  // (Two values cannot be sent from grpc-js; test/node/repeated-authorization.test.ts sends them.)
+  for (const values of [[], ['Bearer wnt_not-a-token-0123456789'], [`Bearer ${token}x`], [token], [`bearer ${token}`]]) {
+    const err = (await t.throwsAsync(checkWith(values))) as grpc.ServiceError;
+    t.is(err.code, grpc.status.UNAUTHENTICATED, JSON.stringify(values.map((v) => v.slice(0, 12))));
+    t.false(err.details.includes(token), 'the token is never echoed');
+  }
+  t.is(await decisions(), 0, 'no request was decided');
+  // The WPT was not consumed by the refused calls: the proxy with its token gets the decision.
+  t.is((await checkWith([`Bearer ${token}`])).status.code, 0);
+  t.true(node.nodeTokens.revokeToken(tokenIdOf(hashToken(token))));
+  t.is(((await t.throwsAsync(checkWith([`Bearer ${token}`]))) as grpc.ServiceError).code, grpc.status.UNAUTHENTICATED);
 });
 
 test('node - ready once it has active keys and a bundle; /readyz says so', async (t) => {
