@@ -60,6 +60,12 @@ export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
 };
 export const ALIASES: Record<string, string> = { '-o': '--output', '-h': '--help' };
 
+/**
+ * Is this argument a flag? `--name[=value]` and the short aliases are; anything else is a word,
+ * even with a leading `-`: a token id is a digest prefix in base64url and may begin with `-`.
+ */
+export const isFlagArg = (a: string): boolean => a.startsWith('--') || Object.hasOwn(ALIASES, a);
+
 /** Split argv by the flag table (global flags included); `--flag=value` and `--flag value` both work. */
 export function parseFlags(argv: readonly string[], spec: FlagTable): ParsedArgs {
   const positionals: string[] = [];
@@ -71,7 +77,7 @@ export function parseFlags(argv: readonly string[], spec: FlagTable): ParsedArgs
       positionals.push(...argv.slice(i + 1));
       break;
     }
-    if (!a.startsWith('-') || a === '-') {
+    if (!isFlagArg(a)) {
       positionals.push(a);
       continue;
     }

@@ -9,7 +9,7 @@
  * `wimsectl: <what was wrong>. <how to fix it>`.
  */
 import { readFileSync } from 'node:fs';
-import { CliError, GLOBAL_FLAGS, OUTPUTS, UsageError, flag, kindOf, multi, parseFlags, value, type Command, type Ctx, type Output } from './wimsectl-args.ts';
+import { CliError, GLOBAL_FLAGS, OUTPUTS, UsageError, flag, isFlagArg, kindOf, multi, parseFlags, value, type Command, type Ctx, type Output } from './wimsectl-args.ts';
 import { adminCaller } from './wimsectl-client.ts';
 import { YAML_OPTIONS, json } from './wimsectl-format.ts';
 import { commandHelp, globalHelp, groupHelp, type CommandHelp, type HelpTable } from './wimsectl-help.ts';
@@ -97,7 +97,7 @@ function help(words: readonly string[]): string {
 }
 
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
-  const at = argv.map((_, i) => i).filter((i) => !argv[i]!.startsWith('-') && !isFlagValue(argv, i));
+  const at = argv.map((_, i) => i).filter((i) => !isFlagArg(argv[i]!) && !isFlagValue(argv, i));
   const words = at.map((i) => argv[i]!);
   const has = (...names: string[]) => argv.some((a, i) => names.includes(a) && !isFlagValue(argv, i));
   const [group, verb] = words;
@@ -185,7 +185,7 @@ const BOOLEAN_FLAGS = (): Set<string> => {
 /** Is argv[i] the value of a flag that takes one (so not a command word)? */
 function isFlagValue(argv: readonly string[], i: number): boolean {
   const prev = argv[i - 1];
-  if (prev === undefined || !prev.startsWith('-') || prev.includes('=')) return false;
+  if (prev === undefined || !isFlagArg(prev) || prev.includes('=')) return false;
   return !BOOLEAN_FLAGS().has(prev);
 }
 

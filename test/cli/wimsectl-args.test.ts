@@ -26,6 +26,13 @@ test('wimsectl args - flags with = or a separate value, repeated multi flags, al
   t.throws(() => parseFlags(['--nope'], {}), { message: 'unknown flag --nope' });
 });
 
+test('wimsectl args - a word with a leading - (a token id is base64url) is a positional, not a flag', (t) => {
+  const a = parseFlags(['-AbCdEfGhIjKlMnO', '-o', 'json'], {});
+  t.deepEqual(a.positionals, ['-AbCdEfGhIjKlMnO']);
+  t.deepEqual(a.flags.get('--output'), ['json']);
+  t.deepEqual(parseFlags(['--node-id', '-x1'], { '--node-id': 'value' }).flags.get('--node-id'), ['-x1']);
+});
+
 test('wimsectl args - durations for --ttl', (t) => {
   t.is(ttlSeconds(undefined), 0);
   t.is(ttlSeconds('3600'), 3600);

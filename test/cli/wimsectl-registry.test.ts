@@ -2,6 +2,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import { startAdminNode, newDir } from '../admin/helpers.ts';
 import { against, wimsectl } from '../admin/cli.ts';
+import { hashToken, tokenIdOf } from '../../src/identity/node-tokens.ts';
 
 const CONFIG_ENTRY = 'sds:\n  registrations:\n    - {nodeId: from-config, workloads: [wimse://example.org/svc/config]}\n';
 
@@ -104,6 +105,18 @@ test('wimsectl token - create, list, revoke by id and by node id', async (t) => 
   const none = await w(['token', 'revoke', 'no-such-token']);
   t.is(none.code, 1);
   t.regex(none.stderr, /no node token with id "no-such-token"\. List them with wimsectl token list/);
+});
+
+test('wimsectl token revoke - a token id that begins with - (base64url) is revoked, not taken for a flag', async (t) => {
+  const n = await startAdminNode(t, newDir());
+  // About one token id in 64 begins with '-': issue until one does.
+  let token = '';
+  for (let i = 0; i < 5000 && !tokenIdOf(hashToken(token)).startsWith('-'); i++) token = n.node.nodeTokens.issue('sidecar-dash');
+  const id = tokenIdOf(hashToken(token));
+  t.true(id.startsWith('-'), id);
+  const r = await against(n)(['token', 'revoke', id]);
+  t.is(r.code, 0, r.stderr);
+  t.is(n.node.nodeTokens.verify(token), undefined);
 });
 
 test('wimsectl - usage errors exit 2 and say what was wrong and how to fix it', async (t) => {
