@@ -265,6 +265,24 @@ export function runBusContract(avaTest: TestFn, h: Harness): void {
     await eventually('b follows the store again', () => b.get('policy', 'current')?.revision === r2);
   });
 
+  test(title('a change announced under a node\'s own name that it never wrote is not re-asserted by that node'), async (t) => {
+    const g = await h.group(t);
+    const [a, b] = await Promise.all([g.node('a', { reconcileIntervalMs: 0, gapGraceMs: 60_000 }), g.node('b', { reconcileIntervalMs: 0, gapGraceMs: 60_000 })]);
+    const r1 = await a.put('policy', 'current', policyRecord('v1'));
+    await eventually('b at v1', () => b.get('policy', 'current')?.revision === r1);
+    const forged = { v: 1, kind: 'policy', key: 'current', origin: 'a', seq: Date.now() + 50_000, record: policyRecord('forged'), revision: 1_000_000_000 };
+    await g.inject(changeSubject(g.trustDomain, 'policy', 'a'), json(forged));
+    await eventually('b took the forged value', () => b.get('policy', 'current')?.record.version === 'forged');
+    // Node a reconciles first (its gap timer, or its period, can fire before anyone else's):
+    // it must not write a value it never wrote into the store as its own.
+    await a.reconcile();
+    t.is(a.get('policy', 'current')?.record.version, 'v1');
+    await b.reconcile();
+    await b.reconcile();
+    t.is(b.get('policy', 'current')?.record.version, 'v1');
+    t.is(b.get('policy', 'current')?.revision, r1);
+  });
+
   test(title('events reach other nodes once and are not stored'), async (t) => {
     const g = await h.group(t);
     const [a, b] = await Promise.all([g.node('a'), g.node('b')]);
