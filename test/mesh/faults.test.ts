@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNatsCluster, startNatsServer } from '../helpers/nats-server.ts';
 import { ROOT, startTs } from '../helpers/process.ts';
-import { A, TUNING, authzClient, callerHeaders, checkRequest, converged, metricsText, policyFor, readyz, recordingLogger, sleep, startMeshNode, trusts, until } from './helpers.ts';
+import { A, AGING_TUNING, TUNING, authzClient, callerHeaders, checkRequest, converged, metricsText, policyFor, readyz, recordingLogger, sleep, startMeshNode, trusts, until } from './helpers.ts';
 
 const CLI = join(ROOT, 'src/cli/wimse-server.ts');
 
@@ -129,7 +129,8 @@ test('mesh - a node process SIGKILLed and restarted reads its journal and catche
   const servers = [nats.url];
   const policy = policyFor([A]);
   const log = recordingLogger();
-  const n1 = await startMeshNode(t, { name: 'cp-1', servers, policy, activationTimeout: '3s', logger: log.logger });
+  // Node 3 (a process of its own) ages out of node 1's presence 2 s after it is killed.
+  const n1 = await startMeshNode(t, { name: 'cp-1', servers, policy, activationTimeout: '3s', logger: log.logger, tuning: AGING_TUNING });
   const n2 = await startMeshNode(t, { name: 'cp-2', servers, policy });
   const dir = mkdtempSync(join(tmpdir(), 'wimse-mesh-proc-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

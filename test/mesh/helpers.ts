@@ -35,13 +35,21 @@ destinations:
         authn: [wpt, httpsig]
 `;
 
+// A node stays live for 30 s after its last heartbeat: a loaded machine can stall a process (or
+// the NATS server) for seconds, and a live node that looked dead would let a key activate
+// without it. Tests where a stopped node must age out use AGING_TUNING.
 export const TUNING: NodeClusterTuning = {
   heartbeatIntervalMs: 200,
-  heartbeatTimeoutMs: 2_000,
+  heartbeatTimeoutMs: 30_000,
   gapGraceMs: 100,
   retryMs: 200,
-  nats: { startTimeoutMs: 1_000, reconnectWaitMs: 100, pingIntervalMs: 500, requestTimeoutMs: 1_000 },
+  // A killed NATS server closes its sockets, so clients notice at once; pings only find silent
+  // deaths, and a short ping interval would take a stalled server for a dead one.
+  nats: { startTimeoutMs: 1_000, reconnectWaitMs: 100, pingIntervalMs: 5_000, requestTimeoutMs: 1_000 },
 };
+
+/** A stopped node ages out of presence 2 s after its last heartbeat, so a gate stops waiting for it. */
+export const AGING_TUNING: NodeClusterTuning = { ...TUNING, heartbeatTimeoutMs: 2_000 };
 
 export interface MeshNode {
   name: string;
