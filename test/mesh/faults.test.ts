@@ -21,9 +21,9 @@ test('mesh - a NATS server killed mid-rotation: the key still reaches every node
   const prepared = n1!.node.ca.prepare('wit');
   await nats[0]!.kill();
   const { kid } = await prepared;
-  const started = Date.now();
   await n1!.node.ca.activate('wit');
-  t.true(Date.now() - started < 15_000);
+  // The gate was met (every node trusts the key), not given up on after activationTimeout.
+  t.regex(await metricsText(n1!.node), /wimse_activation_gate_timeouts_total 0/);
   t.true(trusts(n2!.node, kid) && trusts(n3!.node, kid));
   t.is(n1!.node.ca.slot('wit').current?.kid, kid);
   const caller = await callerHeaders(n1!.node);
