@@ -134,8 +134,8 @@ export async function callerHeaders(node: { ca: Pick<RunningNode['ca'], 'mintWit
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Poll `cond` until it holds (resolves the elapsed ms) or fail after `timeoutMs`. */
-export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, stepMs = 20): Promise<number> {
+/** Poll `cond` until it holds (resolves the elapsed ms) or fail after `timeoutMs` (a safety net only). */
+export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000, stepMs = 20): Promise<number> {
   const start = Date.now();
   while (!(await cond())) {
     if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
@@ -148,7 +148,7 @@ export const trusts = (n: RunningNode, kid: string): boolean => n.ca.keys().some
 export const ownKids = (n: RunningNode): string[] => n.ca.keys().filter((k) => k.origin === undefined && k.status !== 'revoked').map((k) => k.kid);
 
 /** Every node trusts every other node's keys. */
-export async function converged(nodes: RunningNode[], timeoutMs = 10_000): Promise<number> {
+export async function converged(nodes: RunningNode[], timeoutMs = 30_000): Promise<number> {
   return until('every node trusts every node\'s keys', () => nodes.every((a) => nodes.every((b) => ownKids(b).every((kid) => trusts(a, kid)))), timeoutMs);
 }
 

@@ -49,7 +49,7 @@ test('mesh - a rotation on one node reaches the others (SDS push, ext_authz) bef
   // Node 2's SDS stream pushed a validation context holding node 1's new root.
   let roots: string[] = [];
   await until('node 2 SDS pushes the new root', async () => {
-    const r = await all.next(5000);
+    const r = await all.next();
     all.ack(r);
     roots = (spiffeBundlesOf(secretsOf(r).get('ALL')!).get('example.org') ?? []).map(kidOfCert);
     return roots.includes(x509.kid);
