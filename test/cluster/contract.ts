@@ -28,10 +28,10 @@ const json = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify
 
 export function runBusContract(avaTest: TestFn, h: Harness): void {
   const title = (s: string): string => `cluster ${h.name} contract - ${s}`;
-  // Every contract case is bounded: 20 s even on a loaded machine.
+  // Every contract case is bounded: 60 s even on a loaded machine.
   const test = (name: string, fn: (t: ExecutionContext) => Promise<void>): void =>
     avaTest(name, async (t) => {
-      t.timeout(20_000);
+      t.timeout(60_000);
       await fn(t);
     });
 
