@@ -90,7 +90,7 @@ test('cluster nats - a bus pointed at a server that is down starts disconnected 
   t.false(a.connected);
   t.is(await a.put('policy', 'current', policyRecord('offline')), 0);
   await own.start();
-  await eventually('a connected and flushed', () => a.connected && a.stats().pending === 0, 10_000);
+  await eventually('a connected and flushed', () => a.connected && a.stats().pending === 0);
   const b = await g.node('b');
   t.is(b.get('policy', 'current')?.record.version, 'offline');
 });
