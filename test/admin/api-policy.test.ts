@@ -49,12 +49,16 @@ test('admin API policy - with a policy file: written there atomically, the watch
   const file = writeFile(dir, 'policy.yaml', POLICY);
   const n = await startAdminNode(t, dir, 'policy:\n  file: policy.yaml\n');
   const next = POLICY.replace('methods: [GET]', 'methods: [GET, POST]');
+  let fileLoads = 0;
+  n.node.policy.onLoad(({ source }) => source === file && fileLoads++);
   const applied = json(await n.call('ApplyPolicy', { text: next }));
   t.is(applied.file, file);
   t.true(applied.changed);
   t.is(readFileSync(file, 'utf8'), next);
   const version = n.node.policy.version;
-  await new Promise((r) => setTimeout(r, 300)); // the watcher's debounce: same content, no change
+  // The API's own load, then the watcher's re-read of the file it wrote: same content, no change.
+  for (const end = Date.now() + 30_000; fileLoads < 2 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+  t.true(fileLoads >= 2, 'the watcher re-read the file');
   t.is(n.node.policy.version, version);
   t.true(json(await n.call('TestPolicy', { ...ALLOWED, method: 'POST' })).decision.allow);
 });
