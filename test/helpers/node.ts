@@ -41,7 +41,7 @@ export async function startTestNode(t: ExecutionContext, opts: { yaml?: string; 
     sidecar.close();
     await node.close();
   });
-  return { node, dir, authz, proxyToken, check: (req: unknown) => callCheck(sidecar, req, 10_000) };
+  return { node, dir, authz, proxyToken, check: (req: unknown) => callCheck(sidecar, req) };
 }
 
 /**

@@ -182,7 +182,7 @@ export async function storedValues(servers: string[]): Promise<string[]> {
 /** An ext_authz client for a node (possibly in another process), sending the proxy's node token. */
 export function authzClient(address: string, proxyToken: string): { check(req: unknown): Promise<any>; close(): void } {
   const c = pepAuthzClient(address, proxyToken);
-  return { check: (req: unknown) => callCheck(c, req, 10_000), close: () => c.close() };
+  return { check: (req: unknown) => callCheck(c, req), close: () => c.close() };
 }
 
 /** An admin API client (as wimsectl) for a node, with its admin token. */
