@@ -61,14 +61,15 @@ test('mesh - a node restarted catches up; restarted while NATS is down it still 
   const nats = await startNatsServer(t);
   const servers = [nats.url];
   const policy = policyFor([A]);
-  const nodes = await Promise.all(['cp-1', 'cp-2', 'cp-3'].map((name) => startMeshNode(t, { name, servers, policy })));
+  // Node 1's activation waits for node 3, which is down, until this timeout.
+  const nodes = await Promise.all(['cp-1', 'cp-2', 'cp-3'].map((name) => startMeshNode(t, { name, servers, policy, activationTimeout: '3s' })));
   await converged(nodes.map((n) => n.node));
   const [n1, n2, n3] = nodes;
 
   // Node 3 is down while node 1 rotates and changes the policy.
   await n3!.stop();
   await n1!.node.ca.prepare('wit');
-  await n1!.node.ca.activate('wit'); // node 3's last heartbeat ages out, then the gate is met
+  await n1!.node.ca.activate('wit'); // node 3 is known but silent: the gate gives up after 3 s
   n1!.node.policy.load(policyFor([A, 'wimse://example.org/svc/other']), 'api');
   const back = await startMeshNode(t, { name: 'cp-3', servers, dir: n3!.dir, policy });
   await until('node 3 caught up', () => back.node.policy.digest === n1!.node.policy.digest && trusts(back.node, n1!.node.ca.slot('wit').current!.kid));
