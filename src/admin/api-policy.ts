@@ -29,6 +29,7 @@ export function policyHandlers(deps: AdminApiDeps, exclusive: <T>(fn: () => Prom
             grpc.status.INVALID_ARGUMENT,
             `the policy was refused and the current one keeps serving:\n${checked.errors.map((e) => `  ${e}`).join('\n')}\nFix these and apply again (wimsectl policy test --file checks a file offline)`,
           );
+        const before = deps.policy.current().digest;
         try {
           await file.write(req.text.endsWith('\n') ? req.text : `${req.text}\n`);
         } catch (e) {
@@ -39,7 +40,9 @@ export function policyHandlers(deps: AdminApiDeps, exclusive: <T>(fn: () => Prom
         }
         const r = deps.policy.load(req.text, deps.policyFile);
         if (!r.ok) throw new AdminError(grpc.status.INVALID_ARGUMENT, `the policy was refused:\n${r.errors.map((e) => `  ${e}`).join('\n')}`);
-        return doc({ version: r.version, digest: r.digest, changed: r.changed, file: deps.policyFile });
+        // The file's watcher may have loaded what was just written before this load did (a
+        // slow disk): the apply changed the policy all the same.
+        return doc({ version: r.version, digest: r.digest, changed: r.digest !== before, file: deps.policyFile });
       }),
 
     async GetPolicy() {

@@ -277,6 +277,13 @@ export class ReplicatedBus implements Bus {
       for (const h of this.#subscribers.get(env.kind) ?? []) safely(this.#log, () => h(env.record, { origin: env.origin, seq: env.seq }));
       return;
     }
+    // A change under this node's own name is the echo of a write it stored (and learned the
+    // revision of) itself, or one it never made. Taking the latter in would make it "own"
+    // state that reconcile re-asserts into the store.
+    if (env.origin === this.nodeName) {
+      this.#stats.stale += 1;
+      return;
+    }
     const revision = env.revision!;
     delete env.revision;
     this.#gaps.see(revision);

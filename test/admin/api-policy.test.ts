@@ -1,6 +1,7 @@
 import test from 'ava';
 import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { startAdminNode, newDir, writeFile, POLICY } from './helpers.ts';
 
@@ -49,14 +50,47 @@ test('admin API policy - with a policy file: written there atomically, the watch
   const file = writeFile(dir, 'policy.yaml', POLICY);
   const n = await startAdminNode(t, dir, 'policy:\n  file: policy.yaml\n');
   const next = POLICY.replace('methods: [GET]', 'methods: [GET, POST]');
+  let fileLoads = 0;
+  n.node.policy.onLoad(({ source }) => source === file && fileLoads++);
   const applied = json(await n.call('ApplyPolicy', { text: next }));
   t.is(applied.file, file);
   t.true(applied.changed);
   t.is(readFileSync(file, 'utf8'), next);
   const version = n.node.policy.version;
-  await new Promise((r) => setTimeout(r, 300)); // the watcher's debounce: same content, no change
+  // The API's own load, then the watcher's re-read of the file it wrote: same content, no change.
+  for (const end = Date.now() + 30_000; fileLoads < 2 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+  t.true(fileLoads >= 2, 'the watcher re-read the file');
   t.is(n.node.policy.version, version);
   t.true(json(await n.call('TestPolicy', { ...ALLOWED, method: 'POST' })).decision.allow);
+});
+
+test('admin API policy - an apply that the file watcher loads first still reports the change', async (t) => {
+  const dir = newDir();
+  const file = writeFile(dir, 'policy.yaml', POLICY);
+  const n = await startAdminNode(t, dir, 'policy:\n  file: policy.yaml\n');
+  const before = n.node.policy.version;
+  // A slow disk: the directory's fsync after the rename outlasts the watcher's debounce, so the
+  // watcher loads the new file before the apply does. Held here until that has happened.
+  let watcherLoaded = false;
+  n.node.policy.onLoad(({ source, result }) => source === file && result.ok && result.changed && (watcherLoaded = true));
+  const fsp = createRequire(import.meta.url)('node:fs/promises') as typeof import('node:fs/promises');
+  const realOpen = fsp.open;
+  fsp.open = (async (path: Parameters<typeof realOpen>[0], ...rest: unknown[]) => {
+    if (path === dirname(file) && rest[0] === 'r')
+      for (const end = Date.now() + 30_000; !watcherLoaded && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+    return (realOpen as (...a: unknown[]) => ReturnType<typeof realOpen>)(path, ...rest);
+  }) as typeof realOpen;
+  syncBuiltinESMExports();
+  t.teardown(() => {
+    fsp.open = realOpen;
+    syncBuiltinESMExports();
+  });
+  const next = POLICY.replace('methods: [GET]', 'methods: [GET, POST]');
+  const applied = json(await n.call('ApplyPolicy', { text: next }));
+  t.true(watcherLoaded, 'the watcher loaded the file first');
+  t.true(applied.changed);
+  t.is(applied.version, before + 1);
+  t.is(applied.digest, n.node.policy.current().digest);
 });
 
 test('admin API policy - test explains allow and deny, and checks its arguments', async (t) => {

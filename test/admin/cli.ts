@@ -1,7 +1,7 @@
 /** Run `node --import=tsx src/cli/wimsectl.ts` as a real child process. */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { ROOT } from '../helpers/process.ts';
+import { CHILD_TIMEOUT_MS, ROOT } from '../helpers/process.ts';
 import type { AdminNode } from './helpers.ts';
 
 export const WIMSECTL = join(ROOT, 'src/cli/wimsectl.ts');
@@ -25,7 +25,7 @@ export function wimsectl(args: string[], opts: { stdin?: string; env?: Record<st
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);

@@ -42,7 +42,7 @@ export async function startAdminNode(t: ExecutionContext, dir: string, yaml = ''
     new Promise<T>((resolve, reject) => {
       const md = new grpc.Metadata();
       if (tok !== null) md.set('authorization', `Bearer ${tok}`);
-      client[rpc]!(req, md, { deadline: Date.now() + 10_000 }, (e: grpc.ServiceError | null, r: T) => (e ? reject(e) : resolve(r)));
+      client[rpc]!(req, md, { deadline: Date.now() + 30_000 }, (e: grpc.ServiceError | null, r: T) => (e ? reject(e) : resolve(r)));
     });
   return { node, dir, token, call, close };
 }

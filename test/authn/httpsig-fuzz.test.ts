@@ -9,6 +9,7 @@ import { ManualClock } from '../../src/identity/clock.ts';
 import { AuthnError } from '../../src/authn/errors.ts';
 import { ReplayCache } from '../../src/authn/replay.ts';
 import type { PublicJwk } from '../../src/identity/jwk.ts';
+import { cpuMsSince, cpuStart } from '../helpers/cpu.ts';
 import {
   SfError,
   hasWimseSignature,
@@ -102,7 +103,7 @@ for (const alg of ['ES256', 'EdDSA'] as const) {
 
     const rnd = prng(alg === 'ES256' ? 0x5eed1 : 0x5eed2);
     const codes = new Map<string, number>();
-    const started = Date.now();
+    const started = cpuStart();
     for (let i = 0; i < 1500; i++) {
       const headers = new Map(signed.headers);
       const rounds = 1 + Math.floor(rnd() * 3);
@@ -123,7 +124,7 @@ for (const alg of ['ES256', 'EdDSA'] as const) {
     // The mutations reach deep into the checks, not just the parser.
     t.true((codes.get('httpsig.malformed') ?? 0) > 100);
     t.true(codes.size >= 5, [...codes.keys()].join(' '));
-    t.true(Date.now() - started < 30_000);
+    t.true(cpuMsSince(started) < 30_000);
   });
 }
 

@@ -86,7 +86,7 @@ test('rotator - start() ticks on its interval until stop()', async (t) => {
   const first = ca.slot('wit').current!.kid;
   ca.start();
   clock.advance(5_100); // past 1/2 and 5/6 of a 6 s key
-  const deadline = Date.now() + 5_000;
+  const deadline = Date.now() + 30_000; // a safety net: the loop ends at the first rotation
   while (ca.slot('wit').current!.kid === first && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   await ca.stop();
   t.not(ca.slot('wit').current!.kid, first, 'the running rotator prepared and activated the next key');

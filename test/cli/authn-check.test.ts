@@ -9,6 +9,7 @@ import { runAuthnCheck } from '../../src/cli/authn-check.ts';
 import { toSpiffeBundleMap } from '../../src/identity/trust-bundle.ts';
 import { AUD, NOW, bundleOf, bundleSet, issuer, keyPair, mintWitRaw, signCovering } from '../authn/helpers.ts';
 import { leaf, rootCa, type Ca } from '../authn/pki.ts';
+import { CHILD_TIMEOUT_MS } from '../helpers/process.ts';
 
 const WIMSECTL = fileURLToPath(new URL('../../src/cli/wimsectl.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'authn-check-'));
@@ -40,7 +41,7 @@ function wptRequestJson(opts: { nowSec?: number; query?: string } = {}): string 
 
 function run(args: string[], stdin: string): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, ['--import=tsx', WIMSECTL, 'authn', 'check', ...args], { timeout: 30_000 }, (err, stdout) => {
+    const child = execFile(process.execPath, ['--import=tsx', WIMSECTL, 'authn', 'check', ...args], { timeout: CHILD_TIMEOUT_MS }, (err, stdout) => {
       if (err && typeof err.code !== 'number') return reject(err);
       resolve({ code: err ? (err.code as number) : 0, stdout });
     });

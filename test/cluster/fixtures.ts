@@ -68,8 +68,18 @@ export function bundleRecord(trustDomain: string, sequence: number): BundleRecor
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Poll `cond` until it holds; throws with `what` after `timeoutMs`. */
-export async function eventually(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {
+/**
+ * What `p` settles with, or 'still waiting' after a 30 s safety net. A wait given a far longer
+ * timeout of its own that settles here was ended by an event, not by that timeout.
+ */
+export function settled<T>(p: Promise<T>): Promise<T | 'still waiting'> {
+  let timer: NodeJS.Timeout | undefined;
+  const net = new Promise<'still waiting'>((r) => (timer = setTimeout(() => r('still waiting'), 30_000)));
+  return Promise.race([p, net]).finally(() => clearTimeout(timer));
+}
+
+/** Poll `cond` until it holds; throws with `what` after `timeoutMs` (a safety net only). */
+export async function eventually(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);

@@ -3,7 +3,7 @@ import { connect, type NatsConnection } from 'nats';
 import { NatsBus, bucketName, type Bus, type BusOptions, type NatsBusOptions } from '../../src/cluster/index.ts';
 import { startNatsServer, type NatsServer } from '../helpers/nats-server.ts';
 import { runBusContract, type Group } from './contract.ts';
-import { eventually, keyRecord, policyRecord } from './fixtures.ts';
+import { eventually, keyRecord, policyRecord, settled } from './fixtures.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 let server: NatsServer;
@@ -90,7 +90,7 @@ test('cluster nats - a bus pointed at a server that is down starts disconnected 
   t.false(a.connected);
   t.is(await a.put('policy', 'current', policyRecord('offline')), 0);
   await own.start();
-  await eventually('a connected and flushed', () => a.connected && a.stats().pending === 0, 10_000);
+  await eventually('a connected and flushed', () => a.connected && a.stats().pending === 0);
   const b = await g.node('b');
   t.is(b.get('policy', 'current')?.record.version, 'offline');
 });
@@ -107,13 +107,14 @@ test('cluster nats - activation gating over NATS: resolves once every live node 
   await Promise.all(beats.map((h) => h.start()));
   const presence = new Presence(buses[0]!, { clock, heartbeatTimeoutMs: 15_000, recheckMs: 50 });
   await eventually('a sees 3 live nodes', () => presence.liveNodes().length === 3);
-  const waiting = presence.waitUntilTrustedEverywhere('k2', { timeoutMs: 10_000 });
+  // A wait that only its own timeout could end would still be waiting after the safety net.
+  const waiting = presence.waitUntilTrustedEverywhere('k2', { timeoutMs: 60_000 });
   for (const name of ['c', 'b', 'a']) {
     t.false(presence.allNodesTrust('k2'));
     trusted[name]!.push('k2');
     await beats[['a', 'b', 'c'].indexOf(name)]!.beat();
   }
-  t.true(await waiting);
+  t.is(await settled(waiting), true);
   t.deepEqual(presence.report('k2').missing, []);
 });
 

@@ -7,7 +7,7 @@ import test from 'ava';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runTs } from '../helpers/process.ts';
+import { CHILD_TIMEOUT_MS, runTs } from '../helpers/process.ts';
 import { POLICY, WORKLOADS } from '../../examples/demo-mesh.ts';
 import type * as _demo from '../../examples/demo.ts';
 
@@ -16,7 +16,7 @@ const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 
 test('examples demo - the chain is allowed hop by hop, the three attacks are denied, exit 0', async (t) => {
-  const r = await runTs('examples/demo.ts', [], { timeoutMs: 60_000 });
+  const r = await runTs('examples/demo.ts', [], { timeoutMs: CHILD_TIMEOUT_MS });
   t.is(r.code, 0, r.stdout + r.stderr);
   const out = r.stdout;
 
@@ -52,7 +52,7 @@ test('examples demo - under a policy that also grants B -> D, the demo reports t
   const file = join(dir, 'too-open.yaml');
   await writeFile(file, granted);
 
-  const r = await runTs('examples/demo.ts', ['--policy', file], { timeoutMs: 60_000 });
+  const r = await runTs('examples/demo.ts', ['--policy', file], { timeoutMs: CHILD_TIMEOUT_MS });
   t.is(r.code, 1, r.stdout + r.stderr);
   t.regex(r.stdout, new RegExp(`^policy: ${esc(file)}$`, 'm'));
   // The granted hops still pass; B's write reaches D and is reported.

@@ -179,13 +179,15 @@ test('extauthz adversarial - an external PDP that hangs or is down fails closed 
   t.teardown(() => own.close());
   const web = await nodeWit(own.node, WEB);
   const started = process.hrtime.bigint();
+  // The PDP's timeout, not a hang: a node waiting for the PDP would not answer at all (the
+  // Check's deadline would end the call instead), and the denial names the timeout.
   expectDenied(t, await own.check(wptCall(web.token, wptFor(web))), 403, 'pdp.timeout');
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  // The PDP's 150 ms timeout, not a hang: well inside Envoy's 0.5 s deadline on an idle machine;
-  // bounded loosely here because the test machine is shared.
-  t.true(ms < 1500, `denied after the PDP timeout, not hung (${ms.toFixed(0)} ms)`);
+  t.true(ms >= 150, `denied after the PDP's 150 ms timeout (${ms.toFixed(0)} ms)`);
 
-  const down = await startAdversarialNode({ yaml: `  external:\n    mode: both\n    url: http://127.0.0.1:1/decide\n    timeout: 150ms\n` });
+  // A refused connection, with the longest timeout there is: a busy machine must not let the
+  // timer win over the refusal.
+  const down = await startAdversarialNode({ yaml: `  external:\n    mode: both\n    url: http://127.0.0.1:1/decide\n    timeout: 10s\n` });
   t.teardown(() => down.close());
   const w2 = await nodeWit(down.node, WEB);
   expectDenied(t, await down.check(wptCall(w2.token, wptFor(w2))), 403, 'pdp.error');

@@ -18,7 +18,7 @@ import { toSpiffeBundle } from '../../src/identity/trust-bundle.ts';
 import type { SigningAlg } from '../../src/identity/jwk.ts';
 import { keyPair, signRaw, type KeyPair } from '../authn/helpers.ts';
 import { rootCa, type Ca } from '../authn/pki.ts';
-import { authzClient, callCheck, envoyCheckRequest, type AuthzClient, type DownstreamRequest } from '../helpers/envoy-pep.ts';
+import { authzClient, callCheck, CHECK_DEADLINE_MS, envoyCheckRequest, type AuthzClient, type DownstreamRequest } from '../helpers/envoy-pep.ts';
 import { envoyProtos } from '../../src/envoy/protos.ts';
 
 export const TD = 'example.org';
@@ -104,7 +104,7 @@ ${opts.yaml ?? ''}`;
     proxyToken,
     partner: { root, wit },
     dir,
-    check: (req) => callCheck(client, req, 5000),
+    check: (req) => callCheck(client, req, CHECK_DEADLINE_MS),
     async close() {
       client.close();
       await node.close();

@@ -52,8 +52,15 @@ export function authzClient(address: string, token?: string, options: grpc.Clien
   return new Ctor(address, grpc.credentials.createInsecure(), { ...options, interceptors }) as unknown as AuthzClient;
 }
 
-/** One Check over gRPC with Envoy's deadline (`grpc_service.timeout`, 0.5 s in our sidecar config). */
-export function callCheck(client: AuthzClient, req: unknown, timeoutMs = 500): Promise<any> {
+/**
+ * How long a test waits for a Check. Envoy's deadline (`grpc_service.timeout`) is 0.5 s in our
+ * sidecar config; tests use a safety net instead, so that a busy machine cannot turn a slow
+ * answer into DEADLINE_EXCEEDED (or a PEP's 503).
+ */
+export const CHECK_DEADLINE_MS = 30_000;
+
+/** One Check over gRPC, bounded by `timeoutMs`. */
+export function callCheck(client: AuthzClient, req: unknown, timeoutMs = CHECK_DEADLINE_MS): Promise<any> {
   return new Promise((resolve, reject) =>
     client.Check(req, { deadline: new Date(Date.now() + timeoutMs) }, (err, res) => (err ? reject(err) : resolve(res))),
   );
@@ -165,7 +172,7 @@ export interface PepOptions {
   tls?: { certPem: string; keyPem: string; caPem: string };
   /** `with_request_body.max_request_bytes`. Default 1 MiB. */
   maxRequestBytes?: number;
-  /** `grpc_service.timeout`. Default 500 ms. */
+  /** `grpc_service.timeout`. Default CHECK_DEADLINE_MS (Envoy's sidecar config says 0.5 s). */
   timeoutMs?: number;
   /** `status_on_error`. Default 503. */
   statusOnError?: number;
@@ -270,7 +277,7 @@ export async function startEnvoyPep(opts: PepOptions): Promise<Pep> {
     });
     let check: any;
     try {
-      check = await callCheck(client, checkReq, opts.timeoutMs ?? 500);
+      check = await callCheck(client, checkReq, opts.timeoutMs ?? CHECK_DEADLINE_MS);
     } catch {
       res.writeHead(opts.statusOnError ?? 503).end();
       return;

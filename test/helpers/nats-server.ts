@@ -78,7 +78,7 @@ export class NatsServer {
     proc.stdout?.on('data', keep);
     proc.stderr?.on('data', keep);
     const mode = opts.waitReady ?? 'js-enabled';
-    if (mode) await this.waitReady(mode, opts.timeoutMs ?? 15_000);
+    if (mode) await this.waitReady(mode, opts.timeoutMs ?? 30_000);
   }
 
   async waitReady(mode: 'js-enabled' | 'healthy', timeoutMs: number): Promise<void> {

@@ -8,6 +8,7 @@ import { startNode, type RunningNode } from '../../src/node.ts';
 import { silentLogger } from '../../src/log.ts';
 import { authzClient, callCheck, type AuthzClient } from './envoy-pep.ts';
 import type { Clock } from '../../src/identity/clock.ts';
+import type { Logger } from '../../src/log.ts';
 
 export interface TestNode {
   node: RunningNode;
@@ -20,7 +21,7 @@ export interface TestNode {
   check(req: unknown): Promise<any>;
 }
 
-export async function startTestNode(t: ExecutionContext, opts: { yaml?: string; policy?: string; clock?: Clock } = {}): Promise<TestNode> {
+export async function startTestNode(t: ExecutionContext, opts: { yaml?: string; policy?: string; clock?: Clock; logger?: Logger } = {}): Promise<TestNode> {
   const dir = mkdtempSync(join(tmpdir(), 'wimse-node-'));
   // A `grpc:` section in `opts.yaml` (a TLS listener) replaces the plaintext default.
   const grpcSection = /^grpc:/m.test(opts.yaml ?? '') ? '' : 'grpc:\n  listen: 127.0.0.1:0\n';
@@ -31,7 +32,7 @@ export async function startTestNode(t: ExecutionContext, opts: { yaml?: string; 
   }
   const cfg = parseConfig(yaml, dir);
   if (!cfg.ok) throw new Error(cfg.errors.join('; '));
-  const node = await startNode(cfg.value, { logger: silentLogger(), ...(opts.clock ? { clock: opts.clock } : {}) });
+  const node = await startNode(cfg.value, { logger: opts.logger ?? silentLogger(), ...(opts.clock ? { clock: opts.clock } : {}) });
   const proxyToken = node.nodeTokens.issue('sidecar-callee');
   const authz = authzClient(node.grpcAddress);
   const sidecar = authzClient(node.grpcAddress, proxyToken);
@@ -40,7 +41,7 @@ export async function startTestNode(t: ExecutionContext, opts: { yaml?: string; 
     sidecar.close();
     await node.close();
   });
-  return { node, dir, authz, proxyToken, check: (req: unknown) => callCheck(sidecar, req, 10_000) };
+  return { node, dir, authz, proxyToken, check: (req: unknown) => callCheck(sidecar, req) };
 }
 
 /**

@@ -4,6 +4,13 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/**
+ * How long a test lets a child process run (or start) before it gives up: a safety net only. A
+ * `node --import=tsx` start costs about a second of CPU, and on a busy machine with several of
+ * them starting at once that is tens of seconds of wall clock.
+ */
+export const CHILD_TIMEOUT_MS = 120_000;
+
 export interface Ran {
   code: number | null;
   stdout: string;
@@ -37,7 +44,7 @@ export function runProcess(command: string, args: string[], opts: SpawnOptions =
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 90_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? CHILD_TIMEOUT_MS);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -56,7 +63,7 @@ export function startProcess(command: string, args: string[], ready: RegExp, opt
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`not ready in time; stdout=${out} stderr=${err}`));
-    }, opts.timeoutMs ?? 90_000);
+    }, opts.timeoutMs ?? CHILD_TIMEOUT_MS);
     child.stdout!.on('data', (d: Buffer) => {
       out += d;
       if (ready.test(out)) {

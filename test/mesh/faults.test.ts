@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNatsCluster, startNatsServer } from '../helpers/nats-server.ts';
 import { ROOT, startTs } from '../helpers/process.ts';
-import { A, TUNING, authzClient, callerHeaders, checkRequest, converged, metricsText, policyFor, readyz, recordingLogger, sleep, startMeshNode, trusts, until } from './helpers.ts';
+import { A, AGING_TUNING, TUNING, authzClient, callerHeaders, checkRequest, converged, metricsText, policyFor, readyz, recordingLogger, sleep, startMeshNode, trusts, until } from './helpers.ts';
 
 const CLI = join(ROOT, 'src/cli/wimse-server.ts');
 
@@ -21,9 +21,9 @@ test('mesh - a NATS server killed mid-rotation: the key still reaches every node
   const prepared = n1!.node.ca.prepare('wit');
   await nats[0]!.kill();
   const { kid } = await prepared;
-  const started = Date.now();
   await n1!.node.ca.activate('wit');
-  t.true(Date.now() - started < 15_000);
+  // The gate was met (every node trusts the key), not given up on after activationTimeout.
+  t.regex(await metricsText(n1!.node), /wimse_activation_gate_timeouts_total 0/);
   t.true(trusts(n2!.node, kid) && trusts(n3!.node, kid));
   t.is(n1!.node.ca.slot('wit').current?.kid, kid);
   const caller = await callerHeaders(n1!.node);
@@ -61,14 +61,15 @@ test('mesh - a node restarted catches up; restarted while NATS is down it still 
   const nats = await startNatsServer(t);
   const servers = [nats.url];
   const policy = policyFor([A]);
-  const nodes = await Promise.all(['cp-1', 'cp-2', 'cp-3'].map((name) => startMeshNode(t, { name, servers, policy })));
+  // Node 1's activation waits for node 3, which is down, until this timeout.
+  const nodes = await Promise.all(['cp-1', 'cp-2', 'cp-3'].map((name) => startMeshNode(t, { name, servers, policy, activationTimeout: '3s' })));
   await converged(nodes.map((n) => n.node));
   const [n1, n2, n3] = nodes;
 
   // Node 3 is down while node 1 rotates and changes the policy.
   await n3!.stop();
   await n1!.node.ca.prepare('wit');
-  await n1!.node.ca.activate('wit'); // node 3's last heartbeat ages out, then the gate is met
+  await n1!.node.ca.activate('wit'); // node 3 is known but silent: the gate gives up after 3 s
   n1!.node.policy.load(policyFor([A, 'wimse://example.org/svc/other']), 'api');
   const back = await startMeshNode(t, { name: 'cp-3', servers, dir: n3!.dir, policy });
   await until('node 3 caught up', () => back.node.policy.digest === n1!.node.policy.digest && trusts(back.node, n1!.node.ca.slot('wit').current!.kid));
@@ -104,7 +105,7 @@ test('mesh - a lost announcement is repaired; duplicated and reordered messages 
 
   const dropsBefore = dropped;
   n1.node.policy.load(policyFor(['wimse://example.org/svc/other']), 'api');
-  const ms = await until('node 2 repairs the lost policy announcement', () => n2.node.policy.digest === n1.node.policy.digest, 5_000);
+  const ms = await until('node 2 repairs the lost policy announcement', () => n2.node.policy.digest === n1.node.policy.digest);
   t.true(dropped > dropsBefore, 'the announcement was dropped');
   t.log(`repaired in ${ms} ms`);
 
@@ -129,7 +130,8 @@ test('mesh - a node process SIGKILLed and restarted reads its journal and catche
   const servers = [nats.url];
   const policy = policyFor([A]);
   const log = recordingLogger();
-  const n1 = await startMeshNode(t, { name: 'cp-1', servers, policy, activationTimeout: '3s', logger: log.logger });
+  // Node 3 (a process of its own) ages out of node 1's presence 2 s after it is killed.
+  const n1 = await startMeshNode(t, { name: 'cp-1', servers, policy, activationTimeout: '3s', logger: log.logger, tuning: AGING_TUNING });
   const n2 = await startMeshNode(t, { name: 'cp-2', servers, policy });
   const dir = mkdtempSync(join(tmpdir(), 'wimse-mesh-proc-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -183,7 +185,7 @@ logging:
   p3 = await start();
   const after = await callerHeaders(n1.node);
   t.not(after.kid, before.kid);
-  await until('node 3 caught up', async () => (await p3.authz.check(checkRequest(after.fresh(), '/admin/x'))).status.code === 0, 15_000);
+  await until('node 3 caught up', async () => (await p3.authz.check(checkRequest(after.fresh(), '/admin/x'))).status.code === 0);
   // Its own keys are the ones it had before the kill: the journal survived (a node with a fresh
   // journal would have replaced them on the bus, and node 1 would have dropped them).
   await until('node 3 heartbeats again', () => n1.node.cluster.presence.liveNodes().some((n) => n.node === 'cp-3' && (n.startedAt ?? 0) > killedAt));

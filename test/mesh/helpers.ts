@@ -35,13 +35,24 @@ destinations:
         authn: [wpt, httpsig]
 `;
 
+// A node stays live for 30 s after its last heartbeat: a loaded machine can stall a process (or
+// the NATS server) for seconds, and a live node must not look dead (bundle status, the gate's
+// report of missing nodes). Tests where a stopped node must age out use AGING_TUNING.
 export const TUNING: NodeClusterTuning = {
   heartbeatIntervalMs: 200,
-  heartbeatTimeoutMs: 2_000,
+  heartbeatTimeoutMs: 30_000,
   gapGraceMs: 100,
   retryMs: 200,
-  nats: { startTimeoutMs: 1_000, reconnectWaitMs: 100, pingIntervalMs: 500, requestTimeoutMs: 1_000 },
+  // A killed NATS server closes its sockets, so clients notice at once; pings only find silent
+  // deaths, and a short ping interval would take a stalled server for a dead one. A store request
+  // may take seconds on a busy machine: one given up after 1 s is a write the store "did not
+  // take", which loses the node its confirmed contact (and, after cluster.maxStaleness, makes it
+  // stale).
+  nats: { startTimeoutMs: 1_000, reconnectWaitMs: 100, pingIntervalMs: 5_000, requestTimeoutMs: 5_000 },
 };
+
+/** A stopped node ages out of presence 2 s after its last heartbeat. */
+export const AGING_TUNING: NodeClusterTuning = { ...TUNING, heartbeatTimeoutMs: 2_000 };
 
 export interface MeshNode {
   name: string;
@@ -126,8 +137,8 @@ export async function callerHeaders(node: { ca: Pick<RunningNode['ca'], 'mintWit
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Poll `cond` until it holds (resolves the elapsed ms) or fail after `timeoutMs`. */
-export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, stepMs = 20): Promise<number> {
+/** Poll `cond` until it holds (resolves the elapsed ms) or fail after `timeoutMs` (a safety net only). */
+export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000, stepMs = 20): Promise<number> {
   const start = Date.now();
   while (!(await cond())) {
     if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
@@ -140,7 +151,7 @@ export const trusts = (n: RunningNode, kid: string): boolean => n.ca.keys().some
 export const ownKids = (n: RunningNode): string[] => n.ca.keys().filter((k) => k.origin === undefined && k.status !== 'revoked').map((k) => k.kid);
 
 /** Every node trusts every other node's keys. */
-export async function converged(nodes: RunningNode[], timeoutMs = 10_000): Promise<number> {
+export async function converged(nodes: RunningNode[], timeoutMs = 30_000): Promise<number> {
   return until('every node trusts every node\'s keys', () => nodes.every((a) => nodes.every((b) => ownKids(b).every((kid) => trusts(a, kid)))), timeoutMs);
 }
 
@@ -174,7 +185,7 @@ export async function storedValues(servers: string[]): Promise<string[]> {
 /** An ext_authz client for a node (possibly in another process), sending the proxy's node token. */
 export function authzClient(address: string, proxyToken: string): { check(req: unknown): Promise<any>; close(): void } {
   const c = pepAuthzClient(address, proxyToken);
-  return { check: (req: unknown) => callCheck(c, req, 10_000), close: () => c.close() };
+  return { check: (req: unknown) => callCheck(c, req), close: () => c.close() };
 }
 
 /** An admin API client (as wimsectl) for a node, with its admin token. */

@@ -49,7 +49,7 @@ test('mesh - a rotation on one node reaches the others (SDS push, ext_authz) bef
   // Node 2's SDS stream pushed a validation context holding node 1's new root.
   let roots: string[] = [];
   await until('node 2 SDS pushes the new root', async () => {
-    const r = await all.next(5000);
+    const r = await all.next();
     all.ack(r);
     roots = (spiffeBundlesOf(secretsOf(r).get('ALL')!).get('example.org') ?? []).map(kidOfCert);
     return roots.includes(x509.kid);
@@ -84,6 +84,7 @@ test('mesh - activation waits for a live node that lacks the key, then activates
   const started = Date.now();
   await n1.node.ca.activate('wit');
   const waited = Date.now() - started;
+  // A lower bound: the gate held the key back for its whole timeout (a busy machine only adds).
   t.true(waited >= 1400, `activation waited ${waited} ms`);
   t.is(n1.node.ca.slot('wit').current?.kid, prepared.kid);
   t.deepEqual(n1.node.cluster.presence.report(prepared.kid).missing, ['cp-ghost']);
@@ -97,7 +98,9 @@ test('mesh - a single node (no cluster section) activates at once and needs no b
   await node.ca.prepare('wit');
   const started = Date.now();
   await node.ca.activate('wit');
-  t.true(Date.now() - started < 1000);
+  // No gate: a gated activation would wait for cluster.activationTimeout (5 min by default).
+  // The bound is far below that and far above what a busy machine needs for one activation.
+  t.true(Date.now() - started < 30_000);
   t.deepEqual(node.readiness(), { ready: true, reasons: [] });
 });
 

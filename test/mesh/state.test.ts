@@ -156,7 +156,7 @@ test('mesh - a federated bundle configured on one node is served by every node; 
   await until('node 2 has the new partner bundle', () => n2.node.ca.bundles().get('partner.example')?.sequence === 3);
   let roots = 0;
   await until('node 2 pushes it over SDS', async () => {
-    const r = await all.next(5000);
+    const r = await all.next();
     all.ack(r);
     roots = spiffeBundlesOf(secretsOf(r).get('ALL')!).get('partner.example')?.length ?? 0;
     return roots === 2;

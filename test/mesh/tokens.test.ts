@@ -25,7 +25,7 @@ function admin(n: MeshNode, token = adminTokenOf(n)) {
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${token}`);
   const call = (method: string, req: unknown) =>
-    new Promise<any>((resolve, reject) => client[method](req, md, { deadline: Date.now() + 10_000 }, (e: unknown, r: unknown) => (e ? reject(e) : resolve(r))));
+    new Promise<any>((resolve, reject) => client[method](req, md, { deadline: Date.now() + 30_000 }, (e: unknown, r: unknown) => (e ? reject(e) : resolve(r))));
   return { client, call };
 }
 

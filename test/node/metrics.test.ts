@@ -38,7 +38,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
 }
 
 const unary = (client: any, rpc: string, req: unknown, md: grpc.Metadata) =>
-  new Promise<any>((resolve, reject) => client[rpc](req, md, { deadline: Date.now() + 10_000 }, (e: grpc.ServiceError | null, r: any) => (e ? reject(e) : resolve(r))));
+  new Promise<any>((resolve, reject) => client[rpc](req, md, { deadline: Date.now() + 30_000 }, (e: grpc.ServiceError | null, r: any) => (e ? reject(e) : resolve(r))));
 const bearer = (token: string) => {
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${token}`);

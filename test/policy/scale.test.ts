@@ -8,7 +8,12 @@ for (const [rules, destinations, vocab, seed] of [
   [3000, 1, 6, 2],
   [10000, 20, 200, 3],
 ] as const) {
-  test(`policy scale - the index decides exactly like a rule-by-rule scan (${rules} rules, ${destinations} destinations, vocab ${vocab})`, (t) => {
+  test(`policy scale - the index decides exactly like a rule-by-rule scan (${rules} rules, ${destinations} destinations, vocab ${vocab})`, async (t) => {
+    // Seconds of CPU each, run without a break: on a busy machine a case can take minutes, and
+    // ava's idle timeout (no test finished for 120 s) must not count it as hung. Yielding first
+    // lets each case report before the next one starts.
+    t.timeout(10 * 60_000);
+    await new Promise((r) => setImmediate(r));
     const g = generate({ rules, destinations, requests: 1500, seed, vocab });
     // The generated policy is itself valid, and survives a YAML round trip unchanged.
     const checked = checkPolicy(g.policy);

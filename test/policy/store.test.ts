@@ -112,7 +112,7 @@ test('policy store - a request in flight keeps the snapshot it started with', as
 });
 
 /** Wait for a state, not for an event count: an in-place write may be seen half-done first. */
-const until = async (cond: () => boolean, ms = 10_000): Promise<boolean> => {
+const until = async (cond: () => boolean, ms = 30_000): Promise<boolean> => {
   const end = Date.now() + ms;
   while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
   return cond();

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { ROOT } from '../helpers/process.ts';
+import { CHILD_TIMEOUT_MS, ROOT } from '../helpers/process.ts';
 import type * as _client from '../../examples/client.ts';
 import type * as _server from '../../examples/server.ts';
 import type * as _devApi from '../../examples/dev-workload-api.ts';
@@ -26,7 +26,7 @@ function run(script: string, env: Record<string, string>): Proc {
   return { child, out: () => out, exited };
 }
 
-async function waitFor(p: Proc, re: RegExp, ms = 20_000): Promise<RegExpExecArray> {
+async function waitFor(p: Proc, re: RegExp, ms = CHILD_TIMEOUT_MS): Promise<RegExpExecArray> {
   const start = Date.now();
   for (;;) {
     const m = re.exec(p.out());

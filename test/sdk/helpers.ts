@@ -141,8 +141,8 @@ export class ManualTimers implements Timers {
   }
 }
 
-/** Wait until `cond` holds (real time, bounded). */
-export async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+/** Wait until `cond` holds (real time, bounded by a safety net). */
+export async function until(cond: () => boolean, timeoutMs = 30_000): Promise<void> {
   const start = Date.now();
   while (!cond()) {
     if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');

@@ -124,8 +124,8 @@ export class SdsStream {
     this.call.write(req);
   }
 
-  /** The next response, or a rejection after `ms`. */
-  next(ms = 5000): Promise<SdsResponse> {
+  /** The next response, or a rejection after `ms` (a safety net: a busy machine can be slow). */
+  next(ms = 30_000): Promise<SdsResponse> {
     const r = this.received.shift();
     if (r) return Promise.resolve(r);
     return new Promise((res, rej) => {
