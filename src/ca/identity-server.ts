@@ -11,7 +11,8 @@ import { parseTrustDomain, parseWorkloadId, type Clock, type TrustBundleSet, typ
 import { buildOwnBundle, bundleSet, loadFederatedBundles, type FederatedBundleFile } from './bundle.ts';
 import { CaRequestError, JournalCorruptError, JournalMismatchError, NoActiveKeyError } from './errors.ts';
 import { ensureJournalDir, journalPath, readJournal, removeStaleTemps, writeJournal, type JournalBody } from './journal.ts';
-import { acquireLock } from './state-lock.ts';
+import { join } from 'node:path';
+import { acquireLock, LOCK_FILE } from './state-lock.ts';
 import { KEY_KINDS, type KeyKind, type KeyRecord } from './key-record.ts';
 import { generateKeyMaterial, toPkcs8Pem } from './keys.ts';
 import { resolveLeafKey } from './leaf-key.ts';
@@ -84,7 +85,11 @@ export class IdentityServer {
   static async open(opts: IdentityServerOptions): Promise<IdentityServer> {
     checkOptions(opts);
     const dir = await ensureJournalDir(opts.stateDir);
-    const release = await acquireLock(dir);
+    const release = await acquireLock(dir, {
+      ...(opts.lockStaleMs !== undefined ? { staleMs: opts.lockStaleMs } : {}),
+      onLeaseWait: (why, waitMs) =>
+        (opts.logger ?? silentLogger).warn({ lock: join(dir, LOCK_FILE), why, waitMs }, 'state directory lock: waiting out its lease before taking it over'),
+    });
     try {
       await removeStaleTemps(dir);
       const path = journalPath(opts.stateDir);

@@ -57,8 +57,12 @@ export interface ProcessProbe {
 
 export type LockVerdict =
   | { readonly held: false; readonly why: string }
-  /** `certain`: the holder was identified; otherwise the verdict is "cannot tell" and a person must check. */
-  | { readonly held: true; readonly certain: boolean; readonly why: string };
+  /**
+   * `certain`: the holder was identified; otherwise the verdict is "cannot tell" and a person must
+   * check. `leaseLeftMs`: the holder cannot be checked, but the lock goes stale if it is left
+   * untouched this much longer (a start may wait that out).
+   */
+  | { readonly held: true; readonly certain: boolean; readonly why: string; readonly leaseLeftMs?: number };
 
 const procProbe: ProcessProbe = {
   alive(pid) {
@@ -120,11 +124,16 @@ export function parseLock(text: string): LockRecord | number | undefined {
 }
 
 /** Is a lock held? `ageMs`: how long ago it was last touched. Pure: the probe and `self` are inputs. */
-export function judgeLock(found: LockRecord | number | undefined, self: LockRecord, probe: ProcessProbe, ageMs: number): LockVerdict {
+export function judgeLock(found: LockRecord | number | undefined, self: LockRecord, probe: ProcessProbe, ageMs: number, staleMs = LOCK_STALE_MS): LockVerdict {
   const lease = (who: string): LockVerdict =>
-    ageMs > LOCK_STALE_MS
+    ageMs > staleMs
       ? { held: false, why: `${who}, not refreshed for ${Math.round(ageMs / 1000)} s` }
-      : { held: true, certain: false, why: `${who}, refreshed ${Math.max(0, Math.round(ageMs / 1000))} s ago; this process cannot check whether it still runs` };
+      : {
+          held: true,
+          certain: false,
+          why: `${who}, refreshed ${Math.max(0, Math.round(ageMs / 1000))} s ago; this process cannot check whether it still runs`,
+          leaseLeftMs: staleMs - Math.max(0, ageMs),
+        };
   if (found === undefined) return { held: true, certain: false, why: 'the lock file is not one this version reads' };
   if (typeof found === 'number') {
     if (found === self.pid || !probe.alive(found)) return { held: false, why: `process ${found} is gone` };
@@ -142,22 +151,38 @@ export function judgeLock(found: LockRecord | number | undefined, self: LockReco
 }
 
 /** The refusal, with what to check and which file to remove. */
-function lockedError(path: string, found: LockRecord | number | undefined, v: LockVerdict & { held: true }): JournalLockedError {
+function lockedError(path: string, found: LockRecord | number | undefined, v: LockVerdict & { held: true }, staleMs: number): JournalLockedError {
   const pid = typeof found === 'number' ? found : found?.pid;
   const remedy = v.certain
     ? 'Stop that wimse-server first, or give this node a stateDir of its own'
     : `Check that no wimse-server runs with this state directory${pid !== undefined ? ` (ps -p ${pid} -o pid,lstart,args${typeof found === 'object' ? ` on host "${found.host}"` : ''})` : ''}, then remove ${path}` +
-      (typeof found === 'object' ? `; a lock left untouched for ${LOCK_STALE_MS / 1000} s is taken over without that` : '');
+      (typeof found === 'object' ? `; a lock left untouched for ${staleMs / 1000} s is taken over without that` : '');
   return new JournalLockedError(path, pid, v.why, remedy);
 }
 
+export interface AcquireLockOptions {
+  refreshMs?: number;
+  /** Untouched this long, a lock whose holder cannot be checked is stale. Default `LOCK_STALE_MS`. */
+  staleMs?: number;
+  probe?: ProcessProbe;
+  /**
+   * Told when the start waits out the lease of a lock whose holder it cannot check (a container
+   * restarted in a new PID namespace finds its predecessor's lock): `waitMs` at most one lease.
+   */
+  onLeaseWait?: (why: string, waitMs: number) => void;
+}
+
 /**
- * Hold `<dir>/lock` for this process: resolves to the release function. Throws
- * `JournalLockedError` (with what to check and which file to remove) when it is held.
+ * Hold `<dir>/lock` for this process: resolves to the release function. A lock whose holder
+ * cannot be checked is waited out once, for what is left of its lease: still touched after that,
+ * it is held. Throws `JournalLockedError` (with what to check and which file to remove) when it
+ * is held.
  */
-export async function acquireLock(dir: string, opts: { refreshMs?: number; probe?: ProcessProbe } = {}): Promise<() => Promise<void>> {
+export async function acquireLock(dir: string, opts: AcquireLockOptions = {}): Promise<() => Promise<void>> {
   const path = join(dir, LOCK_FILE);
   const probe = opts.probe ?? procProbe;
+  const staleMs = opts.staleMs ?? LOCK_STALE_MS;
+  let waited = false;
   const self = ownLockRecord();
   const mine = `${JSON.stringify(self)}\n`;
   const tmp = join(dir, `${LOCK_FILE}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
@@ -173,8 +198,17 @@ export async function acquireLock(dir: string, opts: { refreshMs?: number; probe
       const seen = await readLock(path);
       if (seen === undefined) continue; // released meanwhile
       const found = parseLock(seen.text);
-      const verdict = judgeLock(found, self, probe, Date.now() - seen.mtimeMs);
-      if (verdict.held) throw lockedError(path, found, verdict);
+      const verdict = judgeLock(found, self, probe, Date.now() - seen.mtimeMs, staleMs);
+      if (verdict.held && verdict.leaseLeftMs !== undefined && !waited) {
+        // Its holder touches it every refreshMs while it runs: one lease from now tells.
+        waited = true;
+        const waitMs = verdict.leaseLeftMs + Math.min(1000, staleMs / 10);
+        opts.onLeaseWait?.(verdict.why, waitMs);
+        await new Promise((r) => setTimeout(r, waitMs));
+        attempt--;
+        continue;
+      }
+      if (verdict.held) throw lockedError(path, found, verdict, staleMs);
       await moveAsideIfUnchanged(path, seen.text);
     }
   } finally {

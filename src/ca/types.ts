@@ -18,6 +18,11 @@ export interface IdentityServerOptions {
   /** Default lifetime of WICs and WITs (1 h each). */
   readonly wicTtlSec?: number;
   readonly witTtlSec?: number;
+  /**
+   * Untouched this long, a state-directory lock whose holder cannot be checked (another host or
+   * PID namespace) is stale; a start waits that out once (default 60 s: src/ca/state-lock.ts).
+   */
+  readonly lockStaleMs?: number;
   /** `iss` of minted WITs (creds §3: RECOMMENDED); omitted when unset. */
   readonly witIssuer?: string;
   readonly federatedBundleFiles?: readonly FederatedBundleFile[];
