@@ -50,7 +50,7 @@ import {
 import type { NodeConfig } from './config/config.ts';
 import type { Registration } from './envoy/sds-ca-source.ts';
 import type { Clock } from './identity/clock.ts';
-import { sameNodeTokenRecord, type ChangeListener, type NodeTokenRecord, type RevokeListener } from './identity/node-tokens.ts';
+import { sameNodeTokenRecord, tokenIdOf, type ChangeListener, type NodeTokenRecord, type RevokeListener } from './identity/node-tokens.ts';
 import { parseSpiffeBundle, toSpiffeBundle } from './identity/trust-bundle.ts';
 import type { Logger } from './log.ts';
 import type { PolicyStore } from './policy/store.ts';
@@ -614,7 +614,7 @@ export class NodeCluster {
     } finally {
       this.#applyingRevocation = false;
     }
-    const tokenId = record.sha256.slice(0, 16);
+    const tokenId = tokenIdOf(record.sha256);
     if (merged.revoked && before && !before.revoked) this.#log.info({ nodeId: merged.nodeId, tokenId }, 'a node token was revoked by the cluster');
     else if (!before) this.#log.debug({ nodeId: merged.nodeId, tokenId }, 'a node token issued by the cluster');
     this.#shareNodeToken(record.sha256);
