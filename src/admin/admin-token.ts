@@ -71,16 +71,6 @@ function presentedBearer(authorization: readonly string[]): string | undefined {
 }
 
 /**
- * Does the call's `authorization` metadata carry the admin token? Exactly one `Bearer` value;
- * compared in constant time (both sides hashed first, so lengths do not leak either).
- */
-export function adminTokenMatches(authorization: readonly string[], token: string): boolean {
-  const presented = presentedBearer(authorization);
-  const same = timingSafeEqual(digest(presented ?? ''), digest(token));
-  return presented !== undefined && same;
-}
-
-/**
  * The admin tokens a node accepts: its own (`admin.tokenFile`, or the generated one) and, in a
  * cluster, the admin token of every node it has heard from, known only by its SHA-256 digest
  * (src/node-cluster.ts shares them as `adminTokens` records). Every admin token grants the same

@@ -5,7 +5,6 @@
  * gRPC statuses (api-errors.ts).
  */
 import * as grpc from '@grpc/grpc-js';
-import { adminTokenMatches } from './admin-token.ts';
 import type { AdminApiDeps } from './api-deps.ts';
 import { adminServiceDefinition } from './api-contract.ts';
 import { AdminError, toServiceError } from './api-errors.ts';
