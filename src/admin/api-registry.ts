@@ -5,14 +5,13 @@
  */
 import { parseWorkloadId } from '../identity/workload-id.ts';
 import { checkRegistrations, type Registration } from '../envoy/sds-ca-source.ts';
-import { hashToken, tokenIdOf } from '../identity/node-tokens.ts';
+import { NODE_ID, hashToken, tokenIdOf } from '../identity/node-tokens.ts';
 import type { AdminApiDeps } from './api-deps.ts';
 import * as grpc from '@grpc/grpc-js';
 import { AdminError, alreadyExists, failedPrecondition, invalidArgument, notFound } from './api-errors.ts';
 import { SerialWriter, entriesDocument, entriesPath } from './api-state.ts';
 import type { Handler } from './api.ts';
 
-const NODE_ID = /^[\x21-\x7e]{1,256}$/;
 // As the CA checks them (src/ca/identity-server.ts): lower-case, an optional leading wildcard.
 const DNS_NAME = /^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { resolve, dirname } from 'node:path';
 import YAML from 'yaml';
+import { NODE_ID } from '../identity/node-tokens.ts';
 import { parseTrustDomain, parseWorkloadId } from '../identity/workload-id.ts';
 import type { Checked } from '../identity/result.ts';
 import { DEFAULT_TIMING, keyTimes, MAX_KEY_TTL_SEC } from '../ca/slot.ts';
@@ -134,7 +135,7 @@ export const configSchema: Field = {
             doc: 'A registration entry.',
             requires: ['nodeId', 'workloads'],
             fields: {
-              nodeId: { kind: 'string', doc: 'The Envoy `node.id` this entry applies to.', pattern: /^[\x21-\x7e]{1,256}$/, patternHelp: 'must be 1-256 printable ASCII characters' },
+              nodeId: { kind: 'string', doc: 'The Envoy `node.id` this entry applies to.', pattern: NODE_ID, patternHelp: 'must be 1-256 printable ASCII characters' },
               workloads: { kind: 'list', doc: 'Workload identifiers this node may receive; the first is its `default`.', of: { kind: 'string', doc: 'A workload identifier.', check: workloadId }, minItems: 1 },
               dnsNames: { kind: 'list', doc: 'DNS SANs added to its certificates.', of: { kind: 'string', doc: 'A DNS name.', pattern: /^[A-Za-z0-9*.-]{1,253}$/, patternHelp: 'must be a DNS name' } },
             },
