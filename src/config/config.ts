@@ -30,10 +30,10 @@ const workloadId = (v: string): string | undefined => {
   const r = parseWorkloadId(v);
   return r.ok ? undefined : `not a valid workload identifier (${r.reason}): ${r.message}`;
 };
-/** `HOST:PORT` with the port in 0-65535 and an IP literal that is one. */
-const hostPort = (v: string): string | undefined => {
+/** `HOST:PORT` with the port in 0-65535 and an IP literal that is one. `orElse`: the other forms the field takes, for the message. */
+const hostPort = (v: string, orElse = ''): string | undefined => {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
-  if (!m) return 'must be HOST:PORT (port 0 picks a free port)';
+  if (!m) return `must be HOST:PORT (port 0 picks a free port)${orElse}`;
   if (Number(m[2]) > 65535) return `port ${m[2]} is out of range (0-65535; 0 picks a free port)`;
   const host = m[1]!;
   if (host.startsWith('[') && !isIPv6(host.slice(1, -1))) return `${host} is not an IPv6 address`;
@@ -41,10 +41,7 @@ const hostPort = (v: string): string | undefined => {
   return undefined;
 };
 const listenAddress = (v: string): string | undefined => {
-  if (!v.startsWith('unix:')) {
-    const problem = hostPort(v);
-    return problem === 'must be HOST:PORT (port 0 picks a free port)' ? `${problem} or unix:/path/to/socket` : problem;
-  }
+  if (!v.startsWith('unix:')) return hostPort(v, ' or unix:/path/to/socket');
   const path = unixSocketPath(v);
   if (path === '') return 'unix: needs a socket path';
   if (Buffer.byteLength(path) > MAX_UNIX_PATH_BYTES) return `the socket path is ${Buffer.byteLength(path)} bytes; at most ${MAX_UNIX_PATH_BYTES} fit in a Unix socket address`;
