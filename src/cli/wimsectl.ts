@@ -45,10 +45,6 @@ const AUTHN_CHECK: CommandHelp = {
 
 const helpTable = (): HelpTable => ({ ...GROUPS, authn: { check: AUTHN_CHECK } });
 
-export function usageText(): string {
-  return globalHelp(helpTable());
-}
-
 export interface Io {
   stdout(text: string): void;
   stderr(text: string): void;

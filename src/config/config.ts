@@ -16,9 +16,9 @@ export const DEFAULT_GRPC_PORT = 8443;
 export const DEFAULT_ADMIN_PORT = 8081;
 export const MAX_CONFIG_BYTES = 1 << 20;
 /** Longest signing-key lifetime (100 years): keeps every CA certificate's notAfter far inside X.509's year 9999. */
-export const MAX_KEY_TTL_MS = MAX_KEY_TTL_SEC * 1000;
+const MAX_KEY_TTL_MS = MAX_KEY_TTL_SEC * 1000;
 /** Largest in-memory cache (entries); each entry costs about 100 bytes or more. */
-export const MAX_CACHE_ENTRIES = 10_000_000;
+const MAX_CACHE_ENTRIES = 10_000_000;
 /** A Unix socket path is at most 107 bytes (sun_path holds 108 with its terminating NUL). */
 const MAX_UNIX_PATH_BYTES = 107;
 
