@@ -9,10 +9,10 @@
  * `wimsectl: <what was wrong>. <how to fix it>`.
  */
 import { readFileSync } from 'node:fs';
-import { CliError, GLOBAL_FLAGS, OUTPUTS, UsageError, flag, isFlagArg, kindOf, multi, parseFlags, value, type Command, type Ctx, type Output } from './wimsectl-args.ts';
+import { CliError, GLOBAL_FLAGS, OUTPUTS, UsageError, flag, isFlagArg, kindOf, parseFlags, type Command, type Ctx, type Output } from './wimsectl-args.ts';
 import { adminCaller } from './wimsectl-client.ts';
 import { YAML_OPTIONS, json } from './wimsectl-format.ts';
-import { commandHelp, globalHelp, groupHelp, type CommandHelp, type HelpTable } from './wimsectl-help.ts';
+import { AUTHN_CHECK_HELP, commandHelp, globalHelp, groupHelp, type HelpTable } from './wimsectl-help.ts';
 import { envoyCommands } from './wimsectl-envoy.ts';
 import { policyCommands } from './wimsectl-policy.ts';
 import { entryCommands, tokenCommands } from './wimsectl-registry.ts';
@@ -31,19 +31,7 @@ export const GROUPS: Record<string, Record<string, Command>> = {
   envoy: envoyCommands,
 };
 
-/** `authn check` parses its own flags (its output is always one JSON line, errors too); this describes them. */
-const AUTHN_CHECK: CommandHelp = {
-  usage: 'authn check --bundle FILE [--audience URI]... [--now UNIX_SECONDS] [--max-skew SECONDS] < request.json',
-  summary: 'authenticate one request (JSON on stdin) offline against a bundle file; prints one JSON line',
-  flags: {
-    '--bundle': value('FILE', 'a SPIFFE bundle map (wimsectl bundle export)'),
-    '--audience': multi('URI', 'an audience this service accepts in WPTs'),
-    '--now': value('UNIX_SECONDS', 'check as of this time instead of now'),
-    '--max-skew': value('SECONDS', 'clock skew allowed on iat/exp'),
-  },
-};
-
-const helpTable = (): HelpTable => ({ ...GROUPS, authn: { check: AUTHN_CHECK } });
+const helpTable = (): HelpTable => ({ ...GROUPS, authn: { check: AUTHN_CHECK_HELP } });
 
 export interface Io {
   stdout(text: string): void;
