@@ -159,18 +159,19 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
 }
 
 /** Flags that take no value, in any command: the word after one is not its value. */
-const BOOLEAN_FLAGS = (): Set<string> => {
-  const names = new Set(['-h', '--']);
-  for (const [name, f] of Object.entries(GLOBAL_FLAGS)) if (kindOf(f) === 'bool') names.add(name);
-  for (const cmds of Object.values(helpTable())) for (const c of Object.values(cmds)) for (const [name, f] of Object.entries(c.flags)) if (kindOf(f) === 'bool') names.add(name);
-  return names;
-};
+const BOOLEAN_FLAGS: ReadonlySet<string> = new Set([
+  '-h',
+  '--',
+  ...[GLOBAL_FLAGS, ...Object.values(helpTable()).flatMap((cmds) => Object.values(cmds).map((c) => c.flags))].flatMap((flags) =>
+    Object.entries(flags).flatMap(([name, f]) => (kindOf(f) === 'bool' ? [name] : [])),
+  ),
+]);
 
 /** Is argv[i] the value of a flag that takes one (so not a command word)? */
 function isFlagValue(argv: readonly string[], i: number): boolean {
   const prev = argv[i - 1];
   if (prev === undefined || !isFlagArg(prev) || prev.includes('=')) return false;
-  return !BOOLEAN_FLAGS().has(prev);
+  return !BOOLEAN_FLAGS.has(prev);
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
