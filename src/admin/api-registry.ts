@@ -5,14 +5,13 @@
  */
 import { parseWorkloadId } from '../identity/workload-id.ts';
 import { checkRegistrations, type Registration } from '../envoy/sds-ca-source.ts';
-import { hashToken, tokenIdOf } from '../identity/node-tokens.ts';
+import { NODE_ID, hashToken, tokenIdOf } from '../identity/node-tokens.ts';
 import type { AdminApiDeps } from './api-deps.ts';
 import * as grpc from '@grpc/grpc-js';
 import { AdminError, alreadyExists, failedPrecondition, invalidArgument, notFound } from './api-errors.ts';
 import { SerialWriter, entriesDocument, entriesPath } from './api-state.ts';
 import type { Handler } from './api.ts';
 
-const NODE_ID = /^[\x21-\x7e]{1,256}$/;
 // As the CA checks them (src/ca/identity-server.ts): lower-case, an optional leading wildcard.
 const DNS_NAME = /^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
@@ -48,11 +47,13 @@ function checkEntry(req: EntryMsg, trustDomain: string): Registration {
   return { nodeId, workloads: [...req.workloads], dnsNames: [...req.dns_names] };
 }
 
+/** An entry as the API returns it. */
+const entryMsg = (e: Registration, source: 'config' | 'api') => ({ node_id: e.nodeId, workloads: [...e.workloads], dns_names: [...(e.dnsNames ?? [])], source });
+
 export function registryHandlers(deps: AdminApiDeps, exclusive: <T>(fn: () => Promise<T>) => Promise<T>): Record<string, Handler> {
   const configIds = new Set(deps.configEntries.map((e) => e.nodeId));
   let apiEntries: Registration[] = deps.apiEntries.filter((e) => !configIds.has(e.nodeId));
   const entriesFile = new SerialWriter(entriesPath(deps.stateDir));
-  const saveTokens = deps.saveNodeTokens;
 
   const applyEntries = async (next: Registration[]): Promise<void> => {
     const all = [...deps.configEntries, ...next];
@@ -67,7 +68,7 @@ export function registryHandlers(deps: AdminApiDeps, exclusive: <T>(fn: () => Pr
     async ListEntries() {
       const entries = deps.registrations
         .registrations()
-        .map((e) => ({ node_id: e.nodeId, workloads: [...e.workloads], dns_names: [...(e.dnsNames ?? [])], source: configIds.has(e.nodeId) ? 'config' : 'api' }))
+        .map((e) => entryMsg(e, configIds.has(e.nodeId) ? 'config' : 'api'))
         .sort((a, b) => (a.node_id < b.node_id ? -1 : a.node_id > b.node_id ? 1 : 0));
       return { entries };
     },
@@ -80,7 +81,7 @@ export function registryHandlers(deps: AdminApiDeps, exclusive: <T>(fn: () => Pr
         if (apiEntries.some((e) => e.nodeId === entry.nodeId))
           throw alreadyExists(`node id ${JSON.stringify(entry.nodeId)} already has an entry. Change it with wimsectl entry update ${entry.nodeId}`);
         await applyEntries([...apiEntries, entry]);
-        return { node_id: entry.nodeId, workloads: entry.workloads, dns_names: entry.dnsNames, source: 'api' };
+        return entryMsg(entry, 'api');
       }),
 
     UpdateEntry: (req: { entry: EntryMsg | null; update_mask: string[] }) =>
@@ -103,7 +104,7 @@ export function registryHandlers(deps: AdminApiDeps, exclusive: <T>(fn: () => Pr
           deps.ca.trustDomain,
         );
         await applyEntries(apiEntries.map((e) => (e.nodeId === nodeId ? entry : e)));
-        return { node_id: entry.nodeId, workloads: entry.workloads, dns_names: entry.dnsNames, source: 'api' };
+        return entryMsg(entry, 'api');
       }),
 
     DeleteEntry: (req: { node_id: string }) =>
@@ -126,7 +127,7 @@ export function registryHandlers(deps: AdminApiDeps, exclusive: <T>(fn: () => Pr
         const token = deps.nodeTokens.issue(nodeId, expiresAt !== undefined ? { expiresAt } : {});
         const tokenId = tokenIdOf(hashToken(token));
         try {
-          await saveTokens();
+          await deps.saveNodeTokens();
         } catch (e) {
           deps.nodeTokens.revokeToken(tokenId); // never hand out a token the node would forget
           throw e;
@@ -145,7 +146,7 @@ export function registryHandlers(deps: AdminApiDeps, exclusive: <T>(fn: () => Pr
           if (!deps.nodeTokens.list().some((t) => t.nodeId === nodeId)) throw notFound(`no node token for node id ${JSON.stringify(nodeId)}. List them with wimsectl token list`);
           deps.nodeTokens.revokeNode(nodeId);
         }
-        await saveTokens();
+        await deps.saveNodeTokens();
         return {};
       }),
 

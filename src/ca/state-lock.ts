@@ -93,7 +93,7 @@ const readProc = (read: () => string): string | undefined => {
 };
 
 /** This process, as its lock names it. */
-export function ownLockRecord(now = new Date()): LockRecord {
+export function ownLockRecord(): LockRecord {
   const startTime = procProbe.startTime(process.pid);
   const bootId = readProc(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8'));
   const pidNamespace = readProc(() => readlinkSync('/proc/self/ns/pid'));
@@ -103,7 +103,7 @@ export function ownLockRecord(now = new Date()): LockRecord {
     ...(bootId !== undefined ? { bootId } : {}),
     host: hostname(),
     ...(pidNamespace !== undefined ? { pidNamespace } : {}),
-    since: now.toISOString(),
+    since: new Date().toISOString(),
   };
 }
 
@@ -164,7 +164,6 @@ export interface AcquireLockOptions {
   refreshMs?: number;
   /** Untouched this long, a lock whose holder cannot be checked is stale. Default `LOCK_STALE_MS`. */
   staleMs?: number;
-  probe?: ProcessProbe;
   /**
    * Told when the start waits out the lease of a lock whose holder it cannot check (a container
    * restarted in a new PID namespace finds its predecessor's lock): `waitMs` at most one lease.
@@ -180,7 +179,6 @@ export interface AcquireLockOptions {
  */
 export async function acquireLock(dir: string, opts: AcquireLockOptions = {}): Promise<() => Promise<void>> {
   const path = join(dir, LOCK_FILE);
-  const probe = opts.probe ?? procProbe;
   const staleMs = opts.staleMs ?? LOCK_STALE_MS;
   let waited = false;
   const self = ownLockRecord();
@@ -198,7 +196,7 @@ export async function acquireLock(dir: string, opts: AcquireLockOptions = {}): P
       const seen = await readLock(path);
       if (seen === undefined) continue; // released meanwhile
       const found = parseLock(seen.text);
-      const verdict = judgeLock(found, self, probe, Date.now() - seen.mtimeMs, staleMs);
+      const verdict = judgeLock(found, self, procProbe, Date.now() - seen.mtimeMs, staleMs);
       if (verdict.held && verdict.leaseLeftMs !== undefined && !waited) {
         // Its holder touches it every refreshMs while it runs: one lease from now tells.
         waited = true;

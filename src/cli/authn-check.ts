@@ -16,11 +16,11 @@ import { isAuthnError } from '../authn/errors.ts';
 import { headersFrom, isAuthority, type AuthnRequest } from '../authn/request.ts';
 import { ManualClock, systemClock, type Clock } from '../identity/clock.ts';
 import { MAX_BUNDLE_BYTES, parseSpiffeBundleMap } from '../identity/trust-bundle.ts';
+import { AUTHN_CHECK_HELP } from './wimsectl-help.ts';
 
 export const MAX_REQUEST_BYTES = 1 << 20;
 
-export const AUTHN_CHECK_USAGE =
-  'usage: wimsectl authn check --bundle FILE [--audience URI]... [--now UNIX_SECONDS] [--max-skew SECONDS] < request.json';
+const AUTHN_CHECK_USAGE = `usage: wimsectl ${AUTHN_CHECK_HELP.usage}`;
 
 export interface AuthnCheckOutcome {
   exitCode: 0 | 1 | 2;

@@ -1,9 +1,24 @@
 /** `wimsectl --help`, `wimsectl help GROUP` and `wimsectl GROUP VERB --help` (or `wimsectl help GROUP VERB`). */
-import { ALIASES, GLOBAL_FLAGS, kindOf, type Command, type FlagSpec, type FlagTable } from './wimsectl-args.ts';
+import { ALIASES, GLOBAL_FLAGS, kindOf, multi, value, type Command, type FlagSpec, type FlagTable } from './wimsectl-args.ts';
 
 /** What help needs of a command. */
 export type CommandHelp = Pick<Command, 'usage' | 'summary' | 'flags'>;
 export type HelpTable = Record<string, Record<string, CommandHelp>>;
+
+/**
+ * `authn check` parses its own flags (src/cli/authn-check.ts; its output is always one JSON line,
+ * errors too); this describes them, and its usage errors quote this usage.
+ */
+export const AUTHN_CHECK_HELP: CommandHelp = {
+  usage: 'authn check --bundle FILE [--audience URI]... [--now UNIX_SECONDS] [--max-skew SECONDS] < request.json',
+  summary: 'authenticate one request (JSON on stdin) offline against a bundle file; prints one JSON line',
+  flags: {
+    '--bundle': value('FILE', 'a SPIFFE bundle map (wimsectl bundle export)'),
+    '--audience': multi('URI', 'an audience this service accepts in WPTs'),
+    '--now': value('UNIX_SECONDS', 'check as of this time instead of now'),
+    '--max-skew': value('SECONDS', 'clock skew allowed on iat/exp'),
+  },
+};
 
 const alias = (name: string) => Object.entries(ALIASES).find(([, long]) => long === name)?.[0];
 

@@ -9,10 +9,10 @@
  * `wimsectl: <what was wrong>. <how to fix it>`.
  */
 import { readFileSync } from 'node:fs';
-import { CliError, GLOBAL_FLAGS, OUTPUTS, UsageError, flag, isFlagArg, kindOf, multi, parseFlags, value, type Command, type Ctx, type Output } from './wimsectl-args.ts';
+import { CliError, GLOBAL_FLAGS, OUTPUTS, UsageError, flag, isFlagArg, kindOf, parseFlags, type Command, type Ctx, type Output } from './wimsectl-args.ts';
 import { adminCaller } from './wimsectl-client.ts';
 import { YAML_OPTIONS, json } from './wimsectl-format.ts';
-import { commandHelp, globalHelp, groupHelp, type CommandHelp, type HelpTable } from './wimsectl-help.ts';
+import { AUTHN_CHECK_HELP, commandHelp, globalHelp, groupHelp, type HelpTable } from './wimsectl-help.ts';
 import { envoyCommands } from './wimsectl-envoy.ts';
 import { policyCommands } from './wimsectl-policy.ts';
 import { entryCommands, tokenCommands } from './wimsectl-registry.ts';
@@ -31,23 +31,7 @@ export const GROUPS: Record<string, Record<string, Command>> = {
   envoy: envoyCommands,
 };
 
-/** `authn check` parses its own flags (its output is always one JSON line, errors too); this describes them. */
-const AUTHN_CHECK: CommandHelp = {
-  usage: 'authn check --bundle FILE [--audience URI]... [--now UNIX_SECONDS] [--max-skew SECONDS] < request.json',
-  summary: 'authenticate one request (JSON on stdin) offline against a bundle file; prints one JSON line',
-  flags: {
-    '--bundle': value('FILE', 'a SPIFFE bundle map (wimsectl bundle export)'),
-    '--audience': multi('URI', 'an audience this service accepts in WPTs'),
-    '--now': value('UNIX_SECONDS', 'check as of this time instead of now'),
-    '--max-skew': value('SECONDS', 'clock skew allowed on iat/exp'),
-  },
-};
-
-const helpTable = (): HelpTable => ({ ...GROUPS, authn: { check: AUTHN_CHECK } });
-
-export function usageText(): string {
-  return globalHelp(helpTable());
-}
+const helpTable = (): HelpTable => ({ ...GROUPS, authn: { check: AUTHN_CHECK_HELP } });
 
 export interface Io {
   stdout(text: string): void;
@@ -175,18 +159,19 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
 }
 
 /** Flags that take no value, in any command: the word after one is not its value. */
-const BOOLEAN_FLAGS = (): Set<string> => {
-  const names = new Set(['-h', '--']);
-  for (const [name, f] of Object.entries(GLOBAL_FLAGS)) if (kindOf(f) === 'bool') names.add(name);
-  for (const cmds of Object.values(helpTable())) for (const c of Object.values(cmds)) for (const [name, f] of Object.entries(c.flags)) if (kindOf(f) === 'bool') names.add(name);
-  return names;
-};
+const BOOLEAN_FLAGS: ReadonlySet<string> = new Set([
+  '-h',
+  '--',
+  ...[GLOBAL_FLAGS, ...Object.values(helpTable()).flatMap((cmds) => Object.values(cmds).map((c) => c.flags))].flatMap((flags) =>
+    Object.entries(flags).flatMap(([name, f]) => (kindOf(f) === 'bool' ? [name] : [])),
+  ),
+]);
 
 /** Is argv[i] the value of a flag that takes one (so not a command word)? */
 function isFlagValue(argv: readonly string[], i: number): boolean {
   const prev = argv[i - 1];
   if (prev === undefined || !isFlagArg(prev) || prev.includes('=')) return false;
-  return !BOOLEAN_FLAGS().has(prev);
+  return !BOOLEAN_FLAGS.has(prev);
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {

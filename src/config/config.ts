@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { resolve, dirname } from 'node:path';
 import YAML from 'yaml';
+import { NODE_ID } from '../identity/node-tokens.ts';
 import { parseTrustDomain, parseWorkloadId } from '../identity/workload-id.ts';
 import type { Checked } from '../identity/result.ts';
 import { DEFAULT_TIMING, keyTimes, MAX_KEY_TTL_SEC } from '../ca/slot.ts';
@@ -15,9 +16,9 @@ export const DEFAULT_GRPC_PORT = 8443;
 export const DEFAULT_ADMIN_PORT = 8081;
 export const MAX_CONFIG_BYTES = 1 << 20;
 /** Longest signing-key lifetime (100 years): keeps every CA certificate's notAfter far inside X.509's year 9999. */
-export const MAX_KEY_TTL_MS = MAX_KEY_TTL_SEC * 1000;
+const MAX_KEY_TTL_MS = MAX_KEY_TTL_SEC * 1000;
 /** Largest in-memory cache (entries); each entry costs about 100 bytes or more. */
-export const MAX_CACHE_ENTRIES = 10_000_000;
+const MAX_CACHE_ENTRIES = 10_000_000;
 /** A Unix socket path is at most 107 bytes (sun_path holds 108 with its terminating NUL). */
 const MAX_UNIX_PATH_BYTES = 107;
 
@@ -29,10 +30,10 @@ const workloadId = (v: string): string | undefined => {
   const r = parseWorkloadId(v);
   return r.ok ? undefined : `not a valid workload identifier (${r.reason}): ${r.message}`;
 };
-/** `HOST:PORT` with the port in 0-65535 and an IP literal that is one. */
-const hostPort = (v: string): string | undefined => {
+/** `HOST:PORT` with the port in 0-65535 and an IP literal that is one. `orElse`: the other forms the field takes, for the message. */
+const hostPort = (v: string, orElse = ''): string | undefined => {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
-  if (!m) return 'must be HOST:PORT (port 0 picks a free port)';
+  if (!m) return `must be HOST:PORT (port 0 picks a free port)${orElse}`;
   if (Number(m[2]) > 65535) return `port ${m[2]} is out of range (0-65535; 0 picks a free port)`;
   const host = m[1]!;
   if (host.startsWith('[') && !isIPv6(host.slice(1, -1))) return `${host} is not an IPv6 address`;
@@ -40,10 +41,7 @@ const hostPort = (v: string): string | undefined => {
   return undefined;
 };
 const listenAddress = (v: string): string | undefined => {
-  if (!v.startsWith('unix:')) {
-    const problem = hostPort(v);
-    return problem === 'must be HOST:PORT (port 0 picks a free port)' ? `${problem} or unix:/path/to/socket` : problem;
-  }
+  if (!v.startsWith('unix:')) return hostPort(v, ' or unix:/path/to/socket');
   const path = unixSocketPath(v);
   if (path === '') return 'unix: needs a socket path';
   if (Buffer.byteLength(path) > MAX_UNIX_PATH_BYTES) return `the socket path is ${Buffer.byteLength(path)} bytes; at most ${MAX_UNIX_PATH_BYTES} fit in a Unix socket address`;
@@ -134,7 +132,7 @@ export const configSchema: Field = {
             doc: 'A registration entry.',
             requires: ['nodeId', 'workloads'],
             fields: {
-              nodeId: { kind: 'string', doc: 'The Envoy `node.id` this entry applies to.', pattern: /^[\x21-\x7e]{1,256}$/, patternHelp: 'must be 1-256 printable ASCII characters' },
+              nodeId: { kind: 'string', doc: 'The Envoy `node.id` this entry applies to.', pattern: NODE_ID, patternHelp: 'must be 1-256 printable ASCII characters' },
               workloads: { kind: 'list', doc: 'Workload identifiers this node may receive; the first is its `default`.', of: { kind: 'string', doc: 'A workload identifier.', check: workloadId }, minItems: 1 },
               dnsNames: { kind: 'list', doc: 'DNS SANs added to its certificates.', of: { kind: 'string', doc: 'A DNS name.', pattern: /^[A-Za-z0-9*.-]{1,253}$/, patternHelp: 'must be a DNS name' } },
             },

@@ -18,6 +18,7 @@
  */
 import { isIP } from 'node:net';
 import { stringify } from 'yaml';
+import { NODE_ID } from '../identity/node-tokens.ts';
 import { parseWorkloadId } from '../identity/workload-id.ts';
 import { fail, ok, type Checked } from '../identity/result.ts';
 
@@ -89,7 +90,7 @@ function checkOptions(o: BootstrapOptions): string[] {
     if (!r.ok) errors.push(`${name}: not a valid workload identifier (${r.reason}): ${r.message}`);
   };
   if (o.role !== 'callee' && o.role !== 'caller') errors.push(`role: must be callee or caller (got ${JSON.stringify(o.role)})`);
-  if (!/^[\x21-\x7e]{1,256}$/.test(o.nodeId)) errors.push('node id: must be 1-256 printable ASCII characters');
+  if (!NODE_ID.test(o.nodeId)) errors.push('node id: must be 1-256 printable ASCII characters');
   if (o.nodeCluster !== undefined && !NAME.test(o.nodeCluster)) errors.push('node cluster: must be 1-64 characters of [A-Za-z0-9._-]');
   workload('workload', o.workload);
   if (!HEADER_SAFE.test(o.nodeToken)) errors.push('node token: must be 1-4096 printable ASCII characters without spaces');

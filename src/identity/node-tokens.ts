@@ -47,7 +47,8 @@ export interface NodeTokenStoreOptions {
 export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('base64url');
 
 const TOKEN_PREFIX = 'wnt_';
-const NODE_ID = /^[\x21-\x7e]{1,256}$/;
+/** A node id (Envoy's `node.id`): 1-256 printable ASCII characters, no spaces. */
+export const NODE_ID = /^[\x21-\x7e]{1,256}$/;
 
 /**
  * Told of each token revoked: its digest, its node id, and whether one token (`token`: revokeToken,

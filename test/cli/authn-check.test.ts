@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createWpt } from '../../src/authn/index.ts';
+import { AUTHN_CHECK_HELP } from '../../src/cli/wimsectl-help.ts';
 import { runAuthnCheck } from '../../src/cli/authn-check.ts';
 import { toSpiffeBundleMap } from '../../src/identity/trust-bundle.ts';
 import { AUD, NOW, bundleOf, bundleSet, issuer, keyPair, mintWitRaw, signCovering } from '../authn/helpers.ts';
@@ -71,6 +72,7 @@ test('authn check - usage and bundle errors exit 2 (child process)', async (t) =
   const noBundle = await run(['--audience', AUD], wptRequestJson());
   t.is(noBundle.code, 2);
   t.is(JSON.parse(noBundle.stdout).error.code, 'usage');
+  t.true(JSON.parse(noBundle.stdout).error.detail.endsWith(`. usage: wimsectl ${AUTHN_CHECK_HELP.usage}`), 'the usage wimsectl authn check --help prints');
   const missing = await run(['--bundle', join(dir, 'nope.json')], '{}');
   t.is(missing.code, 2);
   t.is(JSON.parse(missing.stdout).error.code, 'bundle.unreadable');

@@ -76,6 +76,8 @@ const bad: Array<[string, string[]]> = [
   ['grpc:\n  listen: 127.0.0.1:70000\n', ['grpc.listen: port 70000 is out of range (0-65535']],
   [`grpc:\n  listen: unix:/tmp/${'s'.repeat(120)}\n`, ['grpc.listen: the socket path is 125 bytes; at most 107']],
   ['admin:\n  listen: unix:/tmp/admin.sock\n', ['admin.listen: must be HOST:PORT']],
+  // The message names the forms each field takes: grpc.listen also takes a Unix socket.
+  ['grpc:\n  listen: localhost\n', ['grpc.listen: must be HOST:PORT (port 0 picks a free port) or unix:/path/to/socket']],
   ['admin:\n  listen: \'[::1]:99999\'\n', ['admin.listen: port 99999 is out of range']],
 ];
 
