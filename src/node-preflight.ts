@@ -20,25 +20,28 @@ import { checkJournal, loadFederatedBundles, CaError, FederationBundleError, Jou
 import { loadAdminState, loadNodeTokens, nodeTokensFileOf } from './admin/api-state.ts';
 import { ADMIN_TOKEN_FILE, loadAdminToken, readTokenFile } from './admin/admin-token.ts';
 
-/** Every problem found, each prefixed with its field path; empty when the node can start. */
+/**
+ * Every problem found, each prefixed with its field path; empty when the node can start.
+ * The checks run concurrently, but each writes into its own slot, so the report's order is the
+ * config's order whatever finishes first.
+ */
 export async function preflight(config: NodeConfig): Promise<string[]> {
-  const problems: string[] = [];
-  const report = (field: string) => (e: unknown) => void problems.push(`${field}: ${describe(e)}`);
-  await Promise.all([
-    checkListen(config.grpc.listen).catch(report('grpc.listen')),
-    config.admin.listen === '' ? undefined : checkListen(config.admin.listen).catch(report('admin.listen')),
-    config.grpc.tls ? checkServerTls(config.grpc.tls, problems) : undefined,
+  const slot = (field: string) => (e: unknown) => [`${field}: ${describe(e)}`];
+  const none = (): string[] => [];
+  const found = await Promise.all([
+    checkListen(config.grpc.listen).then(none, slot('grpc.listen')),
+    config.admin.listen === '' ? [] : checkListen(config.admin.listen).then(none, slot('admin.listen')),
+    config.grpc.tls ? checkServerTls(config.grpc.tls) : [],
     ...config.federation.map((f, i) =>
-      loadFederatedBundles([{ trustDomain: f.trustDomain, path: f.bundleFile }], config.trustDomain).catch(report(`federation[${i}].bundleFile`)),
+      loadFederatedBundles([{ trustDomain: f.trustDomain, path: f.bundleFile }], config.trustDomain).then(none, slot(`federation[${i}].bundleFile`)),
     ),
     // With a token file named, loading only reads it (and says how to fix it).
-    config.admin.tokenFile === undefined ? undefined : loadAdminToken({ tokenFile: config.admin.tokenFile, stateDir: config.stateDir }).catch((e: Error) => problems.push(e.message)),
-    config.sds.nodeTokensFile === undefined ? undefined : loadNodeTokens(config.sds.nodeTokensFile, systemClock).catch(report('sds.nodeTokensFile')),
-    config.cluster?.credsFile === undefined ? undefined : readable(config.cluster.credsFile).catch(report('cluster.credsFile')),
-    config.cluster?.tlsCaFile === undefined ? undefined : certificates(config.cluster.tlsCaFile).catch(report('cluster.tlsCaFile')),
+    config.admin.tokenFile === undefined ? [] : loadAdminToken({ tokenFile: config.admin.tokenFile, stateDir: config.stateDir }).then(none, (e: Error) => [e.message]),
+    config.sds.nodeTokensFile === undefined ? [] : loadNodeTokens(config.sds.nodeTokensFile, systemClock).then(none, slot('sds.nodeTokensFile')),
+    config.cluster?.credsFile === undefined ? [] : readable(config.cluster.credsFile).then(none, slot('cluster.credsFile')),
+    config.cluster?.tlsCaFile === undefined ? [] : certificates(config.cluster.tlsCaFile).then(none, slot('cluster.tlsCaFile')),
   ]);
-  problems.push(...(await checkStateDir(config)));
-  return problems;
+  return [...found.flat(), ...(await checkStateDir(config))];
 }
 
 /** A host name must resolve; a Unix socket's directory must exist. Binding itself is left to the start. */
@@ -57,14 +60,16 @@ async function checkListen(listen: string): Promise<void> {
   }
 }
 
-async function checkServerTls(tls: NonNullable<NodeConfig['grpc']['tls']>, problems: string[]): Promise<void> {
+async function checkServerTls(tls: NonNullable<NodeConfig['grpc']['tls']>): Promise<string[]> {
+  const problems: string[][] = [[], [], [], []];
   const [chain, key] = await Promise.all([
-    certificates(tls.certFile).catch((e: unknown) => void problems.push(`grpc.tls.certFile: ${describe(e)}`)),
-    privateKey(tls.keyFile).catch((e: unknown) => void problems.push(`grpc.tls.keyFile: ${describe(e)}`)),
-    tls.clientCaFile === undefined ? undefined : certificates(tls.clientCaFile).catch((e: unknown) => void problems.push(`grpc.tls.clientCaFile: ${describe(e)}`)),
+    certificates(tls.certFile).catch((e: unknown) => void problems[0]!.push(`grpc.tls.certFile: ${describe(e)}`)),
+    privateKey(tls.keyFile).catch((e: unknown) => void problems[1]!.push(`grpc.tls.keyFile: ${describe(e)}`)),
+    tls.clientCaFile === undefined ? undefined : certificates(tls.clientCaFile).catch((e: unknown) => void problems[2]!.push(`grpc.tls.clientCaFile: ${describe(e)}`)),
   ]);
   if (chain && key && !chain[0]!.checkPrivateKey(key))
-    problems.push(`grpc.tls.keyFile: ${tls.keyFile} is not the private key of the first certificate in ${tls.certFile}`);
+    problems[3]!.push(`grpc.tls.keyFile: ${tls.keyFile} is not the private key of the first certificate in ${tls.certFile}`);
+  return problems.flat();
 }
 
 /**

@@ -61,6 +61,18 @@ for (const [name, write, expected] of cases)
     t.false(existsSync(join(cfg.stateDir, 'ca')), 'no journal, no lock were written');
   });
 
+test('preflight - problems are reported in the config order, not in the order the checks finish', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-preflight-'));
+  // The certificate file takes long to read; the key file fails at once.
+  const slow = join(dir, 'slow.pem');
+  writeFileSync(slow, Buffer.alloc(16 << 20, 'x'));
+  const cfg = config(dir, `grpc:\n  listen: 127.0.0.1:0\n  tls: {certFile: ${slow}, keyFile: /nonexistent/k.pem}\n`);
+  const expected = [`grpc.tls.certFile: ${slow} holds no PEM certificate`, 'grpc.tls.keyFile: /nonexistent/k.pem: does not exist'];
+  t.deepEqual(await preflight(cfg), expected);
+  const e = await t.throwsAsync<ConfigError>(startNode(cfg, { logger: silentLogger() }), { instanceOf: ConfigError });
+  t.deepEqual(e!.errors, expected);
+});
+
 test('preflight - a state directory of another trust domain is refused before the lock is taken, the journal left as it was', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wimse-preflight-'));
   const first = await startNode(config(dir, 'trustDomain: one.example\n'), { logger: silentLogger() });
