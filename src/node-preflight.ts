@@ -17,8 +17,9 @@ import { unixSocketPath, type NodeConfig } from './config/config.ts';
 import { systemClock } from './identity/clock.ts';
 import { pemToDers } from './identity/index.ts';
 import { checkJournal, loadFederatedBundles, CaError, FederationBundleError, JournalCorruptError, JournalMismatchError } from './ca/index.ts';
-import { loadAdminState, loadNodeTokens, nodeTokensFileOf } from './admin/api-state.ts';
+import { loadAdminState, loadNodeTokens, nodeTokensFileOf, POLICY_FILE } from './admin/api-state.ts';
 import { ADMIN_TOKEN_FILE, loadAdminToken, readTokenFile } from './admin/admin-token.ts';
+import { MAX_POLICY_BYTES, parsePolicyText } from './policy/load.ts';
 
 /**
  * Every problem found, each prefixed with its field path; empty when the node can start.
@@ -42,6 +43,37 @@ export async function preflight(config: NodeConfig): Promise<string[]> {
     config.cluster?.tlsCaFile === undefined ? [] : certificates(config.cluster.tlsCaFile).then(none, slot('cluster.tlsCaFile')),
   ]);
   return [...found.flat(), ...(await checkStateDir(config))];
+}
+
+/**
+ * The policy file the node would load (`policy.file`, else `<stateDir>/policy.yaml` when present),
+ * checked exactly as a start loads it. Not part of `preflight`: a node starts with a missing or
+ * refused policy and denies every request until the watched file is fixed (docs/policy.md), so
+ * only `validate` reports these.
+ */
+export async function policyProblems(config: NodeConfig): Promise<string[]> {
+  const named = config.policy.file;
+  const path = named ?? join(config.stateDir, POLICY_FILE);
+  const field = named === undefined ? 'stateDir' : 'policy.file';
+  const consequence = 'the node would start and deny every request until it is fixed';
+  let size: number;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) return [`${field}: ${path} is not a file; ${consequence}`];
+    size = st.size;
+  } catch (e) {
+    if (named === undefined && (e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    return [`${field}: ${describe(e)}; ${consequence}`];
+  }
+  if (size > MAX_POLICY_BYTES) return [`${field}: ${path} is ${size} bytes, more than the limit of ${MAX_POLICY_BYTES}; ${consequence}`];
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    return [`${field}: ${describe(e)}; ${consequence}`];
+  }
+  const checked = parsePolicyText(text, { lines: true });
+  return checked.ok ? [] : [`${field}: ${path} is not a valid policy (docs/policy.md); ${consequence}:`, ...checked.errors.map((e) => `  ${e}`)];
 }
 
 /** A host name must resolve; a Unix socket's directory must exist. Binding itself is left to the start. */

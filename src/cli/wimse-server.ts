@@ -112,8 +112,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   const config: NodeConfig = r.value;
   if (args.command === 'validate') {
-    const { preflight } = await import('../node-preflight.ts');
-    const problems = await preflight(config);
+    const { preflight, policyProblems } = await import('../node-preflight.ts');
+    const problems = [...(await preflight(config)), ...(await policyProblems(config))];
     if (problems.length) {
       process.stderr.write(`wimse-server: ${args.config} is not valid:\n${problems.map((e) => `  ${e}`).join('\n')}\n`);
       return 1;

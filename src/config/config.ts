@@ -161,7 +161,7 @@ export const configSchema: Field = {
       kind: 'object',
       doc: 'Route policy (the PDP).',
       fields: {
-        file: { kind: 'string', doc: 'Policy YAML file, hot-reloaded on change. Without one every request is denied (default deny).' },
+        file: { kind: 'string', doc: 'Policy YAML file, hot-reloaded on change. Without one, or while it is missing or refused, every request is denied (default deny); the node still starts, and `validate` reports a file it would refuse.' },
         external: {
           kind: 'object',
           optional: true,

@@ -7,7 +7,8 @@ const HEADER = `# Configuration reference
 \`wimse-server --config FILE\` reads a YAML file; \`wimse-server\` with no config runs the
 embedded defaults below (trust domain \`example.org\`, state in \`./state\`, no NATS).
 \`wimse-server validate --config FILE\` checks a file without starting anything and prints every
-problem with its field path, for example:
+problem with its field path (the files it names are read too, and the policy file is checked as
+the node would load it), for example:
 
 \`\`\`
 keys.activateAt: must be greater than keys.prepareAt

@@ -29,6 +29,18 @@ test('wimse-server - validate reports every error with its field path and exits 
   t.regex(r.stderr, /grpc\.listn: unknown field/);
 });
 
+test('wimse-server - validate reports a policy file the node would refuse', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-cfg-'));
+  const file = join(dir, 'node.yaml');
+  writeFileSync(join(dir, 'policy.yaml'), 'version: 1\ndestinations: [{workload: nope, rules: []}]\n');
+  writeFileSync(file, 'trustDomain: corp.example\npolicy: {file: policy.yaml}\n');
+  const r = await runTs(CLI, ['validate', '--config', file], SLOW);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /policy\.file: .*policy\.yaml is not a valid policy \(docs\/policy\.md\); the node would start and deny every request until it is fixed:\n {4}destinations\[0\]\.workload: /);
+  writeFileSync(join(dir, 'policy.yaml'), 'version: 1\ndestinations: []\n');
+  t.is((await runTs(CLI, ['validate', '--config', file], SLOW)).code, 0);
+});
+
 test('wimse-server - usage errors exit 2', async (t) => {
   t.is((await runTs(CLI, ['validate'], SLOW)).code, 2);
   t.is((await runTs(CLI, ['--bogus'], SLOW)).code, 2);

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, parseConfig, type NodeConfig } from '../../src/config/config.ts';
-import { preflight } from '../../src/node-preflight.ts';
+import { policyProblems, preflight } from '../../src/node-preflight.ts';
 import { startNode } from '../../src/node.ts';
 import { silentLogger } from '../../src/log.ts';
 import { decodeJournal, journalPath } from '../../src/ca/index.ts';
@@ -128,4 +128,34 @@ test('preflight - a fresh state directory under a writable parent passes, and no
   const cfg = config(join(dir, 'etc'), 'stateDir: ../var/lib/wimse\n');
   t.deepEqual(await preflight(cfg), []);
   t.false(existsSync(join(dir, 'var')));
+});
+
+const GOOD_POLICY = 'version: 1\ndestinations: []\n';
+
+test('policy problems - the policy file start would load is checked as start loads it; start itself still refuses none of them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wimse-preflight-'));
+  writeFileSync(join(dir, 'good.yaml'), GOOD_POLICY);
+  writeFileSync(join(dir, 'bad.yaml'), 'version: 1\ndestinations:\n  - workload: not-an-id\n    rules: []\n');
+  writeFileSync(join(dir, 'big.yaml'), Buffer.alloc((4 << 20) + 1, ' '));
+  const named = (file: string) => config(dir, `policy: {file: ${file}}\n`);
+  t.deepEqual(await policyProblems(named('good.yaml')), []);
+  t.deepEqual(await policyProblems(config(dir, '')), [], 'no policy named and none in the state directory: nothing to check');
+  const missing = await policyProblems(named('gone.yaml'));
+  t.deepEqual(missing, [`policy.file: ${join(dir, 'gone.yaml')}: does not exist; the node would start and deny every request until it is fixed`]);
+  const bad = await policyProblems(named('bad.yaml'));
+  t.regex(bad[0]!, /^policy\.file: .*bad\.yaml is not a valid policy \(docs\/policy\.md\); the node would start and deny every request until it is fixed:$/);
+  t.regex(bad[1]!, /^ {2}destinations\[0\]\.workload: .*\(line 3, column \d+\)$/, 'errors point into the file');
+  const big = await policyProblems(named('big.yaml'));
+  t.regex(big[0]!, /big\.yaml is 4194305 bytes, more than the limit of 4194304/);
+  t.deepEqual(await policyProblems(named('.')), [`policy.file: ${dir} is not a file; the node would start and deny every request until it is fixed`]);
+  // The state directory's policy.yaml (written by the admin API) is checked when no file is named.
+  const cfg = config(dir, '');
+  mkdirSync(cfg.stateDir, { recursive: true });
+  writeFileSync(join(cfg.stateDir, 'policy.yaml'), 'version: 2\n');
+  t.regex((await policyProblems(cfg))[0]!, /^stateDir: .*policy\.yaml is not a valid policy/);
+  // A start is not refused for any of these: the node denies every request and watches the file.
+  t.deepEqual(await preflight(named('bad.yaml')), []);
+  const node = await startNode(named('bad.yaml'), { logger: silentLogger() });
+  t.is(node.policy.current().status, 'invalid');
+  await node.close();
 });
