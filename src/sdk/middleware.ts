@@ -54,6 +54,13 @@ export interface WimseMiddlewareOptions extends SettingsInput {
    * client derives from the target URI without query or fragment.
    */
   origins?: readonly string[];
+  /**
+   * The scheme clients use to reach this service, for signatures covering `@scheme` or
+   * `@target-uri` (RFC 9421 §2.2). Default: `https` when this server terminates TLS itself, else
+   * `http`. Set `https` behind a proxy that terminates TLS, from trusted configuration (never
+   * from a request header such as `X-Forwarded-Proto`).
+   */
+  scheme?: 'http' | 'https';
   clock?: Clock;
   /** Largest body buffered, bytes. Default 1 MiB; larger requests get 413. */
   maxBodyBytes?: number;
@@ -78,6 +85,7 @@ export function wimseMiddleware(opts: WimseMiddlewareOptions): (req: IncomingMes
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
   if (!Number.isInteger(maxBody) || maxBody < 0) throw new TypeError('"maxBodyBytes" must be a non-negative integer');
   if (opts.credential !== undefined && typeof opts.credential !== 'function') throw new TypeError('"credential" must be a function');
+  if (opts.scheme !== undefined && opts.scheme !== 'http' && opts.scheme !== 'https') throw new TypeError('"scheme" must be "http" or "https"');
   const audiencesFor = (path: string): string[] => (origins.length === 0 ? audiences : [...audiences, ...origins.map((o) => o + path)]);
 
   const deny = (req: IncomingMessage, res: ServerResponse, err: AuthnError): void => {
@@ -88,7 +96,7 @@ export function wimseMiddleware(opts: WimseMiddlewareOptions): (req: IncomingMes
   return (req, res, next) => {
     readBody(req, maxBody).then(
       (body) => {
-        const areq = toAuthnRequest(req, body);
+        const areq = toAuthnRequest(req, body, opts.scheme);
         let caller: WimseCaller;
         try {
           caller = authenticator.authenticate(areq, { audiences: audiencesFor(areq.path) });
@@ -127,7 +135,7 @@ function buildAuthenticator(opts: WimseMiddlewareOptions, clock: Clock): Request
     return opts.authenticator;
   }
   if (opts.bundles === undefined) throw new TypeError('"bundles" is required when no "authenticator" is given');
-  const { authenticator: _a, audiences: _au, origins: _o, maxBodyBytes: _m, credential: _c, onDenied: _d, ...rest } = opts;
+  const { authenticator: _a, audiences: _au, origins: _o, maxBodyBytes: _m, credential: _c, onDenied: _d, scheme: _s, ...rest } = opts;
   return new Authenticator({ ...rest, bundles: opts.bundles, clock });
 }
 

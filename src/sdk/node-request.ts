@@ -49,7 +49,12 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
   });
 }
 
-export function toAuthnRequest(req: IncomingMessage, body: Uint8Array): AuthnRequest {
+/**
+ * `scheme`: what clients used to reach this service (for signatures covering `@scheme` or
+ * `@target-uri`); default `https` when this server terminates TLS itself, else `http`. The
+ * authority is left to the core, which takes the request's single `Host` (or `:authority`) line.
+ */
+export function toAuthnRequest(req: IncomingMessage, body: Uint8Array, scheme?: 'http' | 'https'): AuthnRequest {
   const target = req.url ?? '/';
   const q = target.indexOf('?');
   const rawPath = q < 0 ? target : target.slice(0, q);
@@ -58,6 +63,7 @@ export function toAuthnRequest(req: IncomingMessage, body: Uint8Array): AuthnReq
   const peer = tlsPeer(req);
   return {
     method: (req.method ?? 'GET').toUpperCase(),
+    scheme: scheme ?? ((req.socket as Partial<TLSSocket>).encrypted ? 'https' : 'http'),
     path: rawPath === '' ? '/' : rawPath,
     query: q < 0 ? '' : target.slice(q),
     headers: headersFrom(pairs),
