@@ -20,7 +20,9 @@
  * - Caller credentials: every node token's record (its digest, never the token) and every node's
  *   admin-token digest, so a token issued on one node works on all; records heard are merged
  *   into the node-token store, which journals them (a revocation survives a restart without the
- *   bus) and lets a revocation win over any later copy of the unrevoked record.
+ *   bus) and lets a revocation win over any later copy of the unrevoked record. A node token's
+ *   record, and its `revocations` record, expire with the token plus `sds.expiredTokenRetention`:
+ *   every node forgets them then, on the bus (`forgetAt`) as in its store, and takes no copy back.
  * - Metrics and readiness: bus connection, propagation lag (from the origin's sequence, a
  *   millisecond timestamp), refused messages; `/readyz` says "bus not connected" in cluster mode.
  *
@@ -50,7 +52,7 @@ import {
 import type { NodeConfig } from './config/config.ts';
 import type { Registration } from './envoy/sds-ca-source.ts';
 import type { Clock } from './identity/clock.ts';
-import { sameNodeTokenRecord, tokenIdOf, type ChangeListener, type NodeTokenRecord, type RevokeListener } from './identity/node-tokens.ts';
+import { nodeTokenForgetAt, sameNodeTokenRecord, tokenIdOf, type ChangeListener, type NodeTokenRecord, type RevokeListener } from './identity/node-tokens.ts';
 import { parseSpiffeBundle, toSpiffeBundle } from './identity/trust-bundle.ts';
 import type { Logger } from './log.ts';
 import type { PolicyStore } from './policy/store.ts';
@@ -68,9 +70,14 @@ export interface TokenRevoker {
 
 /** What the wiring needs to share node tokens (`NodeTokenStore` satisfies it). */
 export interface NodeTokenShare {
+  /** How long a record is kept after its token expired (`sds.expiredTokenRetention`). */
+  readonly retentionMs: number;
+  /** Past its expiry plus the retention (never taken in, dropped when held). */
+  pastRetention(record: NodeTokenRecord): boolean;
   get(sha256: string): NodeTokenRecord | undefined;
   records(): NodeTokenRecord[];
-  merge(record: NodeTokenRecord): { record: NodeTokenRecord; changed: boolean };
+  /** `record` undefined: past its expiry plus the retention, not taken in (and dropped if held). */
+  merge(record: NodeTokenRecord): { record: NodeTokenRecord | undefined; changed: boolean };
   onChange(listener: ChangeListener): () => void;
 }
 
@@ -112,7 +119,7 @@ export type Staleness =
   | { readonly stale: false; readonly contactAgeMs: number }
   | { readonly stale: true; readonly contactAgeMs: number; readonly reason: string };
 
-/** A node-token revocation is kept this long on the bus (tokens themselves do not expire). */
+/** A node-token revocation of a token that does not expire is kept this long on the bus (its `nodeTokens` record keeps it for good). */
 const REVOCATION_KEEP_MS = 365 * 24 * 3600 * 1000;
 const POLICY_KEY = 'current';
 
@@ -150,11 +157,15 @@ export class NodeCluster {
     const cluster = o.config.cluster;
     this.clustered = cluster !== undefined;
     const t = o.tuning ?? {};
+    const retentionMs = o.nodeTokens.retentionMs;
     this.bus = createBus({
       trustDomain: o.config.trustDomain,
       nodeName: o.name,
       clock: o.clock,
       logger: this.#log,
+      // The node-token store's own rule (NodeTokenStore.prune), so that the bus never hands back
+      // what the store dropped; a `revocations` record names its own end.
+      forgetAt: { nodeTokens: (r) => nodeTokenForgetAt(r, retentionMs), revocations: (r) => r.expiresAt },
       onInvalid: (info) => o.metrics.busRejected.inc({ reason: info.reason }),
       ...(t.gapGraceMs !== undefined ? { gapGraceMs: t.gapGraceMs } : {}),
       ...(t.retryMs !== undefined ? { retryMs: t.retryMs } : {}),
@@ -563,7 +574,9 @@ export class NodeCluster {
     // Such a node id cannot be a `revocations` record; its `nodeTokens` record carries the revocation.
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) return;
     const now = this.#o.clock.now();
-    this.#serially(() => this.bus.put('revocations', hash, { tokenId: hash, node: nodeId, reason: scope, revokedAt: now, expiresAt: now + REVOCATION_KEEP_MS }));
+    // Kept as long as the token's record: until the token has expired for the retention.
+    const expiresAt = nodeTokenForgetAt(this.#o.nodeTokens.get(hash) ?? {}, this.#o.nodeTokens.retentionMs) ?? now + REVOCATION_KEEP_MS;
+    this.#serially(() => this.bus.put('revocations', hash, { tokenId: hash, node: nodeId, reason: scope, revokedAt: now, expiresAt }));
   }
 
   /**
@@ -608,24 +621,27 @@ export class NodeCluster {
     // A revocation merged here reaches the store's revocation listeners (SDS ends the token's
     // streams); it is not announced again as a `revocations` record.
     this.#applyingRevocation = true;
-    let merged: NodeTokenRecord;
+    let merged: NodeTokenRecord | undefined;
     try {
       merged = this.#o.nodeTokens.merge(record).record;
     } finally {
       this.#applyingRevocation = false;
     }
     const tokenId = tokenIdOf(record.sha256);
+    // Expired for longer than the retention: not taken (back) in, and not written to the bus again.
+    if (!merged) return this.#log.debug({ nodeId: record.nodeId, tokenId }, 'a node token record past its retention ignored');
     if (merged.revoked && before && !before.revoked) this.#log.info({ nodeId: merged.nodeId, tokenId }, 'a node token was revoked by the cluster');
     else if (!before) this.#log.debug({ nodeId: merged.nodeId, tokenId }, 'a node token issued by the cluster');
     this.#shareNodeToken(record.sha256);
   }
 
-  /** Write the store's record of `sha256` to the bus unless the bus holds the same. */
+  /** Write the store's record of `sha256` to the bus unless the bus holds the same, or the record is past its retention. */
   #shareNodeToken(sha256: string): void {
     const differs = () => {
       const mine = this.#o.nodeTokens.get(sha256);
+      if (!mine || this.#o.nodeTokens.pastRetention(mine)) return undefined;
       const cur = this.bus.get('nodeTokens', sha256)?.record;
-      return mine && (!cur || !sameNodeTokenRecord(cur, mine)) ? mine : undefined;
+      return !cur || !sameNodeTokenRecord(cur, mine) ? mine : undefined;
     };
     if (!differs()) return;
     this.#serially(async () => {

@@ -41,6 +41,12 @@ import { join } from 'node:path';
 /** How often federated bundle files are checked for changes. */
 export const FEDERATION_POLL_MS = 1000;
 
+/**
+ * How often node-token records past `sds.expiredTokenRetention` are pruned: a tenth of the
+ * retention, at least every 10 minutes and at most every second.
+ */
+export const nodeTokenPruneIntervalMs = (retentionMs: number): number => Math.min(Math.max(Math.floor(retentionMs / 10), 1000), 600_000);
+
 export interface NodeOptions {
   clock?: Clock;
   logger?: Logger;
@@ -229,6 +235,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     keyExpiries: () =>
       ca.keys().filter((k) => k.status !== 'revoked').map((k) => ({ kind: k.kind, kid: k.kid, state: k.status, notAfter: k.notAfter })),
     servedWicExpiry: () => sds.catalog.earliestLeafExpiry(),
+    nodeTokens: () => nodeTokens.counts(),
     clusterFreshness: () => cluster.staleness(),
   });
   // Every credential the CA signs, whichever path asked (SDS, Workload API, admin mint).
@@ -279,14 +286,25 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
 
   // SDS: credentials and trust bundles to Envoy, for the node ids the registrations name.
   const tokensFile = nodeTokensFileOf(config);
-  const nodeTokens = await loadNodeTokens(tokensFile, clock);
+  const nodeTokens = await loadNodeTokens(tokensFile, clock, config.sds.expiredTokenRetention);
   // The file follows the store: tokens issued or revoked here, and what the cluster shares, so
   // that a revocation heard from another node holds after a restart without the bus.
   const tokenJournal = new SnapshotFile(tokensFile, () => `${JSON.stringify(nodeTokens.toJSON(), null, 2)}\n`);
-  nodeTokens.onChange(() =>
-    void tokenJournal.save().catch((e: unknown) => logger.error({ file: tokensFile, err: (e as Error).message }, 'node tokens not written; the next change retries')),
-  );
+  const saveTokens = () =>
+    void tokenJournal.save().catch((e: unknown) => logger.error({ file: tokensFile, err: (e as Error).message }, 'node tokens not written; the next change retries'));
+  nodeTokens.onChange(saveTokens);
+  // Records of tokens expired for longer than the retention leave the store and the file: at
+  // start (before the cluster shares anything) and periodically.
+  nodeTokens.onPrune((gone) => {
+    metrics.nodeTokensPruned.inc(gone.length);
+    logger.info({ pruned: gone.length, retentionMs: nodeTokens.retentionMs }, 'node tokens expired longer than sds.expiredTokenRetention ago dropped');
+    saveTokens();
+  });
   undo.push(() => tokenJournal.idle());
+  nodeTokens.prune();
+  const pruneTimer = setInterval(() => nodeTokens.prune(), nodeTokenPruneIntervalMs(nodeTokens.retentionMs));
+  pruneTimer.unref();
+  undo.push(() => clearInterval(pruneTimer));
   if (adminState.shadowed.length) logger.warn({ nodeIds: adminState.shadowed }, 'entries created through the admin API are shadowed by config entries');
   const sdsSource = new CaSecretSource(ca, [...config.sds.registrations, ...adminState.entries]);
   undo.push(() => sdsSource.close());

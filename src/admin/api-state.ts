@@ -6,6 +6,8 @@
  *   <stateDir>/policy.yaml             policy applied through the API when the config names no policy file
  *   node tokens                        the node-token file the node loads (sds.nodeTokensFile); the node
  *                                      keeps it equal to its token store, which the cluster also changes
+ *                                      and from which records expired longer than sds.expiredTokenRetention
+ *                                      ago are pruned
  *
  * Every write is atomic: a temporary file in the same directory, fsync, rename, then fsync of
  * the directory, with mode 0600. A reader sees the old file or the new one, never half of one.
@@ -130,12 +132,16 @@ export async function readJsonFile(path: string): Promise<unknown> {
 export const nodeTokensFileOf = (cfg: { readonly stateDir: string; readonly sds: { readonly nodeTokensFile?: string | undefined } }): string =>
   cfg.sds.nodeTokensFile ?? join(cfg.stateDir, NODE_TOKENS_FILE);
 
-/** The node-token file (`{"tokens": [{nodeId, sha256, revoked?, expiresAt?}]}`); none yet means no tokens. */
-export async function loadNodeTokens(path: string, clock: Clock): Promise<NodeTokenStore> {
-  const now = () => clock.now();
+/**
+ * The node-token file (`{"tokens": [{nodeId, sha256, revoked?, expiresAt?}]}`); none yet means no
+ * tokens. Records past their expiry plus `retentionMs` are still in the store returned: the node
+ * prunes them (`NodeTokenStore.prune`) and writes the file again.
+ */
+export async function loadNodeTokens(path: string, clock: Clock, retentionMs?: number): Promise<NodeTokenStore> {
+  const opts = { now: () => clock.now(), ...(retentionMs !== undefined ? { retentionMs } : {}) };
   const doc = await readJsonFile(path);
-  if (doc === undefined) return new NodeTokenStore([], { now });
-  const r = NodeTokenStore.parse(doc, { now });
+  if (doc === undefined) return new NodeTokenStore([], opts);
+  const r = NodeTokenStore.parse(doc, opts);
   if (!r.ok) throw new Error(`${path}: ${r.errors.join('; ')}`);
   return r.value;
 }

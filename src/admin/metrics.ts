@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ReplayCacheStats } from '../authn/replay.ts';
+import type { NodeTokenCounts } from '../identity/node-tokens.ts';
 
 export interface KeyExpiry {
   kind: string;
@@ -38,6 +39,7 @@ export class NodeMetrics {
   readonly busRejected: Counter<'reason'>;
   readonly activationGateTimeouts: Counter;
   readonly activationGateWaiting: Gauge;
+  readonly nodeTokensPruned: Counter;
 
   constructor(
     opts: {
@@ -46,6 +48,8 @@ export class NodeMetrics {
       servedWicExpiry?: () => number | undefined;
       replayCaches?: () => readonly ReplayCacheView[];
       clusterFreshness?: () => ClusterFreshness | undefined;
+      /** The node-token records held, by state (NodeTokenStore.counts). */
+      nodeTokens?: () => NodeTokenCounts;
       defaultMetrics?: boolean;
     } = {},
   ) {
@@ -82,6 +86,23 @@ export class NodeMetrics {
       name: 'wimse_activation_gate_waiting',
       help: 'Prepared keys waiting at the activation gate for every known node to trust them.',
       registers,
+    });
+    this.nodeTokensPruned = new Counter({
+      name: 'wimse_node_tokens_pruned_total',
+      help: 'Node-token records dropped because their token expired longer than sds.expiredTokenRetention ago.',
+      registers,
+    });
+    const tokenCounts = opts.nodeTokens;
+    new Gauge({
+      name: 'wimse_node_tokens',
+      help: 'Node-token records held (and journaled), by state: live, revoked, or expired and not yet pruned.',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const c = tokenCounts?.();
+        if (!c) return;
+        for (const state of ['live', 'revoked', 'expired'] as const) this.set({ state }, c[state]);
+      },
     });
     const freshness = opts.clusterFreshness;
     new Gauge({

@@ -35,6 +35,11 @@ export interface BusBackend {
   /** Compare-and-set against the key's current revision (0: the key must not exist). */
   kvUpdate(kvKey: string, bytes: Uint8Array, expectedRevision: number): Promise<number>;
   kvGet(kvKey: string): Promise<StoredValue | undefined>;
+  /**
+   * Remove the key's value stored at `revision`, and anything older, from the store, leaving no
+   * deletion marker; a newer value stays. Removing what is already gone is not an error.
+   */
+  kvPurge(kvKey: string, revision: number): Promise<void>;
   lastRevision(): Promise<number>;
   snapshot(): Promise<StoreSnapshot>;
   announce(subject: string, bytes: Uint8Array): void;

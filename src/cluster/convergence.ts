@@ -4,8 +4,9 @@
  * https://jepsen.io/analyses/nats-2.12.1; so: push plus periodic anti-entropy).
  *
  * One reconcile: read the whole store, apply what is newer than the local replica, write back
- * this node's pending writes, and re-assert this node's own values that the store lost or holds
- * in an older version.
+ * this node's pending writes, re-assert this node's own values that the store lost or holds in an
+ * older version, and remove from the store the values past their forget time
+ * (`BusOptions.forgetAt`), which are neither applied, written back nor re-asserted.
  */
 import type { BusBackend, StoredValue } from './backend.ts';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.ts';
@@ -20,8 +21,15 @@ export interface ConvergenceHost {
   backend: BusBackend;
   replica: Replica;
   connected(): boolean;
-  /** Apply a stored value by the replica's rule (counted by the bus); true when it changed state. */
+  /**
+   * Apply a stored value by the replica's rule (counted by the bus); true when it changed state.
+   * A value past its forget time is not applied: it drops what it supersedes.
+   */
   apply(id: string, env: Envelope, revision: number, force?: boolean): boolean;
+  /** Whether `env` holds a record past its forget time. */
+  expired(env: Envelope): boolean;
+  /** Drop a value past its forget time from the replica. */
+  forget(id: string): void;
   /** One of this node's writes is in the store at `revision`: record and announce it. */
   stored(id: string, env: Envelope, revision: number): void;
   invalid(info: InvalidInfo): void;
@@ -39,15 +47,18 @@ export class Convergence {
   /** Returns the report and the revision up to which the local replica is now complete. */
   async reconcile(): Promise<{ report: ReconcileReport; coveredRevision: number }> {
     const { backend, replica, nodeName } = this.#h;
-    const report: ReconcileReport = { applied: 0, reasserted: 0, flushed: 0 };
+    const report: ReconcileReport = { applied: 0, reasserted: 0, flushed: 0, purged: 0 };
     const coveredRevision = await backend.lastRevision();
     const snap = await backend.snapshot();
     const inStore = new Map<string, { env: Envelope; revision: number }>();
     const nextSuspects = new Map<string, number>();
+    const expired: { kvKey: string; revision: number }[] = [];
     for (const sv of snap.entries) {
       const env = this.decodeStored(sv);
       if (!env) continue;
       inStore.set(sv.kvKey, { env, revision: sv.revision });
+      // Applied like any value (the bus drops it, and what it supersedes), then removed below.
+      if (this.#h.expired(env)) expired.push(sv);
       const cur = replica.value(sv.kvKey);
       // A revision above the store's last one cannot be real (the store was reset, or a peer
       // announced a made-up revision). A change announced while this reconcile ran can look the
@@ -62,7 +73,7 @@ export class Convergence {
     this.#suspects = nextSuspects;
     report.flushed = await this.flushPending();
     for (const [id, l] of replica.values()) {
-      if (l.env.origin !== nodeName || l.pendingBase !== undefined) continue;
+      if (l.env.origin !== nodeName || l.pendingBase !== undefined || this.#h.expired(l.env)) continue;
       const stored = inStore.get(id);
       const lost = !stored || (stored.env.origin === nodeName && stored.env.seq < l.env.seq);
       if (!lost) continue;
@@ -73,6 +84,11 @@ export class Convergence {
       } catch (err) {
         if (!isClusterError(err, 'ERR_CLUSTER_REVISION_MISMATCH')) throw err;
       }
+    }
+    // Whoever gets there first removes it; a value written since (a newer revision) stays.
+    for (const sv of expired) {
+      await backend.kvPurge(sv.kvKey, sv.revision);
+      report.purged += 1;
     }
     return { report, coveredRevision };
   }
@@ -96,6 +112,10 @@ export class Convergence {
     let flushed = 0;
     for (const [id, l] of this.#h.replica.values()) {
       if (l.pendingBase === undefined || !this.#h.connected()) continue;
+      if (this.#h.expired(l.env)) {
+        this.#h.forget(id);
+        continue;
+      }
       if (await this.#flushOne(id, l.env, l.pendingBase)) flushed += 1;
     }
     return flushed;

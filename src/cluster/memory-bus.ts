@@ -60,6 +60,14 @@ export class MemoryHub {
     return b.lastRevision;
   }
 
+  /** Remove a key's value when it is at `revision` or older (no marker remains). */
+  purgeRaw(trustDomain: string, kvKey: string, revision: number): void {
+    if (!this.#online) throw new ClusterError('ERR_CLUSTER_UNAVAILABLE', 'the in-process bus is offline');
+    const b = this.bucket(trustDomain);
+    const cur = b.values.get(kvKey);
+    if (cur && cur.revision <= revision) b.values.delete(kvKey);
+  }
+
   join(m: MemoryBackend): void {
     this.#members.add(m);
   }
@@ -124,6 +132,11 @@ export class MemoryBackend implements BusBackend {
   async kvGet(kvKey: string): Promise<StoredValue | undefined> {
     this.#check();
     return this.#hub.bucket(this.#trustDomain).values.get(kvKey);
+  }
+
+  async kvPurge(kvKey: string, revision: number): Promise<void> {
+    this.#check();
+    this.#hub.purgeRaw(this.#trustDomain, kvKey, revision);
   }
 
   async lastRevision(): Promise<number> {

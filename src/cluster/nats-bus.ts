@@ -12,7 +12,7 @@
  * differs from its subject.
  */
 import { readFileSync } from 'node:fs';
-import { connect, credsAuthenticator, Events, type ConnectionOptions, type KV, type NatsConnection, type Subscription } from 'nats';
+import { connect, credsAuthenticator, Events, type ConnectionOptions, type JetStreamManager, type KV, type NatsConnection, type Subscription } from 'nats';
 import type { BackendEvents, BusBackend, StoredValue, StoreSnapshot } from './backend.ts';
 import { MAX_MESSAGE_BYTES } from './envelope.ts';
 import { ClusterError } from './errors.ts';
@@ -55,6 +55,7 @@ export class NatsBackend implements BusBackend {
   #events?: BackendEvents;
   #nc?: NatsConnection;
   #kv?: KV;
+  #jsm?: Promise<JetStreamManager>;
   #sub?: Subscription;
   #linked = false;
   #closed = false;
@@ -199,6 +200,24 @@ export class NatsBackend implements BusBackend {
       const e = await kv.get(kvKey);
       if (!e || e.operation !== 'PUT') return undefined;
       return { kvKey, bytes: e.value, revision: e.revision };
+    });
+  }
+
+  /**
+   * A stream purge of the key's subject below `revision + 1`: unlike a KV delete or purge it leaves
+   * no marker behind, and a value written after `revision` stays. JetStream API permission:
+   * `$JS.API.STREAM.PURGE.KV_<bucket>`.
+   */
+  kvPurge(kvKey: string, revision: number): Promise<void> {
+    return this.#call('purge', async () => {
+      const nc = this.#nc!;
+      const timeout = this.#opts.requestTimeoutMs ?? 2_000;
+      const jsm = await (this.#jsm ??= nc.jetstreamManager({ timeout }).catch((e: unknown) => {
+        this.#jsm = undefined;
+        throw e;
+      }));
+      const bucket = bucketName(this.#opts.trustDomain);
+      await jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${kvKey}`, seq: revision + 1 });
     });
   }
 

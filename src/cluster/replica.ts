@@ -51,7 +51,11 @@ export class Replica {
     const entry = toEntry(l);
     const change: Change = { kind, key: key!, deleted: !entry, origin: l.env.origin, revision: l.revision, local };
     if (entry) change.entry = entry;
-    for (const h of this.#watchers.get(kind) ?? []) {
+    this.#tell(change);
+  }
+
+  #tell(change: Change): void {
+    for (const h of this.#watchers.get(change.kind) ?? []) {
       try {
         h(change);
       } catch (err) {
@@ -60,28 +64,47 @@ export class Replica {
     }
   }
 
+  /**
+   * Drop a value (past its forget time) without a tombstone, and tell the watchers of its kind of a
+   * deletion if a record was held. False when nothing was held.
+   */
+  forget(id: string): boolean {
+    const l = this.#values.get(id);
+    if (!l) return false;
+    this.#values.delete(id);
+    if (l.env.deleted || l.env.record === undefined) return true;
+    this.#tell({ kind: l.env.kind, key: l.env.key!, deleted: true, origin: l.env.origin, revision: l.revision, local: true });
+    return true;
+  }
+
   /** Learn the store revision of a value already held, without telling anyone (nothing changed). */
   learnRevision(id: string, env: Envelope, revision: number): void {
     this.#values.set(id, { env, revision });
   }
 
+  /**
+   * The ordering rule, without applying anything: a stored value is taken ('applied', or
+   * 'conflict' when it wins over a pending local write) or ignored ('stale': the same write
+   * again, an older sequence of the same origin, or a revision not above the one held).
+   */
+  judge(id: string, env: Envelope, revision: number, force = false): ApplyOutcome {
+    const cur = this.#values.get(id);
+    if (!cur || force) return 'applied';
+    if (env.origin === cur.env.origin && env.seq <= cur.env.seq) return 'stale';
+    if (revision <= (cur.pendingBase ?? cur.revision)) return 'stale';
+    return cur.pendingBase !== undefined ? 'conflict' : 'applied';
+  }
+
   /** Apply a stored value by the ordering rule; `force` lets the store win regardless. */
   apply(id: string, env: Envelope, revision: number, force = false): ApplyOutcome {
     const cur = this.#values.get(id);
-    let outcome: ApplyOutcome = 'applied';
-    if (cur && !force) {
-      if (env.origin === cur.env.origin && env.seq === cur.env.seq) {
-        // The same write seen again (our own echo, or a peer's write twice): at most learn its revision.
-        if (cur.revision < revision) this.learnRevision(id, cur.env, revision);
-        return 'stale';
-      }
-      const olderSeq = env.origin === cur.env.origin && env.seq < cur.env.seq;
-      if (olderSeq || revision <= (cur.pendingBase ?? cur.revision)) return 'stale';
-      if (cur.pendingBase !== undefined) {
-        outcome = 'conflict';
-        this.#log.warn({ kind: env.kind, key: env.key, winner: env.origin }, 'cluster write lost to a concurrent write');
-      }
+    const outcome = this.judge(id, env, revision, force);
+    if (outcome === 'stale') {
+      // The same write seen again (our own echo, or a peer's write twice): at most learn its revision.
+      if (cur && env.origin === cur.env.origin && env.seq === cur.env.seq && cur.revision < revision) this.learnRevision(id, cur.env, revision);
+      return 'stale';
     }
+    if (outcome === 'conflict') this.#log.warn({ kind: env.kind, key: env.key, winner: env.origin }, 'cluster write lost to a concurrent write');
     if (env.origin === this.#nodeName && env.seq > this.maxOwnSeq) this.maxOwnSeq = env.seq;
     this.set(id, { env, revision }, false);
     return outcome;

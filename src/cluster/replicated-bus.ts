@@ -11,6 +11,11 @@
  * Convergence (core NATS is at most once, JetStream acknowledges before fsync,
  * https://jepsen.io/analyses/nats-2.12.1): catch up from the store (convergence.ts) on start, on
  * reconnect, when a revision gap stays open, and periodically.
+ *
+ * Expiry (`BusOptions.forgetAt`): a record past its forget time is refused on receipt, dropped
+ * from the replica by every reconcile (periodic or not, connected or not) and removed from the
+ * store by the next connected one. It needs no tombstone: every node applies the same rule to
+ * whatever copy turns up.
  */
 import type { BusBackend } from './backend.ts';
 import { decodeEnvelope, encodeEnvelope, MAX_MESSAGE_BYTES, type Envelope } from './envelope.ts';
@@ -31,6 +36,7 @@ import {
   type Change,
   type Entry,
   type EventMeta,
+  type ForgetRule,
   type InvalidInfo,
   type InvalidReason,
   type ReconcileReport,
@@ -51,6 +57,7 @@ export class ReplicatedBus implements Bus {
   readonly #reconcileMs: number;
   readonly #retryMs: number;
   readonly #gapGraceMs: number;
+  readonly #forgetAt: ForgetRule;
   readonly #replica: Replica;
   readonly #convergence: Convergence;
   readonly #subscribers = new Map<RecordKind, Set<EventHandler>>();
@@ -69,6 +76,7 @@ export class ReplicatedBus implements Bus {
   #catchUpBackoff = 0;
   readonly #stats: Omit<BusStats, 'pending'> = {
     applied: 0,
+    forgotten: 0,
     stale: 0,
     invalid: Object.fromEntries(INVALID_REASONS.map((r) => [r, 0])) as Record<InvalidReason, number>,
     conflicts: 0,
@@ -93,6 +101,7 @@ export class ReplicatedBus implements Bus {
     this.#reconcileMs = opts.reconcileIntervalMs ?? 30_000;
     this.#retryMs = opts.retryMs ?? 1_000;
     this.#gapGraceMs = opts.gapGraceMs ?? 250;
+    this.#forgetAt = opts.forgetAt ?? {};
     this.#replica = new Replica(this.nodeName, this.#log);
     this.#convergence = new Convergence({
       nodeName: this.nodeName,
@@ -100,6 +109,8 @@ export class ReplicatedBus implements Bus {
       replica: this.#replica,
       connected: () => this.connected,
       apply: (id, env, revision, force) => this.#applyRemote(id, env, revision, force),
+      expired: (env) => this.#pastForgetTime(env),
+      forget: (id) => this.#forget(id),
       stored: (id, env, revision) => this.#stored(id, env, revision),
       invalid: (info) => this.#invalid(info),
     });
@@ -299,6 +310,14 @@ export class ReplicatedBus implements Bus {
 
   /** Apply a stored value by the replica's rule. Returns true when the local state changed. */
   #applyRemote(id: string, env: Envelope, revision: number, force = false): boolean {
+    if (this.#pastForgetTime(env)) {
+      // Ordered like any write: one the replica would take drops what is held (as would a value
+      // held that is past its time too); an older one is merely stale.
+      const cur = this.#replica.value(id);
+      if (cur && this.#replica.judge(id, env, revision, force) === 'stale' && !this.#pastForgetTime(cur.env)) this.#stats.stale += 1;
+      else this.#forget(id);
+      return false;
+    }
     const outcome = this.#replica.apply(id, env, revision, force);
     if (outcome === 'stale') {
       this.#stats.stale += 1;
@@ -307,6 +326,25 @@ export class ReplicatedBus implements Bus {
     if (outcome === 'conflict') this.#stats.conflicts += 1;
     this.#stats.applied += 1;
     return true;
+  }
+
+  /** Whether `env` holds a record past its forget time (`BusOptions.forgetAt`) now. */
+  #pastForgetTime(env: Envelope): boolean {
+    if (env.deleted || env.record === undefined) return false;
+    const rule = this.#forgetAt[env.kind] as ((record: unknown) => number | undefined) | undefined;
+    const at = rule?.(env.record);
+    return at !== undefined && this.#clock.now() >= at;
+  }
+
+  /** A value past its forget time: dropped from the replica if held (watchers see a deletion), and counted. */
+  #forget(id: string): void {
+    this.#replica.forget(id);
+    this.#stats.forgotten += 1;
+  }
+
+  /** Drop every value of the replica that is past its forget time. */
+  #sweep(): void {
+    for (const [id, l] of this.#replica.values()) if (this.#pastForgetTime(l.env)) this.#forget(id);
   }
 
   #onConnection(connected: boolean): void {
@@ -373,12 +411,14 @@ export class ReplicatedBus implements Bus {
   }
 
   async #reconcileOnce(): Promise<ReconcileReport> {
-    if (!this.connected) return { applied: 0, reasserted: 0, flushed: 0 };
+    this.#sweep();
+    if (!this.connected) return { applied: 0, reasserted: 0, flushed: 0, purged: 0 };
     const { report, coveredRevision } = await this.#convergence.reconcile();
     this.#gaps.reset(coveredRevision);
     this.#stats.reconciles += 1;
     this.#stats.repaired += report.applied + report.reasserted;
     if (report.applied || report.reasserted || report.flushed) this.#log.info({ ...report }, 'cluster reconcile repaired drift');
+    if (report.purged) this.#log.info({ purged: report.purged }, 'cluster reconcile removed expired records from the store');
     return report;
   }
 

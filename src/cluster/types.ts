@@ -73,7 +73,8 @@ export interface RegistrationRecord {
 
 /**
  * A revoked node token. Key: `tokenId` -- a token identifier (jti or digest), never the token.
- * The revocation can be forgotten after `expiresAt` (the token's own expiry).
+ * The revocation can be forgotten after `expiresAt` (the token's own expiry plus the retention of
+ * expired tokens; a year after the revocation for a token that does not expire).
  */
 export interface RevocationRecord {
   tokenId: string;
@@ -169,6 +170,8 @@ export interface InvalidInfo {
 
 export interface BusStats {
   applied: number;
+  /** Records past their forget time (`BusOptions.forgetAt`): refused on receipt or dropped from the replica. */
+  forgotten: number;
   /** Duplicates and older sequences, ignored. */
   stale: number;
   invalid: Record<InvalidReason, number>;
@@ -187,7 +190,15 @@ export interface ReconcileReport {
   reasserted: number;
   /** Pending writes of this node now stored. */
   flushed: number;
+  /** Values past their forget time removed from the store (`BusOptions.forgetAt`). */
+  purged: number;
 }
+
+/**
+ * Kinds whose records expire: for each, when a record may be forgotten (ms since the epoch), or
+ * undefined when it is kept until deleted. Every node of a trust domain must use the same rule.
+ */
+export type ForgetRule = { readonly [K in RecordKind]?: (record: RecordOf[K]) => number | undefined };
 
 /** pino-compatible subset. */
 export interface BusLogger {
@@ -251,4 +262,11 @@ export interface BusOptions {
   retryMs?: number;
   /** How long a revision gap may stay open before it triggers a catch-up. Default 250 ms. */
   gapGraceMs?: number;
+  /**
+   * Records that expire. A record past its forget time (at `clock`) is not applied when received,
+   * is dropped from the local replica (watchers see a deletion) and is removed from the shared store
+   * by the next reconcile, leaving no tombstone: the rule itself keeps it dead wherever it turns up
+   * again, so no node re-learns it, and this node never re-asserts it. Default: nothing expires.
+   */
+  forgetAt?: ForgetRule;
 }

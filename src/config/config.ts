@@ -124,6 +124,13 @@ export const configSchema: Field = {
       doc: 'Envoy SDS: who may receive which identity.',
       fields: {
         nodeTokensFile: { kind: 'string', doc: 'File of hashed node tokens, written by the node on every change (`wimsectl token`, and in a cluster the tokens and revocations other nodes share). Defaults to <stateDir>/node-tokens.json.' },
+        expiredTokenRetention: {
+          kind: 'duration',
+          doc: 'How long the record of an expired node token (revoked or not) is kept after the token expired, before it is dropped from memory, from the node-token file and, in a cluster, from the shared store (docs/operations-cluster.md "Expired node tokens are pruned"). A revoked token that has not expired is kept until it has; a token without expiry is never dropped. Use the same value on every node of a cluster.',
+          default: '24h',
+          minMs: 1000,
+          maxMs: 3650 * 86_400_000,
+        },
         registrations: {
           kind: 'list',
           doc: 'Registration entries: an Envoy node id and the workload identifiers it may receive.',
@@ -219,7 +226,7 @@ export interface NodeConfig {
     tls?: { certFile: string; keyFile: string; clientCaFile?: string; requireClientCert: boolean };
   };
   admin: { listen: string; tokenFile?: string };
-  sds: { nodeTokensFile?: string; registrations: Array<{ nodeId: string; workloads: string[]; dnsNames: string[] }> };
+  sds: { nodeTokensFile?: string; expiredTokenRetention: number; registrations: Array<{ nodeId: string; workloads: string[]; dnsNames: string[] }> };
   authn: {
     maxClockSkew: number;
     maxWptLifetime: number;

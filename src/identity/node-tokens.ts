@@ -15,6 +15,14 @@
  * In a cluster every node holds every node token's record (src/node-cluster.ts): records heard
  * from other nodes are merged with `merge`, whose rule only ever revokes or shortens, so that
  * a revocation wins over any later copy of the unrevoked record.
+ *
+ * Records do not pile up: once a token has been expired for longer than the retention
+ * (`sds.expiredTokenRetention`, default 24 h) its record, revoked or not, is dropped (`prune`), and
+ * a copy of it heard later is not taken back (`merge`). A token's expiry is fixed when it is
+ * issued and every copy of its record carries it, so every copy is as dead as the dropped one: an
+ * expired token never verifies, revoked or not. A revoked token that has not expired stays until
+ * it has, so its revocation is never forgotten while the token could still verify. A token
+ * without expiry is never dropped.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
@@ -40,8 +48,28 @@ export interface NodeTokenInfo {
 }
 
 export interface NodeTokenStoreOptions {
-  /** The clock that expires tokens. Without one, a token with `expiresAt` never verifies (fail closed). */
+  /** The clock that expires tokens. Without one, a token with `expiresAt` never verifies (fail closed) and nothing is pruned. */
   readonly now?: () => number;
+  /** How long a record is kept after its token expired (revoked or not). Default `NODE_TOKEN_RETENTION_MS`. */
+  readonly retentionMs?: number;
+}
+
+/** The default of `sds.expiredTokenRetention`: a day of `wimsectl token list` rows of expired tokens. */
+export const NODE_TOKEN_RETENTION_MS = 24 * 3600 * 1000;
+
+/**
+ * From when the record of a token may be forgotten (ms since the epoch): its expiry plus the
+ * retention; undefined for a token that does not expire (its record is kept for good). Every node
+ * of a cluster applies this one rule to the node-token store and to the shared store.
+ */
+export const nodeTokenForgetAt = (r: Pick<NodeTokenRecord, 'expiresAt'>, retentionMs: number): number | undefined =>
+  r.expiresAt === undefined ? undefined : r.expiresAt + retentionMs;
+
+/** Records counted by state (`NodeTokenStore.counts`): revoked ones, else expired ones, else live ones. */
+export interface NodeTokenCounts {
+  readonly live: number;
+  readonly revoked: number;
+  readonly expired: number;
 }
 
 export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('base64url');
@@ -62,6 +90,9 @@ export type RevokeListener = (sha256: string, nodeId: string, scope: 'token' | '
  */
 export type ChangeListener = (record: NodeTokenRecord, merged: boolean) => void;
 
+/** Told of the records dropped at once, past their expiry plus the retention (`prune`, `merge`). */
+export type PruneListener = (records: readonly NodeTokenRecord[]) => void;
+
 /**
  * The merge of two records of one digest: revoked if either is, the earlier expiry. Two records
  * of one digest bound to different node ids cannot both be right: the token is revoked.
@@ -81,14 +112,25 @@ export class NodeTokenStore {
   readonly #byHash = new Map<string, NodeTokenRecord>();
   readonly #revokeListeners = new Set<RevokeListener>();
   readonly #changeListeners = new Set<ChangeListener>();
+  readonly #pruneListeners = new Set<PruneListener>();
   readonly #now: (() => number) | undefined;
+  readonly #retentionMs: number;
 
+  /** Records are taken as they are; `prune` drops those already past their retention. */
   constructor(records: readonly NodeTokenRecord[] = [], opts: NodeTokenStoreOptions = {}) {
     for (const r of records) {
       const had = this.#byHash.get(r.sha256);
       this.#byHash.set(r.sha256, had ? mergeNodeTokenRecords(had, r) : r);
     }
     this.#now = opts.now;
+    const retention = opts.retentionMs ?? NODE_TOKEN_RETENTION_MS;
+    if (!Number.isSafeInteger(retention) || retention < 0) throw new TypeError('"retentionMs" must be a non-negative integer');
+    this.#retentionMs = retention;
+  }
+
+  /** How long a record is kept after its token expired. */
+  get retentionMs(): number {
+    return this.#retentionMs;
   }
 
   /** Parse the node-token file (`{"tokens": [{nodeId, sha256, revoked?, expiresAt?}]}`). */
@@ -116,7 +158,7 @@ export class NodeTokenStore {
     return errors.length ? { ok: false, errors } : { ok: true, value: new NodeTokenStore(records, opts) };
   }
 
-  /** Every token (revoked and expired ones too), by its public id; never the digest. */
+  /** Every token held (revoked ones, and expired ones until they are pruned), by its public id; never the digest. */
   list(): NodeTokenInfo[] {
     return [...this.#byHash.values()].map((r) => ({
       tokenId: tokenIdOf(r.sha256),
@@ -145,12 +187,60 @@ export class NodeTokenStore {
    * known one is merged (`mergeNodeTokenRecords`: revocation and the earlier expiry win). Returns
    * the record now held, and whether it changed.
    */
-  merge(record: NodeTokenRecord): { record: NodeTokenRecord; changed: boolean } {
+  merge(record: NodeTokenRecord): { record: NodeTokenRecord | undefined; changed: boolean } {
     const had = this.#byHash.get(record.sha256);
     const next = had ? mergeNodeTokenRecords(had, record) : { ...record };
+    // Past its expiry plus the retention: not taken (back) in; a copy held is dropped.
+    if (this.#pastRetention(next)) {
+      if (had) this.#drop([had]);
+      return { record: undefined, changed: had !== undefined };
+    }
     if (had && sameNodeTokenRecord(had, next)) return { record: had, changed: false };
     this.#set(next, true, had && !had.revoked && next.revoked ? 'token' : undefined);
     return { record: next, changed: true };
+  }
+
+  /**
+   * Whether `r` is past its expiry plus the retention at this store's clock: such a record is
+   * dropped, and not taken in again. Never without a clock, never for a token that does not expire.
+   */
+  pastRetention(r: Pick<NodeTokenRecord, 'expiresAt'>): boolean {
+    return this.#pastRetention(r);
+  }
+
+  #pastRetention(r: Pick<NodeTokenRecord, 'expiresAt'>): boolean {
+    const at = nodeTokenForgetAt(r, this.#retentionMs);
+    return at !== undefined && this.#now !== undefined && this.#now() >= at;
+  }
+
+  /**
+   * Drop every record whose token expired longer than the retention ago, revoked or not; a revoked
+   * token that has not expired (or does not expire) is kept. Prune listeners are told once, with
+   * every record dropped. Returns those records.
+   */
+  prune(): NodeTokenRecord[] {
+    const gone = [...this.#byHash.values()].filter((r) => this.#pastRetention(r));
+    if (gone.length) this.#drop(gone);
+    return gone;
+  }
+
+  #drop(records: readonly NodeTokenRecord[]): void {
+    for (const r of records) this.#byHash.delete(r.sha256);
+    for (const l of this.#pruneListeners) l(records);
+  }
+
+  /** The records held, by state: revoked, else expired (not yet pruned), else live. */
+  counts(): NodeTokenCounts {
+    const now = this.#now?.();
+    let live = 0;
+    let revoked = 0;
+    let expired = 0;
+    for (const r of this.#byHash.values()) {
+      if (r.revoked) revoked++;
+      else if (r.expiresAt !== undefined && (now === undefined || now >= r.expiresAt)) expired++;
+      else live++;
+    }
+    return { live, revoked, expired };
   }
 
   /** The record of one digest (digests are not secret; tokens are). */
@@ -235,6 +325,12 @@ export class NodeTokenStore {
   onChange(listener: ChangeListener): () => void {
     this.#changeListeners.add(listener);
     return () => this.#changeListeners.delete(listener);
+  }
+
+  /** Records dropped past their retention (`prune`, or a `merge` of a copy past it): for the journal. */
+  onPrune(listener: PruneListener): () => void {
+    this.#pruneListeners.add(listener);
+    return () => this.#pruneListeners.delete(listener);
   }
 }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { startAdminNode, newDir } from './helpers.ts';
 import { ManualClock } from '../../src/identity/clock.ts';
+import { eventually } from '../cluster/fixtures.ts';
 
 const CONFIG_ENTRY = 'sds:\n  registrations:\n    - {nodeId: from-config, workloads: [wimse://example.org/svc/config]}\n';
 const err = (e: unknown) => e as grpc.ServiceError;
@@ -164,4 +165,54 @@ test('admin API node tokens - a token with a TTL stops verifying when it expires
   t.is(n.node.nodeTokens.verify(tok.token)?.nodeId, 'short');
   clock.advance(60_000);
   t.is(n.node.nodeTokens.verify(tok.token), undefined);
+});
+
+test('admin API node tokens - records expired longer than sds.expiredTokenRetention ago leave the list and the file; a revoked unexpired token stays refused; a restart reads the pruned file', async (t) => {
+  const dir = newDir();
+  const yaml = 'sds:\n  expiredTokenRetention: 10s\n';
+  const t0 = Date.now();
+  const clock = new ManualClock(t0);
+  const a = await startAdminNode(t, dir, yaml, { clock });
+  const create = (node_id: string, ttl_seconds = 0) => a.call('CreateNodeToken', { node_id, ttl_seconds });
+  const gone = await create('gone', 60); // expires t0+60 s, dropped from t0+70 s
+  const goneRevoked = await create('gone-revoked', 60);
+  const within = await create('within', 65); // expires t0+65 s, dropped from t0+75 s
+  const revokedLive = await create('revoked-live', 3600);
+  const forever = await create('forever');
+  await a.call('RevokeNodeToken', { token_id: goneRevoked.token_id });
+  await a.call('RevokeNodeToken', { token_id: revokedLive.token_id });
+  const file = join(dir, 'state', 'node-tokens.json');
+  const inFile = () => (JSON.parse(readFileSync(file, 'utf8')).tokens as Array<{ sha256: string }>).map((r) => r.sha256.slice(0, 16)).sort();
+  const listed = async (n = a) => ((await n.call('ListNodeTokens')).tokens as Array<{ token_id: string; node_id: string }>).map((x) => x.node_id).sort();
+  const all = ['forever', 'gone', 'gone-revoked', 'revoked-live', 'within'];
+  t.deepEqual(await listed(), all);
+
+  clock.set(t0 + 69_000);
+  const counts = (await a.node.metrics.registry.getSingleMetric('wimse_node_tokens')!.get()).values;
+  t.deepEqual(Object.fromEntries(counts.map((v) => [v.labels.state, v.value])), { live: 1, revoked: 2, expired: 2 });
+
+  // gone and gone-revoked are now past the retention, within not yet (the prune runs every second).
+  clock.set(t0 + 72_000);
+  const want = [forever.token_id, revokedLive.token_id, within.token_id].sort();
+  await eventually('the file holds only the records to keep', () => JSON.stringify(inFile()) === JSON.stringify(want));
+  t.deepEqual(await listed(), ['forever', 'revoked-live', 'within'], 'a record within its retention stays');
+  t.is(a.node.nodeTokens.verify(revokedLive.token), undefined, 'the revoked token that has not expired is kept, and refused');
+  t.is(a.node.nodeTokens.verify(forever.token)?.nodeId, 'forever');
+  t.is(a.node.nodeTokens.verify(gone.token), undefined);
+  t.is(err(await t.throwsAsync(a.call('RevokeNodeToken', { token_id: gone.token_id }))).code, grpc.status.NOT_FOUND, 'a dropped token is unknown');
+  t.is((await a.node.metrics.registry.getSingleMetric('wimse_node_tokens_pruned_total')!.get()).values[0]?.value, 2);
+  // The in-process bus forgets them at its next reconcile (every 30 s), and never hands them back.
+  await a.node.cluster.bus.reconcile();
+  t.deepEqual(a.node.cluster.bus.list('nodeTokens').map((e) => e.record.nodeId).sort(), ['forever', 'revoked-live', 'within']);
+  await a.close();
+
+  // A restart reads the pruned file; at its start it also drops what has passed the retention since.
+  const b = await startAdminNode(t, dir, yaml, { clock });
+  t.deepEqual(await listed(b), ['forever', 'revoked-live', 'within']);
+  await b.close();
+  clock.set(t0 + 76_000);
+  const c = await startAdminNode(t, dir, yaml, { clock });
+  t.deepEqual(await listed(c), ['forever', 'revoked-live']);
+  t.is(c.node.nodeTokens.verify(revokedLive.token), undefined);
+  await eventually('the file follows', () => JSON.stringify(inFile()) === JSON.stringify([forever.token_id, revokedLive.token_id].sort()));
 });

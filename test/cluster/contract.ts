@@ -3,7 +3,9 @@
  * nats-bus.test.ts). A harness gives each test an isolated group of nodes (its own trust domain)
  * and raw access to the wire and the store, to play a lost, duplicated or hostile message.
  */
+import { createHash } from 'node:crypto';
 import type { ExecutionContext, TestFn } from 'ava';
+import { ManualClock } from '../../src/identity/clock.ts';
 import { ClusterError, changeSubject, encodeToken, eventSubject, kvKey, type Bus, type BusOptions, type Change, type InvalidInfo } from '../../src/cluster/index.ts';
 import { caDerBase64, eventually, keyRecord, policyRecord, privateJwk, registration, revocation, bundleRecord, sleep } from './fixtures.ts';
 
@@ -17,6 +19,8 @@ export interface Group {
   storeRaw(kvKey: string, bytes: Uint8Array): Promise<number>;
   /** The store loses a value (JetStream dropped an acknowledged write). */
   eraseRaw(kvKey: string): Promise<void>;
+  /** What the store holds under a key: a value, a deletion marker, or nothing at all. */
+  rawEntry(kvKey: string): Promise<'value' | 'marker' | undefined>;
 }
 
 export interface Harness {
@@ -308,6 +312,69 @@ export function runBusContract(avaTest: TestFn, h: Harness): void {
     await a.put('keys', 'node.one/k:1', keyRecord('node.one', 'k:1'));
     await eventually('b sees node.one key', () => b.get('keys', 'node.one/k:1')?.origin === 'node.one');
     t.deepEqual(b.list('keys').map((e) => e.key), ['node.one/k:1']);
+  });
+
+  test(title('records past their forget time are refused, dropped from every replica and removed from the store without a marker; the rest stays'), async (t) => {
+    const g = await h.group(t);
+    const clock = new ManualClock(Date.now());
+    const forgetAt = { nodeTokens: (r: { expiresAt?: number }) => (r.expiresAt === undefined ? undefined : r.expiresAt + 1_000) };
+    const [a, b] = await Promise.all([g.node('a', { clock, forgetAt, reconcileIntervalMs: 0 }), g.node('b', { clock, forgetAt, reconcileIntervalMs: 0 })]);
+    const digest = (s: string) => createHash('sha256').update(s).digest('base64url');
+    const dying = { nodeId: 'sidecar-b', sha256: digest('dying'), expiresAt: clock.now() + 5_000 };
+    const forever = { nodeId: 'sidecar-b', sha256: digest('forever') };
+    const dyingKey = kvKey('nodeTokens', dying.sha256);
+    await a.put('nodeTokens', dying.sha256, dying);
+    await a.put('nodeTokens', forever.sha256, forever);
+    await eventually('b has both', () => b.list('nodeTokens').length === 2);
+    const deletions: string[] = [];
+    b.watch('nodeTokens', (c) => void (c.deleted && deletions.push(c.key)));
+
+    clock.advance(5_999);
+    t.is((await b.reconcile()).purged, 0);
+    t.is(b.list('nodeTokens').length, 2, 'not yet past its forget time: kept');
+    clock.advance(1);
+    t.is((await b.reconcile()).purged, 1);
+    t.deepEqual(b.list('nodeTokens').map((e) => e.key), [forever.sha256]);
+    t.deepEqual(deletions, [dying.sha256], 'watchers see it go');
+    t.is(await g.rawEntry(dyingKey), undefined, 'neither the value nor a marker is left');
+    t.is(await g.rawEntry(kvKey('nodeTokens', forever.sha256)), 'value');
+    // Its writer drops its own copy at its next reconcile instead of re-asserting it.
+    const byA = await a.reconcile();
+    t.is(byA.reasserted, 0);
+    t.is(a.get('nodeTokens', dying.sha256), undefined);
+    t.is(await g.rawEntry(dyingKey), undefined);
+
+    // A node without the rule writes it again: refused on receipt, removed by the next reconcile.
+    const old = await g.node('old', { reconcileIntervalMs: 0 });
+    const before = b.stats().forgotten;
+    await old.put('nodeTokens', dying.sha256, dying);
+    await eventually('b refused the copy', () => b.stats().forgotten > before);
+    t.is(b.get('nodeTokens', dying.sha256), undefined);
+    t.is((await b.reconcile()).purged, 1);
+    t.is(await g.rawEntry(dyingKey), undefined);
+    t.is(b.get('nodeTokens', dying.sha256), undefined);
+    t.deepEqual(deletions, [dying.sha256], 'what was never taken in is not deleted again');
+    t.is(b.get('nodeTokens', forever.sha256)?.record.nodeId, 'sidecar-b');
+  });
+
+  test(title('a copy past its forget time is ordered like any write: an older one leaves the newer value alone, a newer one drops it'), async (t) => {
+    const g = await h.group(t);
+    const clock = new ManualClock(Date.now());
+    const b = await g.node('b', { clock, forgetAt: { revocations: (r) => r.expiresAt }, reconcileIntervalMs: 0, gapGraceMs: 60_000 });
+    const now = clock.now();
+    const change = (origin: string, seq: number, revision: number, expiresAt: number) =>
+      g.inject(changeSubject(g.trustDomain, 'revocations', origin), json({ v: 1, kind: 'revocations', key: 'tok-1', origin, seq, revision, record: { ...revocation('tok-1'), expiresAt } }));
+    await change('a', now + 2, 2, now + 60_000);
+    await eventually('b holds the revocation', () => b.get('revocations', 'tok-1') !== undefined);
+    const forgotten = b.stats().forgotten;
+    const stale = b.stats().stale;
+    await change('a', now + 1, 1, now - 1); // an older write of it, long expired, arrives late
+    await eventually('the late copy is judged', () => b.stats().stale > stale);
+    t.is(b.get('revocations', 'tok-1')?.record.expiresAt, now + 60_000, 'the newer value stays');
+    t.is(b.stats().forgotten, forgotten);
+    await change('c', now + 3, 3, now - 1); // a newer write that is past its time: the value goes
+    await eventually('the newer expired copy is judged', () => b.stats().forgotten > forgotten);
+    t.is(b.get('revocations', 'tok-1'), undefined);
   });
 
   test(title('close stops the node and refuses further writes'), async (t) => {

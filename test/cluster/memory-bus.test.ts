@@ -26,6 +26,9 @@ function memoryGroup(t: { teardown(fn: () => Promise<void>): void }): Group & { 
     async eraseRaw(key) {
       hub.bucket(trustDomain).values.delete(key);
     },
+    async rawEntry(key) {
+      return hub.bucket(trustDomain).values.has(key) ? 'value' : undefined;
+    },
   };
 }
 

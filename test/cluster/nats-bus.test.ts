@@ -56,6 +56,10 @@ export function natsGroup(
     async eraseRaw(key) {
       await (await kv()).purge(key);
     },
+    async rawEntry(key) {
+      const e = await (await kv()).get(key);
+      return e === null ? undefined : e.operation === 'PUT' ? 'value' : 'marker';
+    },
   };
 }
 

@@ -73,6 +73,8 @@ export interface MeshNodeSpec {
   activationTimeout?: string;
   extraYaml?: string;
   nodeTokensFile?: string;
+  /** `sds.expiredTokenRetention`; the default when absent. */
+  expiredTokenRetention?: string;
   tuning?: NodeClusterTuning;
   /** JetStream replicas of the bucket; default 3 with three or more servers, else 1. */
   replicas?: number;
@@ -90,7 +92,7 @@ grpc:
 admin:
   listen: 127.0.0.1:0
 sds:
-${spec.nodeTokensFile ? `  nodeTokensFile: ${spec.nodeTokensFile}\n` : ''}  registrations:
+${spec.nodeTokensFile ? `  nodeTokensFile: ${spec.nodeTokensFile}\n` : ''}${spec.expiredTokenRetention ? `  expiredTokenRetention: ${spec.expiredTokenRetention}\n` : ''}  registrations:
     - nodeId: sidecar-b
       workloads: [${B}]
 cluster:

@@ -178,3 +178,77 @@ test('mesh tokens - a node restarted with a new admin token withdraws its old on
   t.is(await listWith(b, old), grpc.status.UNAUTHENTICATED, 'the old admin token is withdrawn');
   t.is(await listWith(b, adminTokenOf(b)), grpc.status.OK, 'cp-2\'s own token still works');
 });
+
+test('mesh tokens - expired tokens\' records leave every node, journal and the shared store; a restart from an old journal or a stale write brings none back, and a revoked token is never accepted', async (t) => {
+  const nats = await startNatsServer(t);
+  const servers = [nats.url];
+  const retention = { expiredTokenRetention: '2s' }; // pruned every second (a tenth of the retention, at least 1 s)
+  const nodes = await Promise.all(['cp-1', 'cp-2', 'cp-3'].map((name) => startMeshNode(t, { name, servers, ...retention })));
+  await converged(nodes.map((n) => n.node));
+  const [a, b, c] = nodes as [MeshNode, MeshNode, MeshNode];
+
+  const expiresAt = Date.now() + 4_000;
+  const dead = a.node.nodeTokens.issue('sidecar-b', { expiresAt }); // revoked, then expires
+  const lapsed = a.node.nodeTokens.issue('sidecar-b', { expiresAt }); // expires unrevoked
+  const revokedLive = a.node.nodeTokens.issue('sidecar-b'); // revoked, never expires: kept
+  const kept = a.node.nodeTokens.issue('sidecar-b');
+  const digest = (tok: string) => hashToken(tok);
+  await until('every node holds the four tokens', () => nodes.every((n) => [dead, lapsed, revokedLive, kept].every((tok) => n.node.nodeTokens.get(digest(tok)) !== undefined)));
+  t.true(c.node.nodeTokens.revokeDigest(digest(dead)));
+  t.true(c.node.nodeTokens.revokeDigest(digest(revokedLive)));
+  await until('every node refuses the revoked tokens', () => nodes.every((n) => n.node.nodeTokens.verify(dead) === undefined && n.node.nodeTokens.verify(revokedLive) === undefined));
+
+  // From here on, no node may accept a revoked token at any moment.
+  let running = [a, b, c];
+  const accepted: string[] = [];
+  const watch = setInterval(() => {
+    for (const n of running) for (const [what, tok] of [['dead', dead], ['revoked', revokedLive]] as const) if (n.node.nodeTokens.verify(tok)) accepted.push(`${what} on ${n.name}`);
+  }, 10);
+  t.teardown(() => clearInterval(watch));
+
+  const prunedDigests = [digest(dead), digest(lapsed)];
+  const journalOf = (n: MeshNode) => readFileSync(join(n.node.config.stateDir, 'node-tokens.json'), 'utf8');
+  const holds = (n: MeshNode) => prunedDigests.some((h) => n.node.nodeTokens.get(h) !== undefined || journalOf(n).includes(h));
+  const busHolds = async () => (await storedValues(servers)).some((v) => prunedDigests.some((h) => v.includes(h)));
+
+  // cp-2 stops now; the others prune without it.
+  await b.stop();
+  running = [a, c];
+  await until('cp-1 and cp-3 dropped the expired records, from memory and journal', () => !holds(a) && !holds(c));
+  await until('the shared store no longer holds them (nodeTokens and revocations records)', async () => !(await busHolds()), 30_000, 200);
+  for (const n of [a, c]) t.deepEqual(n.node.cluster.bus.list('nodeTokens').filter((e) => prunedDigests.includes(e.key)), [], `${n.name}'s replica forgot them`);
+
+  // cp-2 comes back from a journal that holds them as they were before any revocation (an old copy).
+  const file = join(b.dir, 'state', 'node-tokens.json');
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as { tokens: Array<{ sha256: string }> };
+  doc.tokens = [...doc.tokens.filter((r) => !prunedDigests.includes(r.sha256)), ...prunedDigests.map((sha256) => ({ nodeId: 'sidecar-b', sha256, expiresAt }))];
+  writeFileSync(file, JSON.stringify(doc));
+  const back = await startMeshNode(t, { name: 'cp-2', servers, dir: b.dir, ...retention });
+  running = [a, back, c];
+  t.false(prunedDigests.some((h) => back.node.nodeTokens.get(h) !== undefined), 'dropped at start, before anything was shared');
+  // Two complete catch-ups on every node after the restart: whatever cp-2 could have handed back is in by then.
+  const after = running.map((n) => n.node.cluster.bus.stats().reconciles);
+  await until('every node reconciled twice since', () => running.every((n, i) => n.node.cluster.bus.stats().reconciles >= after[i]! + 2));
+  await until('cp-2 rewrote its journal', () => !journalOf(back).includes(prunedDigests[0]!));
+  for (const n of running) t.false(holds(n), `${n.name} holds none of them`);
+  t.false(await busHolds(), 'nothing came back to the shared store');
+
+  // A node that never learned the rule (an earlier version) writes the unrevoked record again.
+  const stale = createBus({ trustDomain: 'example.org', nodeName: 'cp-stale', cluster: { servers, replicas: 1, reconcileInterval: 1000 } });
+  await stale.start();
+  const refusedBefore = running.map((n) => n.node.cluster.bus.stats().forgotten);
+  await stale.put('nodeTokens', digest(dead), { nodeId: 'sidecar-b', sha256: digest(dead), expiresAt });
+  await stale.close();
+  await until('every node refused the copy', () => running.every((n, i) => n.node.cluster.bus.stats().forgotten > refusedBefore[i]!));
+  await until('and removed it from the shared store', async () => !(await busHolds()), 30_000, 200);
+  for (const n of running) t.false(holds(n), `${n.name} did not take it in`);
+
+  // What stays: the revoked token that never expires (refused everywhere) and the live one.
+  for (const n of running) {
+    t.truthy(n.node.nodeTokens.get(digest(revokedLive))?.revoked, `${n.name} keeps the revocation`);
+    t.is(await sdsStatus(n, revokedLive), grpc.status.UNAUTHENTICATED);
+    t.is(await sdsStatus(n, kept), grpc.status.OK);
+  }
+  clearInterval(watch);
+  t.deepEqual(accepted, [], 'no node accepted a revoked token at any time');
+});
