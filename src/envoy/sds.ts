@@ -7,8 +7,9 @@
  * sds-stream-state.ts, the secrets from sds-catalog.ts. FetchSecrets answers once; DeltaSecrets is
  * UNIMPLEMENTED (as in SPIRE and Istio).
  *
- * Failure statuses (docs/sds.md):
- * - no or bad credentials, revoked token     -> UNAUTHENTICATED
+ * Failure statuses (docs/sds.md; those of the caller's credentials are shared with the Workload
+ * API: src/caller-streams.ts):
+ * - no or bad credentials, revoked or expired token -> UNAUTHENTICATED
  * - node tokens cannot be confirmed right now -> UNAVAILABLE (a stale cluster node: Envoy retries,
  *   reaching a node that can confirm them)
  * - first request's node.id != authenticated -> PERMISSION_DENIED
@@ -19,11 +20,11 @@
  */
 import { randomBytes, createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import type { PeerCertificate } from 'node:tls';
 import type { Clock } from '../identity/clock.ts';
 import { envoyProtos, TYPE_URL } from './protos.ts';
 import type { SecretSource, SecretSourceEvent } from './sds-source.ts';
-import { authenticateCaller, type CallerAuthOptions, type CallerIdentity } from '../identity/node-tokens.ts';
+import type { CallerAuthOptions } from '../identity/node-tokens.ts';
+import { authenticateCall, INVALID_CREDENTIALS, lapsed, revokedBy, SHUTTING_DOWN, unconfirmed, type AuthenticatedCaller } from '../caller-streams.ts';
 import { SecretCatalog, SecretUnavailable } from './sds-catalog.ts';
 import { applyRequest, newStreamState, type SdsRequest, type SdsStreamState } from './sds-stream-state.ts';
 import type { BuiltSecret } from './sds-secrets.ts';
@@ -86,7 +87,7 @@ export interface SdsStats {
 
 interface StreamCtx {
   readonly call: grpc.ServerDuplexStream<SdsRequest, unknown>;
-  readonly caller: Extract<CallerIdentity, { ok: true }>;
+  readonly caller: AuthenticatedCaller;
   readonly state: SdsStreamState;
   queue: Promise<void>;
   closed: boolean;
@@ -165,24 +166,24 @@ export class SdsServer {
     this.#timer = undefined;
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
-    for (const ctx of [...this.#streams]) this.#fail(ctx, grpc.status.UNAVAILABLE, 'control plane shutting down');
+    for (const ctx of [...this.#streams]) this.#fail(ctx, SHUTTING_DOWN.code, SHUTTING_DOWN.details);
   }
 
   // ---- StreamSecrets ----------------------------------------------------------------------
 
   #stream(call: grpc.ServerDuplexStream<SdsRequest, unknown>): void {
-    const caller = this.#authenticate(call);
+    const caller = authenticateCall(call, this.#opts.auth);
     if (!caller.ok) {
       this.#stats.rejectedStreams++;
       this.#log.warn({ reason: caller.reason, peer: call.getPeer() }, 'sds stream rejected: unauthenticated');
-      call.emit('error', statusError(grpc.status.UNAUTHENTICATED, 'missing or invalid node credentials'));
+      call.emit('error', statusError(grpc.status.UNAUTHENTICATED, INVALID_CREDENTIALS));
       return;
     }
-    const unconfirmed = this.#unconfirmed(caller);
-    if (unconfirmed !== undefined) {
+    const refused = unconfirmed(caller, this.#opts.tokensUnconfirmed);
+    if (refused !== undefined) {
       this.#stats.rejectedStreams++;
-      this.#log.warn({ node: caller.nodeId, reason: unconfirmed }, 'sds stream refused: node token cannot be confirmed');
-      call.emit('error', statusError(grpc.status.UNAVAILABLE, unconfirmed));
+      this.#log.warn({ node: caller.nodeId, reason: refused }, 'sds stream refused: node token cannot be confirmed');
+      call.emit('error', statusError(grpc.status.UNAVAILABLE, refused));
       return;
     }
     let set = this.#byNode.get(caller.nodeId);
@@ -204,17 +205,6 @@ export class SdsServer {
     });
     call.on('cancelled', () => this.#drop(ctx));
     call.on('error', () => this.#drop(ctx));
-  }
-
-  #authenticate(call: { metadata: grpc.Metadata; getAuthContext(): { sslPeerCertificate?: PeerCertificate } }): CallerIdentity {
-    const authorization = call.metadata.get('authorization').map((v: grpc.MetadataValue) => (typeof v === 'string' ? v : v.toString('utf8')));
-    const peer = call.getAuthContext().sslPeerCertificate;
-    return authenticateCaller(authorization, peer, this.#opts.auth);
-  }
-
-  /** Why a caller's node token cannot be trusted right now (undefined: it can, or no token). */
-  #unconfirmed(caller: Extract<CallerIdentity, { ok: true }>): string | undefined {
-    return caller.via === 'token' ? this.#opts.tokensUnconfirmed?.() : undefined;
   }
 
   async #onRequest(ctx: StreamCtx, req: SdsRequest): Promise<void> {
@@ -350,34 +340,30 @@ export class SdsServer {
   }
 
   #endExpired(): void {
-    const tokens = this.#opts.auth.tokens;
-    if (!tokens) return;
-    for (const ctx of [...this.#streams])
-      if (ctx.caller.via === 'token' && !tokens.isLive(ctx.caller.tokenHash)) {
-        this.#log.warn({ node: ctx.state.authenticatedNodeId }, 'sds stream ended: node token expired');
-        this.#fail(ctx, grpc.status.UNAUTHENTICATED, 'node credentials expired');
-      } else {
-        const unconfirmed = this.#unconfirmed(ctx.caller);
-        if (unconfirmed === undefined) continue;
-        this.#log.warn({ node: ctx.state.authenticatedNodeId, reason: unconfirmed }, 'sds stream ended: node token cannot be confirmed');
-        this.#fail(ctx, grpc.status.UNAVAILABLE, unconfirmed);
-      }
+    for (const ctx of [...this.#streams]) {
+      const end = lapsed(ctx.caller, this.#opts.auth.tokens, this.#opts.tokensUnconfirmed);
+      if (!end) continue;
+      if (end.why === 'expired') this.#log.warn({ node: ctx.state.authenticatedNodeId }, 'sds stream ended: node token expired');
+      else this.#log.warn({ node: ctx.state.authenticatedNodeId, reason: end.details }, 'sds stream ended: node token cannot be confirmed');
+      this.#fail(ctx, end.code, end.details);
+    }
   }
 
   #onRevoke(tokenHash: string, nodeId: string): void {
-    for (const ctx of [...(this.#byNode.get(nodeId) ?? [])])
-      if (ctx.caller.via === 'token' && ctx.caller.tokenHash === tokenHash)
-        this.#fail(ctx, grpc.status.UNAUTHENTICATED, 'node credentials revoked');
+    for (const ctx of [...(this.#byNode.get(nodeId) ?? [])]) {
+      const end = revokedBy(ctx.caller, tokenHash);
+      if (end) this.#fail(ctx, end.code, end.details);
+    }
     if (!this.#byNode.has(nodeId)) this.catalog.forgetNode(nodeId);
   }
 
   // ---- FetchSecrets -----------------------------------------------------------------------
 
   async #fetch(call: grpc.ServerUnaryCall<SdsRequest, unknown>, cb: grpc.sendUnaryData<unknown>): Promise<void> {
-    const caller = this.#authenticate(call);
-    if (!caller.ok) return cb(statusError(grpc.status.UNAUTHENTICATED, 'missing or invalid node credentials'));
-    const unconfirmed = this.#unconfirmed(caller);
-    if (unconfirmed !== undefined) return cb(statusError(grpc.status.UNAVAILABLE, unconfirmed));
+    const caller = authenticateCall(call, this.#opts.auth);
+    if (!caller.ok) return cb(statusError(grpc.status.UNAUTHENTICATED, INVALID_CREDENTIALS));
+    const refused = unconfirmed(caller, this.#opts.tokensUnconfirmed);
+    if (refused !== undefined) return cb(statusError(grpc.status.UNAVAILABLE, refused));
     const req = call.request;
     if (req.node?.id !== caller.nodeId)
       return cb(statusError(grpc.status.PERMISSION_DENIED, 'node id does not match the node credentials'));
