@@ -15,9 +15,10 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { IdentityServer } from '../src/ca/index.ts';
 import { systemClock } from '../src/identity/clock.ts';
+import { hashToken, NodeTokenStore } from '../src/identity/node-tokens.ts';
 import { trustDomainOf } from '../src/identity/workload-id.ts';
 import { createLogger } from '../src/log.ts';
-import { workloadApiService, workloadServiceDefinition } from '../src/workload-api/server.ts';
+import { WorkloadApiServer } from '../src/workload-api/server.ts';
 
 const token = process.env.WIMSE_NODE_TOKEN ?? 'dev-token';
 const trustDomain = process.env.WIMSE_TRUST_DOMAIN ?? 'example.org';
@@ -25,27 +26,23 @@ const listen = process.env.WIMSE_LISTEN ?? '127.0.0.1:0';
 
 const stateDir = await mkdtemp(join(tmpdir(), 'wimse-dev-'));
 const ca = await IdentityServer.open({ stateDir, trustDomain, clock: systemClock, witTtlSec: 3600 });
-const unauthenticated = () => Object.assign(new Error('bad node token'), { code: grpc.status.UNAUTHENTICATED, details: 'bad node token', metadata: new grpc.Metadata() });
+// The one node token, known by its digest as a node's token store knows its tokens.
+const tokens = new NodeTokenStore([{ nodeId: 'dev-node', sha256: hashToken(token) }]);
 
 const server = new grpc.Server();
-server.addService(
-  workloadServiceDefinition(),
-  workloadApiService({
-    authenticate(call) {
-      if (call.metadata.get('authorization')[0] !== `Bearer ${token}`) throw unauthenticated();
-      return { nodeId: 'dev-node' };
-    },
-    entitled: (_caller, id) => trustDomainOf(id) === trustDomain,
-    mintWit: async (sub, jwk) => {
-      const w = await ca.mintWit({ sub, cnf: jwk });
-      return { token: w.token, exp: w.exp };
-    },
-    bundles: () => ca.bundles(),
-    onBundlesChange: (l) => ca.onChange((e) => e.type === 'bundle-changed' && l()),
-    clock: systemClock,
-    logger: createLogger({ level: 'warn' }),
-  }),
-);
+const api = new WorkloadApiServer({
+  auth: { tokens },
+  entitled: (_caller, id) => trustDomainOf(id) === trustDomain,
+  mintWit: async (sub, jwk) => {
+    const w = await ca.mintWit({ sub, cnf: jwk });
+    return { token: w.token, exp: w.exp };
+  },
+  bundles: () => ca.bundles(),
+  onBundlesChange: (l) => ca.onChange((e) => e.type === 'bundle-changed' && l()),
+  clock: systemClock,
+  logger: createLogger({ level: 'warn' }),
+});
+api.register(server);
 const port = await new Promise<number>((resolve, reject) =>
   server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
 );
@@ -54,6 +51,7 @@ const address = listen.startsWith('unix:') ? listen : `${listen.slice(0, listen.
 console.log(`workload api listening on ${address} (trust domain ${trustDomain})`);
 
 const stop = async () => {
+  api.close();
   server.forceShutdown();
   await ca.close();
   await rm(stateDir, { recursive: true, force: true });

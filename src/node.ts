@@ -26,7 +26,7 @@ import { MAX_CHECK_REQUEST_BYTES } from './envoy/check-request.ts';
 import { SdsServer } from './envoy/sds.ts';
 import { CaSecretSource } from './envoy/sds-ca-source.ts';
 import { NodeTokenStore, authenticateCaller } from './identity/node-tokens.ts';
-import { workloadApiService, workloadServiceDefinition } from './workload-api/server.ts';
+import { WorkloadApiServer } from './workload-api/server.ts';
 import { adminApiService, adminServiceDefinition } from './admin/api.ts';
 import type { NodeBundleStatus } from './admin/api-deps.ts';
 import { AdminTokens, loadAdminToken } from './admin/admin-token.ts';
@@ -35,7 +35,6 @@ import { preflight } from './node-preflight.ts';
 import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
 import { ALREADY_CHECKED, stalenessAwareAuthenticate, tokenRefusal } from './node-staleness.ts';
 import { refuseRepeatedAuthorization } from './grpc-guard.ts';
-import type { PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 
 /** How often federated bundle files are checked for changes. */
@@ -64,6 +63,7 @@ export interface RunningNode {
   readonly policy: PolicyStore;
   readonly authenticator: Authenticator;
   readonly sds: SdsServer;
+  readonly workloadApi: WorkloadApiServer;
   readonly nodeTokens: NodeTokenStore;
   /** Registration entries (node id -> workload identifiers), as SDS and the Workload API use them. */
   readonly registrations: CaSecretSource;
@@ -312,15 +312,17 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     name, config, clock, logger, ca, policy, registrations: sdsSource, nodeTokens, adminTokens, metrics, ...(opts.cluster ? { tuning: opts.cluster } : {}),
   });
   undo.push(() => cluster.close());
-  // How every Envoy-facing call (SDS, ext_authz, the Workload API) authenticates its caller.
+  // How every Envoy-facing call (SDS, ext_authz, the Workload API) authenticates its caller, and
+  // why node tokens cannot be trusted while the cluster state is stale (SDS, the Workload API).
   const callerAuth = { tokens: nodeTokens };
+  const tokensUnconfirmed = () => tokenRefusal(cluster.staleness());
   const sds = new SdsServer({
     source: sdsSource,
     auth: callerAuth,
     clock,
     logger: logger.child({ component: 'sds' }),
     controlPlaneId: name,
-    tokensUnconfirmed: () => tokenRefusal(cluster.staleness()),
+    tokensUnconfirmed,
     hooks: {
       streamOpened: () => metrics.sdsStreams.inc(),
       streamClosed: () => metrics.sdsStreams.dec(),
@@ -336,35 +338,28 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     'grpc.enable_channelz': 0,
   });
   sds.register(server);
-  // SDS streams are long-lived: end them first, or the server's graceful shutdown would wait on them.
+  // The Workload API: applications get WITs for keys they hold; callers authenticate as Envoys do.
+  const workloadApi = new WorkloadApiServer({
+    auth: callerAuth,
+    tokensUnconfirmed,
+    entitled: (caller, id) => sdsSource.identitiesFor(caller.nodeId).includes(id),
+    mintWit: async (sub, jwk) => {
+      const wit = await ca.mintWit({ sub, cnf: jwk });
+      return { token: wit.token, exp: wit.exp };
+    },
+    bundles: () => ca.bundles(),
+    onBundlesChange: (listener) => ca.onChange((e) => e.type === 'bundle-changed' && listener()),
+    clock,
+    logger: logger.child({ component: 'workload-api' }),
+  });
+  workloadApi.register(server);
+  // SDS and WatchBundles streams are long-lived: end them first, or the server's graceful
+  // shutdown would wait on them.
   undo.push(async () => {
     sds.close();
+    workloadApi.close();
     await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
   });
-  // The Workload API: applications get WITs for keys they hold; callers authenticate as Envoys do.
-  server.addService(
-    workloadServiceDefinition(),
-    workloadApiService({
-      authenticate: (call) => {
-        const peer = (call.getAuthContext?.()?.sslPeerCertificate ?? undefined) as PeerCertificate | undefined;
-        const who = authenticateCaller(call.metadata.get('authorization').map(String), peer, callerAuth);
-        if (!who.ok)
-          throw Object.assign(new Error('the caller is not authenticated'), { code: grpc.status.UNAUTHENTICATED, details: 'the caller is not authenticated' });
-        const refused = who.via === 'token' ? tokenRefusal(cluster.staleness()) : undefined;
-        if (refused) throw Object.assign(new Error(refused), { code: grpc.status.UNAVAILABLE, details: refused });
-        return { nodeId: who.nodeId };
-      },
-      entitled: (caller, id) => sdsSource.identitiesFor(caller.nodeId).includes(id),
-      mintWit: async (sub, jwk) => {
-        const wit = await ca.mintWit({ sub, cnf: jwk });
-        return { token: wit.token, exp: wit.exp };
-      },
-      bundles: () => ca.bundles(),
-      onBundlesChange: (listener) => ca.onChange((e) => e.type === 'bundle-changed' && listener()),
-      clock,
-      logger: logger.child({ component: 'workload-api' }),
-    }),
-  );
   server.addService(
     authorizationService(),
     extAuthzService({
@@ -421,6 +416,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   const grpcAddress = await listening('grpc.listen', config.grpc.listen, () => bindGrpc(server, config.grpc));
 
   sds.start();
+  workloadApi.start();
 
   let admin: AdminHttp | undefined;
   if (config.admin.listen !== '') {
@@ -438,6 +434,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     policy,
     authenticator,
     sds,
+    workloadApi,
     nodeTokens,
     registrations: sdsSource,
     cluster,

@@ -65,6 +65,23 @@ function fetchWit(address: string, token: string): Promise<unknown> {
   );
 }
 
+/** An application's WatchBundles stream on the Workload API: its first message and its end status. */
+function watchBundles(address: string, token: string) {
+  const Ctor = workloadClientConstructor();
+  const c = new Ctor(address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  const call = c.WatchBundles({}, md);
+  call.on('error', () => {}); // the status says it
+  const first = new Promise<unknown>((resolve, reject) => {
+    call.once('data', resolve);
+    call.once('status', (s: grpc.StatusObject) => reject(new Error(`ended before its first message: ${s.code} ${s.details}`)));
+  });
+  first.catch(() => {});
+  const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+  return { first, status, close: () => c.close() };
+}
+
 test('mesh partition - a cut-off node turns stale after cluster.maxStaleness: node tokens and peers\' keys are refused, its own and file-federated keys serve; it is fresh again only after catching up', async (t) => {
   const nats = await startNatsCluster(t, 3);
   const [s1, s2, s3] = nats;
@@ -98,6 +115,10 @@ test('mesh partition - a cut-off node turns stale after cluster.maxStaleness: no
   t.teardown(() => envoy.close());
   const open = envoy.open(['default']);
   t.truthy(secretsOf(await open.next()).get('default'));
+  // An application on the same host watches the trust bundles with the same node token.
+  const bundles = watchBundles(n2.node.grpcAddress, tokens.token);
+  t.teardown(() => bundles.close());
+  await bundles.first;
 
   // Node 2's only NATS server dies: node 2 is cut off, node 1 keeps the JetStream quorum.
   await s3!.kill();
@@ -129,10 +150,13 @@ test('mesh partition - a cut-off node turns stale after cluster.maxStaleness: no
   t.is(outcome(await n2.check(checkRequest(peerSigned.fresh()))), 'ServiceUnavailable cluster.stale');
   t.is(outcome(await n2.check(checkRequest(ownSigned.fresh()))), 'allowed');
   t.is(outcome(await n2.check(checkRequest(federated.fresh()))), 'allowed');
-  // Node tokens: the open SDS stream ends, new streams and the Workload API get UNAVAILABLE.
+  // Node tokens: the open SDS and WatchBundles streams end, new streams and the Workload API get UNAVAILABLE.
   const ended = await open.status;
   t.is(ended.code, grpc.status.UNAVAILABLE);
   t.regex(ended.details, /^cluster state stale: .*node tokens cannot be confirmed on this node/);
+  const watchEnded = await bundles.status;
+  t.is(watchEnded.code, grpc.status.UNAVAILABLE);
+  t.regex(watchEnded.details, /^cluster state stale: .*node tokens cannot be confirmed on this node/);
   const refused = await envoy.open(['default']).status;
   t.is(refused.code, grpc.status.UNAVAILABLE);
   t.regex(refused.details, /cluster state stale/);

@@ -6,6 +6,7 @@ import { startTestNode } from '../helpers/node.ts';
 import { workloadClientConstructor } from '../../src/workload-api/server.ts';
 import { PROOF_AUDIENCE, PROOF_TYP } from '../../src/workload-api/proof.ts';
 import { parseSpiffeBundleMap } from '../../src/identity/trust-bundle.ts';
+import { hashToken, tokenIdOf } from '../../src/identity/node-tokens.ts';
 
 const ID = 'wimse://example.org/svc/app';
 const REG = `sds:\n  registrations:\n    - nodeId: app-node\n      workloads: [${ID}]\n`;
@@ -73,4 +74,61 @@ test('node Workload API - WatchBundles sends the current bundle map', async (t) 
   const parsed = parseSpiffeBundleMap(first.bundle_map_json);
   t.true(parsed.ok);
   if (parsed.ok) t.true(parsed.value.get('example.org')!.witKeys.length >= 1);
+});
+
+/** A WatchBundles stream: its first message, and the status it ends with. */
+function watch(c: any, token: string) {
+  const call = c.WatchBundles({}, md(token));
+  call.on('error', () => {}); // the status says it
+  const first = new Promise<any>((resolve, reject) => {
+    call.once('data', resolve);
+    call.once('status', (s: grpc.StatusObject) => reject(new Error(`ended before its first message: ${s.code} ${s.details}`)));
+  });
+  first.catch(() => {});
+  const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+  return { first, status, cancel: () => call.cancel() };
+}
+
+test('node Workload API - revoking a node token ends its open WatchBundles stream with UNAUTHENTICATED; a stream on another token stays', async (t) => {
+  const { node } = await startTestNode(t, { yaml: REG });
+  const revoked = node.nodeTokens.issue('app-node');
+  const kept = node.nodeTokens.issue('app-node');
+  const c = client(node.grpcAddress);
+  t.teardown(() => c.close());
+  const a = watch(c, revoked);
+  const b = watch(c, kept);
+  t.teardown(() => b.cancel());
+  await Promise.all([a.first, b.first]);
+  t.true(node.nodeTokens.revokeToken(tokenIdOf(hashToken(revoked))));
+  const st = await a.status;
+  t.is(st.code, grpc.status.UNAUTHENTICATED);
+  t.is(st.details, 'node credentials revoked');
+  t.is(node.workloadApi.stats().streams, 1);
+});
+
+test('node Workload API - an open WatchBundles stream ends with UNAUTHENTICATED once its node token expires', async (t) => {
+  const { node } = await startTestNode(t, { yaml: REG });
+  const token = node.nodeTokens.issue('app-node', { expiresAt: Date.now() + 3_600_000 });
+  const c = client(node.grpcAddress);
+  t.teardown(() => c.close());
+  const s = watch(c, token);
+  await s.first;
+  // The token's expiry is brought forward to now, as a shortened record heard from another node
+  // would be (the earlier expiry wins); the node's next stream check ends the stream.
+  const record = node.nodeTokens.get(hashToken(token))!;
+  node.nodeTokens.merge({ ...record, expiresAt: Date.now() });
+  const st = await s.status;
+  t.is(st.code, grpc.status.UNAUTHENTICATED);
+  t.is(st.details, 'node credentials expired');
+});
+
+test('node Workload API - closing the node ends open WatchBundles streams with UNAVAILABLE, and the close completes', async (t) => {
+  const { node } = await startTestNode(t, { yaml: REG });
+  const c = client(node.grpcAddress);
+  t.teardown(() => c.close());
+  const s = watch(c, node.nodeTokens.issue('app-node'));
+  await s.first;
+  const [st] = await Promise.all([s.status, node.close()]);
+  t.is(st.code, grpc.status.UNAVAILABLE);
+  t.is(st.details, 'control plane shutting down');
 });

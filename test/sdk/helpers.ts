@@ -1,7 +1,7 @@
 /**
- * A real Workload API for the SDK tests: the project's gRPC service (workloadApiService) on
- * loopback or a Unix socket, backed by the real Identity Server (src/ca) in a temp directory,
- * with ports that check node tokens and entitlements.
+ * A real Workload API for the SDK tests: the project's gRPC service (WorkloadApiServer) on
+ * loopback or a Unix socket, backed by the real Identity Server (src/ca) in a temp directory and
+ * a real node-token store holding NODE_TOKEN, with entitlements from a table.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,7 +13,8 @@ import { IdentityServer } from '../../src/ca/index.ts';
 import { ManualClock, type Clock } from '../../src/identity/clock.ts';
 import type { PublicJwk } from '../../src/identity/jwk.ts';
 import type { TrustBundleSet } from '../../src/identity/trust-bundle.ts';
-import { workloadApiService, workloadServiceDefinition, type WorkloadApiPorts, type WorkloadCaller } from '../../src/workload-api/server.ts';
+import { hashToken, NodeTokenStore } from '../../src/identity/node-tokens.ts';
+import { WorkloadApiServer, workloadServiceDefinition } from '../../src/workload-api/server.ts';
 import type { Timers } from '../../src/sdk/timers.ts';
 
 export const TRUST_DOMAIN = 'example.org';
@@ -25,6 +26,10 @@ export interface TestWorkloadApi {
   address: string;
   clock: Clock;
   ca: IdentityServer;
+  /** The node tokens the API accepts: NODE_TOKEN for `node-1`, and any issued here. */
+  tokens: NodeTokenStore;
+  /** The service itself (its open streams, `tick`, `close`). */
+  service: WorkloadApiServer;
   /** Every FetchWIT request as received. */
   requests: { workload_id: string; proof: string }[];
   /** Make the next `n` mints fail (an internal error on the server). */
@@ -41,27 +46,10 @@ export async function startWorkloadApi(opts: { clock?: Clock; witTtlSec?: number
   const stateDir = await mkdtemp(join(tmpdir(), 'sdk-ca-'));
   const ca = await IdentityServer.open({ stateDir, trustDomain: TRUST_DOMAIN, clock, witTtlSec: opts.witTtlSec ?? 3600 });
   const entitlements = opts.entitlements ?? { 'node-1': [CLIENT_ID, SERVER_ID] };
-  const tokens = new Map([[NODE_TOKEN, 'node-1']]);
+  const tokens = new NodeTokenStore([{ nodeId: 'node-1', sha256: hashToken(NODE_TOKEN) }], { now: () => clock.now() });
   let failures = 0;
-  const api: TestWorkloadApi = {
-    address: '',
-    clock,
-    ca,
-    requests: [],
-    failNext: (n) => (failures = n),
-    tamper: undefined,
-    issued: 0,
-    bundles: () => ca.bundles(),
-    close: async () => undefined,
-  };
-  const ports: WorkloadApiPorts = {
-    authenticate(call): WorkloadCaller {
-      const auth = call.metadata.get('authorization')[0];
-      const m = typeof auth === 'string' ? /^Bearer (.+)$/.exec(auth) : null;
-      const node = m ? tokens.get(m[1]!) : undefined;
-      if (!node) throw Object.assign(new Error('bad node token'), { code: grpc.status.UNAUTHENTICATED, details: 'bad node token', metadata: new grpc.Metadata() });
-      return { nodeId: node };
-    },
+  const service = new WorkloadApiServer({
+    auth: { tokens },
     entitled: (caller, id) => (entitlements[caller.nodeId] ?? []).includes(id),
     async mintWit(sub: string, jwk: PublicJwk) {
       if (failures > 0) {
@@ -77,8 +65,21 @@ export async function startWorkloadApi(opts: { clock?: Clock; witTtlSec?: number
     onBundlesChange: (l) => ca.onChange((e) => e.type === 'bundle-changed' && l()),
     clock,
     logger: pino({ level: 'silent' }),
+  });
+  const api: TestWorkloadApi = {
+    address: '',
+    clock,
+    ca,
+    tokens,
+    service,
+    requests: [],
+    failNext: (n) => (failures = n),
+    tamper: undefined,
+    issued: 0,
+    bundles: () => ca.bundles(),
+    close: async () => undefined,
   };
-  const impl = workloadApiService(ports);
+  const impl = service.implementation;
   const server = new grpc.Server();
   server.addService(workloadServiceDefinition(), {
     ...impl,
@@ -98,6 +99,7 @@ export async function startWorkloadApi(opts: { clock?: Clock; witTtlSec?: number
   );
   api.address = opts.bind?.startsWith('unix:') ? opts.bind : `${opts.tls ? 'localhost' : '127.0.0.1'}:${port}`;
   api.close = async () => {
+    service.close();
     await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
     await ca.close();
     await rm(stateDir, { recursive: true, force: true });
