@@ -224,10 +224,12 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     undo.push(() => unwatchFile(f.bundleFile, onChange));
   }
 
-  // Replay caches fail closed: full of live tokens, they refuse new ones (503) and count it.
+  // Replay caches fail closed: full of live tokens, they refuse new ones (503, or UNAVAILABLE on
+  // the Workload API) and count it. Metrics label them by what they hold.
   const replayCaches = {
     wpt: new ReplayCache({ maxEntries: config.authn.replayCacheSize }),
     httpsig: new ReplayCache({ maxEntries: config.authn.replayCacheSize }),
+    wit_request: new ReplayCache({ maxEntries: config.workloadApi.replayCacheSize }),
   };
   const metrics = new NodeMetrics({
     defaultMetrics: true,
@@ -351,6 +353,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     onBundlesChange: (listener) => ca.onChange((e) => e.type === 'bundle-changed' && listener()),
     clock,
     logger: logger.child({ component: 'workload-api' }),
+    replay: replayCaches.wit_request,
   });
   workloadApi.register(server);
   // SDS and WatchBundles streams are long-lived: end them first, or the server's graceful

@@ -15,7 +15,10 @@ export interface KeyExpiry {
   notAfter: number;
 }
 
-/** One replay cache, named by what it holds (`wpt`: WPT `jti`s, `httpsig`: signature nonces). */
+/**
+ * One replay cache, named by what it holds (`wpt`: WPT `jti`s, `httpsig`: signature nonces,
+ * `wit_request`: the `jti`s of the Workload API's FetchWIT proofs).
+ */
 export interface ReplayCacheView extends ReplayCacheStats {
   cache: string;
 }
@@ -123,7 +126,7 @@ export class NodeMetrics {
     });
     new Gauge({
       name: 'wimse_replay_cache_entries',
-      help: 'Tokens held by each replay cache (WPT jti, HTTP-signature nonce) until they can no longer be accepted.',
+      help: 'Tokens held by each replay cache (WPT jti, HTTP-signature nonce, Workload API proof jti) until they can no longer be accepted.',
       labelNames: ['cache'],
       registers,
       collect() {
@@ -132,7 +135,7 @@ export class NodeMetrics {
     });
     new Gauge({
       name: 'wimse_replay_cache_capacity',
-      help: 'Entries each replay cache may hold (authn.replayCacheSize).',
+      help: 'Entries each replay cache may hold (authn.replayCacheSize, workloadApi.replayCacheSize).',
       labelNames: ['cache'],
       registers,
       collect() {
@@ -141,7 +144,7 @@ export class NodeMetrics {
     });
     new Counter({
       name: 'wimse_replay_cache_rejections_total',
-      help: 'Requests refused (503) because a replay cache was full of tokens that are still valid.',
+      help: 'Requests refused (ext_authz 503, Workload API UNAVAILABLE) because a replay cache was full of tokens that are still valid.',
       labelNames: ['cache'],
       registers,
       collect() {

@@ -164,6 +164,19 @@ export const configSchema: Field = {
         witCacheSize: { kind: 'int', doc: 'Verified WITs cached (keyed by the exact token); 0 disables the cache.', default: 10_000, min: 0, max: MAX_CACHE_ENTRIES },
       },
     },
+    workloadApi: {
+      kind: 'object',
+      doc: 'The Workload API (FetchWIT, WatchBundles).',
+      fields: {
+        replayCacheSize: {
+          kind: 'int',
+          doc: 'Entries the FetchWIT proof replay cache (proof jti) holds. A proof is held until it can no longer be accepted (its iat plus 120 s: 60 s of proof age and 60 s of clock skew); when the cache is full of such proofs a new FetchWIT is refused with UNAVAILABLE `proof.replay_cache_full` (never evicted). Size: FetchWIT calls per second x 120 s; about 130 bytes per entry.',
+          default: 100_000,
+          min: 100,
+          max: MAX_CACHE_ENTRIES,
+        },
+      },
+    },
     policy: {
       kind: 'object',
       doc: 'Route policy (the PDP).',
@@ -234,6 +247,7 @@ export interface NodeConfig {
     replayCacheSize: number;
     witCacheSize: number;
   };
+  workloadApi: { replayCacheSize: number };
   policy: { file?: string; external?: { mode: 'both' | 'external'; url: string; timeout: number } };
   cluster?: { servers: string[]; credsFile?: string; tlsCaFile?: string; replicas: number; activationTimeout: number; reconcileInterval: number; maxStaleness: number };
   logging: { level: string };

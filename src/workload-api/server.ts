@@ -41,7 +41,7 @@ export function workloadClientConstructor(): grpc.ServiceClientConstructor {
 /** Who is calling, as established from the call's metadata or TLS peer (src/caller-streams.ts). */
 export type WorkloadCaller = AuthenticatedCaller;
 
-/** Entries of the proof replay cache when none is given. */
+/** Entries of the proof replay cache when none is given (`workloadApi.replayCacheSize`'s default). */
 export const DEFAULT_PROOF_REPLAY_ENTRIES = 100_000;
 
 export interface WorkloadApiOptions {
@@ -63,7 +63,8 @@ export interface WorkloadApiOptions {
   readonly logger: Logger;
   /**
    * The replay cache of proof `jti`s; a full one refuses new proofs (UNAVAILABLE
-   * `proof.replay_cache_full`). Default: a cache of DEFAULT_PROOF_REPLAY_ENTRIES.
+   * `proof.replay_cache_full`). The node sizes it from `workloadApi.replayCacheSize` and exports
+   * its stats. Default: a cache of DEFAULT_PROOF_REPLAY_ENTRIES.
    */
   readonly replay?: ReplayCache;
   /** How often `start()` ends streams whose token expired or cannot be confirmed. Default 1 s. */

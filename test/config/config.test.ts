@@ -66,6 +66,9 @@ const bad: Array<[string, string[]]> = [
   ['authn:\n  maxSignatureWindow: 1500ms\n', ['authn.maxSignatureWindow: must be a whole number of seconds']],
   ['authn:\n  maxClockSkew: 500ms\n', ['authn.maxClockSkew: must be a whole number of seconds']],
   ['authn:\n  replayCacheSize: 1e300\n', ['authn.replayCacheSize: must be at most 10000000']],
+  ['workloadApi:\n  replayCacheSize: 99\n', ['workloadApi.replayCacheSize: must be at least 100']],
+  ['workloadApi:\n  replayCacheSize: 10000001\n', ['workloadApi.replayCacheSize: must be at most 10000000']],
+  ['workloadApi:\n  replayCacheSize: 1.5\n', ['workloadApi.replayCacheSize: must be an integer']],
   // The key schedule: credentials, rotator ticks and the activation wait must fit the key's windows.
   ['keys:\n  ttl: 1h\n', ['credentials.wicTtl: must be at most 10m with keys.ttl 1h', 'credentials.witTtl: must be at most 10m with keys.ttl 1h']],
   ['keys:\n  ttl: 30h\n  activateAt: 0.9\ncredentials: {wicTtl: 4h}\n', ['credentials.wicTtl: must be at most 3h with keys.ttl 1d6h (keys.ttl × (1 − keys.activateAt): the least life an active signing key has left), or credentials are cut short; lower it, or raise keys.ttl to at least 1d16h']],
@@ -100,6 +103,7 @@ test('config - the limits are inclusive: the largest accepted values pass', (t) 
   const r = parseConfig(
     'keys:\n  ttl: 36500d\n  rotationInterval: 24d\ncredentials: {wicTtl: 6083d, witTtl: 6083d}\n' +
       'authn: {maxWptLifetime: 1d, maxSignatureWindow: 1d, maxClockSkew: 10m, replayCacheSize: 10000000, witCacheSize: 10000000}\n' +
+      'workloadApi: {replayCacheSize: 10000000}\n' +
       "grpc:\n  listen: '[::1]:65535'\n",
     '/srv',
   );

@@ -132,3 +132,32 @@ test('node Workload API - closing the node ends open WatchBundles streams with U
   t.is(st.code, grpc.status.UNAVAILABLE);
   t.is(st.details, 'control plane shutting down');
 });
+
+test('node Workload API - a proof replay cache full of live proofs refuses a new one with UNAVAILABLE and counts it under cache="wit_request"', async (t) => {
+  const SIZE = 100; // workloadApi.replayCacheSize's minimum
+  const { node } = await startTestNode(t, { yaml: `${REG}workloadApi:\n  replayCacheSize: ${SIZE}\n` });
+  const token = node.nodeTokens.issue('app-node');
+  const c = client(node.grpcAddress);
+  t.teardown(() => c.close());
+  const metric = async (name: string): Promise<number | undefined> => {
+    const m = new RegExp(`^${name}\\{cache="wit_request"\\} (\\d+)$`, 'm').exec(await node.metrics.registry.metrics());
+    return m ? Number(m[1]) : undefined;
+  };
+  t.is(await metric('wimse_replay_cache_capacity'), SIZE);
+  const held = await proofFor(ID);
+  await fetchWit(c, { workload_id: ID, proof: held.proof }, md(token));
+  for (let i = 1; i < SIZE; i++) await fetchWit(c, { workload_id: ID, proof: (await proofFor(ID)).proof }, md(token));
+  t.is(await metric('wimse_replay_cache_entries'), SIZE);
+  t.is(await metric('wimse_replay_cache_rejections_total'), 0);
+
+  const refused = (await t.throwsAsync(fetchWit(c, { workload_id: ID, proof: (await proofFor(ID)).proof }, md(token)))) as grpc.ServiceError;
+  t.is(refused.code, grpc.status.UNAVAILABLE);
+  t.regex(refused.details, /^proof\.replay_cache_full: /);
+  t.is(await metric('wimse_replay_cache_rejections_total'), 1);
+  // Nothing still valid was evicted to make room: the first proof is still a replay.
+  const replayed = (await t.throwsAsync(fetchWit(c, { workload_id: ID, proof: held.proof }, md(token)))) as grpc.ServiceError;
+  t.regex(replayed.details, /^proof\.replay: /);
+  t.is(await metric('wimse_replay_cache_entries'), SIZE);
+  // The ext_authz caches are counted apart.
+  t.regex(await node.metrics.registry.metrics(), /^wimse_replay_cache_rejections_total\{cache="wpt"\} 0$/m);
+});
