@@ -1,7 +1,9 @@
 /**
  * Keeps the current trust bundle set from the Workload API's WatchBundles stream. A malformed
- * update is reported and ignored (the last good set stays); a broken stream is reopened with
- * backoff.
+ * update is reported and ignored (the last good set stays); a broken stream, or one the server
+ * ended (a revoked or expired node token, a stale cluster node, a node shutting down), is
+ * reopened with backoff, with the node token read again; the backoff starts over once a stream
+ * answers.
  */
 import type * as grpc from '@grpc/grpc-js';
 import { parseSpiffeBundleMap, type TrustBundleSet } from '../identity/trust-bundle.ts';
@@ -60,7 +62,12 @@ export class BundleWatch {
   }
 
   #update(msg: { bundle_map_json?: string; version?: string }): void {
-    if (msg.version && msg.version === this.#version) return;
+    if (msg.version && msg.version === this.#version) {
+      // A reopened stream answers with the bundles already held: it works, so the next break
+      // starts the backoff over.
+      this.#failures = 0;
+      return;
+    }
     const parsed = parseSpiffeBundleMap(msg.bundle_map_json ?? '');
     if (!parsed.ok) {
       this.#opts.onError(new WorkloadApiError('workload_api.bad_response', `ignored a malformed bundle update: ${parsed.errors.join('; ')}`));

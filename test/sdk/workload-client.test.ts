@@ -8,6 +8,7 @@ import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import { ManualClock, nowSeconds } from '../../src/identity/clock.ts';
 import { WorkloadClient, WorkloadApiError, fromGrpcError, type WorkloadCredential } from '../../src/sdk/index.ts';
 import { openChannel, callMetadata } from '../../src/sdk/connection.ts';
+import { hashToken } from '../../src/identity/node-tokens.ts';
 import { CLIENT_ID, NODE_TOKEN, ManualTimers, SERVER_ID, startWorkloadApi, until, witKey } from './helpers.ts';
 
 const setup = async (opts: { witTtlSec?: number; entitlements?: Record<string, string[]> } = {}) => {
@@ -199,6 +200,56 @@ test('sdk client - keeps the trust bundles current from WatchBundles', async (t)
   await until(() => seen.includes(next.kid));
   t.true(kids(client.bundles()).includes(next.kid));
   t.is(kids(client.bundles()).length, kids(first).length + 1);
+});
+
+test('sdk client - the bundle watch reopens a stream the server ended, with the node token read again; the backoff starts over once it answers', async (t) => {
+  const { clock, timers, api } = await setup();
+  let token = NODE_TOKEN;
+  const errors: WorkloadApiError[] = [];
+  // random 0: each retry waits exactly half its ceiling (500 ms, 1 s, 2 s, ...).
+  const client = new WorkloadClient({ address: api.address, nodeToken: () => token, workloadId: CLIENT_ID, clock, timers, random: () => 0, onError: (e) => errors.push(e as WorkloadApiError) });
+  t.teardown(async () => { await client.close(); await api.close(); });
+  await client.start();
+  const first = await client.waitForBundles();
+  await until(() => api.service.stats().streams === 1);
+  const retryIn = () => timers.nextAt()! - clock.now();
+
+  // The token is revoked: the server ends the stream; the watch retries and is refused again.
+  t.true(api.tokens.revokeDigest(hashToken(NODE_TOKEN)));
+  await until(() => errors.length === 1);
+  t.is(errors[0]!.code, 'workload_api.unauthenticated');
+  t.regex(errors[0]!.message, /node credentials revoked/);
+  t.is(retryIn(), 500);
+  timers.advance(retryIn());
+  await until(() => errors.length === 2);
+  t.is(errors[1]!.code, 'workload_api.unauthenticated');
+  t.is(retryIn(), 1000);
+  t.is(client.bundles(), first, 'the last bundles stay in use');
+
+  // A new token replaces it (with an expiry): the next reopen uses it and the stream is back.
+  token = api.tokens.issue('node-1', { expiresAt: clock.now() + 60_000 });
+  timers.advance(retryIn());
+  await until(() => api.service.stats().streams === 1);
+
+  // That token expires: the server's next check ends the stream. The stream had answered (the
+  // bundles already held, before its end on the same stream), so the retry waits the first
+  // backoff step again, not a third.
+  clock.advance(60_000);
+  api.service.tick();
+  await until(() => errors.length === 3);
+  t.is(errors[2]!.code, 'workload_api.unauthenticated');
+  t.regex(errors[2]!.message, /node credentials expired/);
+  t.is(retryIn(), 500);
+
+  // With a lasting token the stream is back, and updates flow again.
+  token = api.tokens.issue('node-1');
+  timers.advance(retryIn());
+  await until(() => api.service.stats().streams === 1);
+  let seen: string[] = [];
+  client.on('bundles', (b) => (seen = (b.get('example.org')?.witKeys ?? []).map((k) => k.kid)));
+  const next = await api.ca.prepare('wit');
+  await until(() => seen.includes(next.kid));
+  t.is(errors.length, 3);
 });
 
 test('sdk client - close stops renewal; options are checked at construction', async (t) => {
