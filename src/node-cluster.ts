@@ -23,6 +23,10 @@
  *   bus) and lets a revocation win over any later copy of the unrevoked record. A node token's
  *   record, and its `revocations` record, expire with the token plus `sds.expiredTokenRetention`:
  *   every node forgets them then, on the bus (`forgetAt`) as in its store, and takes no copy back.
+ * - Forgetting a node that is gone (`forget`, `wimsectl cluster forget`): a `forgottenNodes`
+ *   record hides its heartbeat and admin token on every node (src/cluster/forgotten.ts), so its
+ *   admin token is refused and activations stop waiting for it; a forgotten node that comes back
+ *   writes its records again and re-joins.
  * - Metrics and readiness: bus connection, propagation lag (from the origin's sequence, a
  *   millisecond timestamp), refused messages; `/readyz` says "bus not connected" in cluster mode.
  *
@@ -34,6 +38,8 @@ import type { IdentityServer } from './ca/index.ts';
 import {
   createBus,
   fromRegistrationRecords,
+  isClusterError,
+  isLive,
   NodeHeartbeat,
   ownKeySeq,
   peersMissing,
@@ -42,8 +48,10 @@ import {
   toBusKey,
   toPeerKey,
   toRegistrationRecords,
+  visibleRecord,
   type Bus,
   type Change,
+  type Entry,
   type MemoryHub,
   type NatsTuning,
   type PeerPublicKey,
@@ -85,6 +93,8 @@ export interface NodeTokenShare {
 export interface AdminTokenShare {
   readonly ownDigest: string;
   setPeer(node: string, sha256: string | undefined): boolean;
+  /** The nodes whose admin tokens are accepted besides this one's. */
+  peers(): string[];
 }
 
 /** Timings for tests and benchmarks; production uses the defaults. */
@@ -113,6 +123,30 @@ export interface NodeClusterOptions {
   metrics: NodeMetrics;
   tuning?: NodeClusterTuning;
 }
+
+/** One node as this node knows it (`NodeCluster.nodes`, `wimsectl cluster nodes`). */
+export interface ClusterNodeView {
+  readonly node: string;
+  /** The node serving the call. */
+  readonly self: boolean;
+  /** Its latest heartbeat's time (its own clock, ms), forgotten or not; absent: none (never heard, or stopped cleanly). */
+  readonly lastHeartbeat?: number;
+  /** Its heartbeat, not forgotten, is younger than the liveness window (`livenessWindowMs`). */
+  readonly live: boolean;
+  /** An activation on this node waits for it (`knownPeers`); never this node itself, nor any node without a `cluster` section. */
+  readonly countsAtGate: boolean;
+  /** Its admin token is accepted here. */
+  readonly adminToken: boolean;
+  /** How many of its public keys this node's journal holds (this node: its own). */
+  readonly journaledKeys: number;
+  /** When it was forgotten and by which node, while nothing it wrote since counts. */
+  readonly forgotten?: { readonly at: number; readonly by: string };
+}
+
+/** What `NodeCluster.forget` did, or why it refused. */
+export type ForgetOutcome =
+  | { readonly ok: true; readonly changed: boolean; readonly lastHeartbeat?: number }
+  | { readonly ok: false; readonly reason: 'self' | 'unconfirmed' | 'unknown' | 'alive'; readonly message: string };
 
 /** Whether this node's cluster state can be trusted (`NodeCluster.staleness`). */
 export type Staleness =
@@ -251,6 +285,7 @@ export class NodeCluster {
     on('registrations', () => this.#serially(() => this.#adoptRegistrations()));
     on('revocations', (c) => c.entry && this.#applyRevocation(c.entry.record));
     on('bundles', (c) => this.#adoptFederated(c.key));
+    on('forgottenNodes', (c) => this.#onForgotten(c.key, c.entry));
     this.#unsubscribe.push(
       this.bus.onConnectionChange((up) => {
         metrics.busConnected.set(up ? 1 : 0);
@@ -353,8 +388,9 @@ export class NodeCluster {
   /**
    * The nodes an activation waits for: those heard from lately (live heartbeat), and those whose
    * public keys this node has journaled, unless the shared store, read since this node started,
-   * holds no heartbeat of theirs (a node deletes its heartbeat when it stops cleanly). A node that
-   * has not read the store (started with the bus down) knows its peers from its journal alone.
+   * holds no heartbeat of theirs (a node deletes its heartbeat when it stops cleanly; a node an
+   * operator forgot has none that counts). A node that has not read the store (started with the
+   * bus down) knows its peers from its journal alone.
    */
   knownPeers(now = this.#o.clock.now()): string[] {
     const heard = new Set(this.presence.nodes().map((n) => n.node));
@@ -390,7 +426,12 @@ export class NodeCluster {
         resolve(this.#gateVerdict(kid).pass);
       };
       const check = () => this.#gateVerdict(kid).pass && finish();
-      const unwatch = this.bus.watch('nodes', check);
+      const unwatchNodes = this.bus.watch('nodes', check);
+      const unwatchForgotten = this.bus.watch('forgottenNodes', check);
+      const unwatch = () => {
+        unwatchNodes();
+        unwatchForgotten();
+      };
       const recheck = setInterval(check, 100);
       recheck.unref();
       const deadline = setTimeout(finish, timeoutMs);
@@ -604,7 +645,7 @@ export class NodeCluster {
    */
   #watchCredentials(on: <K extends RecordKind>(kind: K, h: (c: Change<K>) => void) => void): void {
     on('nodeTokens', (c) => c.entry && this.#adoptNodeToken(c.entry.record));
-    on('adminTokens', (c) => this.#adoptAdminToken(c.key, c.entry?.record.sha256));
+    on('adminTokens', (c) => this.#adoptAdminToken(c.key));
     this.#unsubscribe.push(this.#o.nodeTokens.onChange((r) => this.#shareNodeToken(r.sha256)));
   }
 
@@ -612,7 +653,7 @@ export class NodeCluster {
   #syncCredentials(): void {
     for (const e of this.bus.list('nodeTokens')) this.#adoptNodeToken(e.record);
     for (const r of this.#o.nodeTokens.records()) this.#shareNodeToken(r.sha256);
-    for (const e of this.bus.list('adminTokens')) this.#adoptAdminToken(e.key, e.record.sha256);
+    for (const e of this.bus.list('adminTokens')) this.#adoptAdminToken(e.key);
     this.#shareAdminToken();
   }
 
@@ -650,18 +691,148 @@ export class NodeCluster {
     });
   }
 
-  #adoptAdminToken(node: string, sha256: string | undefined): void {
+  /** Accept node `node`'s admin token as its record says, none when it has none or was forgotten. */
+  #adoptAdminToken(node: string): void {
     // This node's own record: an older run's digest, or none, is replaced by the current one.
     if (node === this.#o.name) return this.#shareAdminToken();
+    const sha256 = visibleRecord(this.bus, 'adminTokens', node)?.record.sha256;
     if (this.#o.adminTokens.setPeer(node, sha256)) this.#log.info({ node, accepted: sha256 !== undefined }, 'admin token of another node');
   }
 
+  /** Write this node's admin-token record unless the bus holds it, current and not forgotten. */
   #shareAdminToken(): void {
     const sha256 = this.#o.adminTokens.ownDigest;
-    if (this.bus.get('adminTokens', this.#o.name)?.record.sha256 === sha256) return;
+    const cur = this.bus.get('adminTokens', this.#o.name);
+    const forgot = this.bus.get('forgottenNodes', this.#o.name);
+    // Stored before a forget of this node: the other nodes disregard it (forgotten.ts).
+    const forgotten = cur !== undefined && forgot !== undefined && cur.revision > 0 && cur.revision < forgot.revision;
+    if (cur?.record.sha256 === sha256 && !forgotten) return;
+    if (forgotten)
+      this.#log.warn(
+        { by: forgot.origin, forgottenAt: new Date(forgot.record.forgottenAt).toISOString() },
+        'this node was forgotten by an operator (wimsectl cluster forget): it joins again, writing its heartbeat and admin token anew. Remove its NATS credentials to keep it out',
+      );
     this.#serially(() => this.bus.put('adminTokens', this.#o.name, { node: this.#o.name, sha256 }));
   }
+
+  // ---- forgetting a node that is gone --------------------------------------------------------
+
+  /**
+   * A `forgottenNodes` record heard: the named node's admin token is no longer accepted, and the
+   * gate no longer waits for it (`presence` hides its heartbeat). When it names this node (its
+   * partition healed, or it restarted after being forgotten), this node writes its records again.
+   */
+  #onForgotten(node: string, entry: Entry<'forgottenNodes'> | undefined): void {
+    if (node === this.#o.name) {
+      if (!entry) return;
+      this.#shareAdminToken();
+      void this.#heartbeat.beat().catch(() => undefined);
+      return;
+    }
+    if (entry) this.#log.info({ node, by: entry.origin }, 'a node was forgotten: its admin token is no longer accepted and activations no longer wait for it');
+    this.#adoptAdminToken(node);
+  }
+
+  /** A node stays live this long after its last heartbeat: the liveness window of presence and the gate. */
+  get livenessWindowMs(): number {
+    return this.presence.timeoutMs;
+  }
+
+  /** Every node this node knows of: by a heartbeat, an admin token, journaled keys or a forget; and itself. */
+  #knownNodes(): Set<string> {
+    const names = new Set<string>([this.#o.name]);
+    for (const kind of ['nodes', 'adminTokens', 'forgottenNodes'] as const) for (const e of this.bus.list(kind)) names.add(e.key);
+    for (const k of this.#o.ca.keys()) if (k.origin !== undefined) names.add(k.origin);
+    return names;
+  }
+
+  /** Every node this node knows, as `wimsectl cluster nodes` shows them, sorted by name. */
+  nodes(now = this.#o.clock.now()): ClusterNodeView[] {
+    const me = this.#o.name;
+    const atGate = new Set(this.clustered ? this.knownPeers(now) : []);
+    const accepted = new Set(this.#o.adminTokens.peers());
+    const keys = new Map<string, number>();
+    for (const k of this.#o.ca.keys()) keys.set(k.origin ?? me, (keys.get(k.origin ?? me) ?? 0) + 1);
+    return [...this.#knownNodes()].sort().map((node) => {
+      const self = node === me;
+      const heartbeat = this.bus.get('nodes', node);
+      const visible = visibleRecord(this.bus, 'nodes', node);
+      const forgot = self ? undefined : this.bus.get('forgottenNodes', node);
+      const forgotten = forgot !== undefined && visible === undefined && visibleRecord(this.bus, 'adminTokens', node) === undefined;
+      return {
+        node,
+        self,
+        ...(heartbeat ? { lastHeartbeat: heartbeat.record.lastSeen } : {}),
+        live: visible !== undefined && isLive(visible.record, now, this.livenessWindowMs),
+        countsAtGate: atGate.has(node),
+        adminToken: self || accepted.has(node),
+        journaledKeys: keys.get(node) ?? 0,
+        ...(forgotten ? { forgotten: { at: forgot.record.forgottenAt, by: forgot.origin } } : {}),
+      };
+    });
+  }
+
+  /**
+   * Forget `node`, a node that is gone: every node stops accepting its admin token and stops
+   * waiting for it at the activation gate; its public keys stay trusted until they expire
+   * (workloads may hold credentials it signed). Refused for this node itself, while this node
+   * cannot confirm the cluster's state (bus not connected, stale, or the store not answering a
+   * catch-up made for this call), for a node not known here, and for a node that is alive (its
+   * heartbeat younger than the liveness window). Forgetting a forgotten node changes nothing.
+   */
+  async forget(node: string): Promise<ForgetOutcome> {
+    const me = this.#o.name;
+    const refuse = (reason: 'self' | 'unconfirmed' | 'unknown' | 'alive', message: string): ForgetOutcome => ({ ok: false, reason, message });
+    const unconfirmed = (why: string) =>
+      refuse(
+        'unconfirmed',
+        `${me} cannot confirm the cluster's state (${why}) and forgets nothing it cannot confirm. Run it on a node whose /readyz is ready, or again once the bus is back`,
+      );
+    if (node === me)
+      return refuse(
+        'self',
+        `"${node}" is this node, the one serving the call: a node cannot forget itself. Run it on another node once ${node} is gone (a node that stops cleanly leaves the activation gate by itself)`,
+      );
+    for (let attempt = 0; ; attempt++) {
+      if (this.#closed) return unconfirmed('the node is stopping');
+      if (!this.bus.connected) return unconfirmed('the cluster bus is not connected');
+      const stale = this.staleness();
+      if (stale.stale) return unconfirmed(stale.reason);
+      // A catch-up from the store now: the verdict rests on what the store holds, not on what
+      // announcements brought so far.
+      try {
+        await this.bus.reconcile();
+      } catch (e) {
+        return unconfirmed(`the shared store did not answer a catch-up: ${(e as Error).message}`);
+      }
+      if (!this.bus.connected) return unconfirmed('the cluster bus is not connected');
+      if (!this.#knownNodes().has(node))
+        return refuse('unknown', `no node named "${node}" is known to ${me}: no heartbeat, admin token or journaled public key of it. List the nodes with wimsectl cluster nodes`);
+      const now = this.#o.clock.now();
+      const heartbeat = visibleRecord(this.bus, 'nodes', node);
+      const windowMs = this.livenessWindowMs;
+      if (heartbeat && isLive(heartbeat.record, now, windowMs))
+        return refuse(
+          'alive',
+          `"${node}" is alive: its last heartbeat is ${seconds(now - heartbeat.record.lastSeen)} old, within the ${seconds(windowMs)} liveness window of the activation gate. Only a node that is gone can be forgotten: stop it (a clean stop leaves the gate by itself), or wait until its last heartbeat is older than ${seconds(windowMs)}`,
+        );
+      if (!heartbeat && !visibleRecord(this.bus, 'adminTokens', node)) return { ok: true, changed: false };
+      const previous = this.bus.get('forgottenNodes', node);
+      const record = { node, forgottenAt: now, ...(heartbeat ? { lastSeen: heartbeat.record.lastSeen } : {}) };
+      try {
+        // Compare-and-set: a forget of the same node made elsewhere meanwhile is seen, not overwritten.
+        await this.bus.update('forgottenNodes', node, record, previous?.revision ?? 0);
+      } catch (e) {
+        if (isClusterError(e, 'ERR_CLUSTER_REVISION_MISMATCH') && attempt === 0) continue;
+        return unconfirmed(`the shared store did not take the record: ${(e as Error).message}`);
+      }
+      this.#adoptAdminToken(node);
+      return { ok: true, changed: true, ...(heartbeat ? { lastHeartbeat: heartbeat.record.lastSeen } : {}) };
+    }
+  }
 }
+
+const seconds = (ms: number): string => `${Math.max(0, Math.round(ms / 1000))} s`;
 
 /** Key ids in this node's current trust bundle (own and peers'), for the heartbeat. */
 export function trustedKids(ca: Pick<IdentityServer, 'keys'>): string[] {

@@ -405,6 +405,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
           void cluster.publishRegistrations(regs).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'entries not shared with the cluster')),
         registrations: () => sdsSource.registrations(),
       },
+      cluster,
       ...(cluster.clustered ? { bundleStatus: async () => clusterBundleStatus(cluster, ca, clock.now()) } : {}),
       configEntries: config.sds.registrations,
       apiEntries: adminState.entries,

@@ -109,10 +109,21 @@ export class AdminTokens {
 
   /** Does the call carry one of the accepted admin tokens? Exactly one `Bearer` value; each accepted digest is compared in constant time. */
   matches(authorization: readonly string[]): boolean {
+    return this.holder(authorization) !== undefined;
+  }
+
+  /**
+   * Whose admin token the call carries: this node's (`own`, also when a peer shares it) or the
+   * named peer's; undefined when none matches. Every accepted digest is compared, in constant time.
+   */
+  holder(authorization: readonly string[]): { readonly own: true } | { readonly own: false; readonly node: string } | undefined {
     const presented = presentedBearer(authorization);
     const d = digest(presented ?? '');
-    let ok = timingSafeEqual(d, this.#own);
-    for (const p of this.#peers.values()) ok = timingSafeEqual(d, p) || ok;
-    return presented !== undefined && ok;
+    const own = timingSafeEqual(d, this.#own);
+    let peer: string | undefined;
+    for (const [node, p] of this.#peers) if (timingSafeEqual(d, p)) peer ??= node;
+    if (presented === undefined) return undefined;
+    if (own) return { own: true };
+    return peer !== undefined ? { own: false, node: peer } : undefined;
   }
 }

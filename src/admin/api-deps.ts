@@ -6,6 +6,7 @@ import type { AdminTokens } from './admin-token.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import type { Clock } from '../identity/clock.ts';
 import type { Logger } from '../log.ts';
+import type { NodeCluster } from '../node-cluster.ts';
 
 /** One node's view of the trust bundles: the trust domains and the key ids it trusts. */
 export interface NodeBundleStatus {
@@ -23,7 +24,7 @@ export interface AdminApiDeps {
   readonly nodeName: string;
   readonly stateDir: string;
   /** The admin bearer tokens this node accepts: its own, and in a cluster every node's (admin-token.ts). */
-  readonly adminTokens: Pick<AdminTokens, 'matches'>;
+  readonly adminTokens: Pick<AdminTokens, 'holder'>;
   readonly ca: IdentityServer;
   readonly policy: PolicyStore;
   /** Where applied policy is written: the configured policy file, else `<stateDir>/policy.yaml`. */
@@ -41,6 +42,8 @@ export interface AdminApiDeps {
   readonly saveNodeTokens: () => Promise<void>;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** The nodes of the cluster (or this node alone, without a `cluster` section), and forgetting one that is gone. */
+  readonly cluster: Pick<NodeCluster, 'clustered' | 'livenessWindowMs' | 'nodes' | 'forget'>;
   /** Every node's bundle view; default: this node's only. A cluster replaces it. */
   readonly bundleStatus?: () => Promise<NodeBundleStatus[]>;
 }

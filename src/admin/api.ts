@@ -7,6 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AdminApiDeps } from './api-deps.ts';
 import { adminServiceDefinition } from './api-contract.ts';
+import { clusterHandlers } from './api-cluster.ts';
 import { AdminError, toServiceError } from './api-errors.ts';
 import { policyHandlers } from './api-policy.ts';
 import { registryHandlers } from './api-registry.ts';
@@ -18,7 +19,13 @@ export { adminClientConstructor, adminServiceDefinition } from './api-contract.t
 
 const READ_ONLY = /^(List|Get|Test)|^BundleStatus$/;
 
-export type Handler = (request: any) => Promise<unknown>;
+/** Who made a call: the node whose admin token it carried (this node's name for its own) and its address. */
+export interface Caller {
+  readonly adminTokenOf: string;
+  readonly peer: string;
+}
+
+export type Handler = (request: any, caller: Caller) => Promise<unknown>;
 
 /** A serialized section: read-modify-write of persisted state never interleaves. */
 export function serialized(): <T>(fn: () => Promise<T>) => Promise<T> {
@@ -37,6 +44,7 @@ export function adminApiService(deps: AdminApiDeps): grpc.UntypedServiceImplemen
     ...registryHandlers(deps, exclusive),
     ...trustHandlers(deps, exclusive),
     ...policyHandlers(deps, exclusive),
+    ...clusterHandlers(deps),
   };
   const impl: grpc.UntypedServiceImplementation = {};
   for (const name of Object.keys(adminServiceDefinition())) {
@@ -44,12 +52,13 @@ export function adminApiService(deps: AdminApiDeps): grpc.UntypedServiceImplemen
     if (!handler) throw new Error(`admin API: no handler for ${name}`);
     impl[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       (async () => {
-        if (!deps.adminTokens.matches(call.metadata.get('authorization').map(String)))
+        const holder = deps.adminTokens.holder(call.metadata.get('authorization').map(String));
+        if (!holder)
           throw new AdminError(
             grpc.status.UNAUTHENTICATED,
             'the admin token is missing or wrong. Pass it with --token-file FILE or WIMSE_ADMIN_TOKEN (the node keeps it in admin.tokenFile, or <stateDir>/admin-token)',
           );
-        const res = await handler(call.request);
+        const res = await handler(call.request, { adminTokenOf: holder.own ? deps.nodeName : holder.node, peer: call.getPeer() });
         // Changes are logged at info (an audit trail of operator actions), reads at debug.
         if (READ_ONLY.test(name)) log.debug({ rpc: name }, 'admin call');
         else log.info({ rpc: name }, 'admin call');

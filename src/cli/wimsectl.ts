@@ -4,7 +4,7 @@
  *   wimsectl [--server ADDR] [--token-file FILE] [--ca-file FILE] [--cert-file FILE --key-file FILE] [-o json|yaml] <group> <verb> [flags]
  *   wimsectl <group> <verb> --help | wimsectl help [<group> [<verb>]] | wimsectl --version
  *
- * Groups: entry, token, bundle, authority, federation, mint, policy, authn. Exit codes: 0 ok,
+ * Groups: entry, token, bundle, authority, federation, mint, policy, envoy, cluster, authn. Exit codes: 0 ok,
  * 1 the node said no (or a check/decision failed), 2 usage error. Errors are printed as
  * `wimsectl: <what was wrong>. <how to fix it>`.
  */
@@ -13,6 +13,7 @@ import { CliError, GLOBAL_FLAGS, OUTPUTS, UsageError, flag, isFlagArg, kindOf, p
 import { adminCaller } from './wimsectl-client.ts';
 import { YAML_OPTIONS, json } from './wimsectl-format.ts';
 import { AUTHN_CHECK_HELP, commandHelp, globalHelp, groupHelp, type HelpTable } from './wimsectl-help.ts';
+import { clusterCommands } from './wimsectl-cluster.ts';
 import { envoyCommands } from './wimsectl-envoy.ts';
 import { policyCommands } from './wimsectl-policy.ts';
 import { entryCommands, tokenCommands } from './wimsectl-registry.ts';
@@ -29,6 +30,7 @@ export const GROUPS: Record<string, Record<string, Command>> = {
   mint: mintCommands,
   policy: policyCommands,
   envoy: envoyCommands,
+  cluster: clusterCommands,
 };
 
 const helpTable = (): HelpTable => ({ ...GROUPS, authn: { check: AUTHN_CHECK_HELP } });

@@ -8,5 +8,6 @@ export { MemoryBus, MemoryHub, type MemoryBusOptions } from './memory-bus.ts';
 export { NatsBus, type NatsBusOptions } from './nats-bus.ts';
 export { publishOwnKeys, type OwnKeysResult } from './own-keys.ts';
 export { createBus, type ClusterSettings, type NatsTuning } from './create.ts';
-export { Presence, NodeHeartbeat, allNodesTrust, liveNodes, peersMissing, trustReport, type TrustReport, type NodeTrust, type PresenceOptions, type HeartbeatOptions } from './presence.ts';
+export { isForgotten, visibleRecord } from './forgotten.ts';
+export { Presence, NodeHeartbeat, allNodesTrust, isLive, liveNodes, peersMissing, trustReport, type TrustReport, type NodeTrust, type PresenceOptions, type HeartbeatOptions } from './presence.ts';
 export { toBusKey, toPeerKey, ownKeySeq, toRegistrationRecords, fromRegistrationRecords, type OwnPublicKey, type PeerPublicKey, type RegistrationEntry } from './mesh-records.ts';

@@ -9,7 +9,9 @@
  * ("is the new key everywhere yet?").
  *
  * Heartbeat times are the sender's clock: node clocks must agree to well within the timeout.
+ * The heartbeat of a node an operator forgot (forgotten.ts) is not seen here until it beats again.
  */
+import { isForgotten } from './forgotten.ts';
 import type { Bus, NodeRecord } from './types.ts';
 
 export interface NodeTrust {
@@ -87,8 +89,12 @@ export class Presence {
     this.#recheckMs = opts.recheckMs ?? 500;
   }
 
+  /** Every node's latest heartbeat, except those of nodes forgotten since (forgotten.ts). */
   nodes(): NodeRecord[] {
-    return this.#bus.list('nodes').map((e) => e.record);
+    return this.#bus
+      .list('nodes')
+      .filter((e) => !isForgotten(this.#bus, e))
+      .map((e) => e.record);
   }
 
   liveNodes(now = this.#clock.now()): NodeRecord[] {

@@ -184,6 +184,15 @@ function checkNode(o: Obj): string[] {
   return f.errors;
 }
 
+function checkForgottenNode(o: Obj): string[] {
+  const f = new Fields(o);
+  f.only(['node', 'forgottenAt', 'lastSeen']);
+  f.str('node', { pattern: NODE_NAME });
+  f.int('forgottenAt');
+  f.int('lastSeen', { optional: true });
+  return f.errors;
+}
+
 const checkers: Record<RecordKind, (o: Obj) => string[]> = {
   keys: checkKey,
   bundles: checkBundle,
@@ -193,6 +202,7 @@ const checkers: Record<RecordKind, (o: Obj) => string[]> = {
   nodeTokens: checkNodeToken,
   adminTokens: checkAdminToken,
   nodes: checkNode,
+  forgottenNodes: checkForgottenNode,
 };
 
 /** Check the shape of a record of `kind`. */
@@ -224,6 +234,8 @@ export function expectedKey(kind: RecordKind, record: RecordOf[RecordKind]): str
       return (record as RecordOf['nodeTokens']).sha256;
     case 'adminTokens':
       return (record as RecordOf['adminTokens']).node;
+    case 'forgottenNodes':
+      return (record as RecordOf['forgottenNodes']).node;
     case 'policy':
       return undefined;
   }

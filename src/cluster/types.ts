@@ -3,15 +3,15 @@
  * memory-bus.ts and nats-bus.ts).
  *
  * What travels is public state only: public keys and their lifecycle, federated bundles, policy,
- * registration entries, node-token revocations, the digests of node tokens and admin tokens, and
- * node presence. Private keys and tokens never travel.
+ * registration entries, node-token revocations, the digests of node tokens and admin tokens,
+ * node presence, and the nodes an operator forgot. Private keys and tokens never travel.
  * Each node's own journal stays the source of truth for its own keys (DESIGN.md, SPIRE's HA
  * model); the bus is a fast notification path plus a convergence aid
  * (JetStream KV and a periodic reconcile).
  */
 
 /** The closed set of things the bus carries. */
-export const RECORD_KINDS = ['keys', 'bundles', 'policy', 'registrations', 'revocations', 'nodeTokens', 'adminTokens', 'nodes'] as const;
+export const RECORD_KINDS = ['keys', 'bundles', 'policy', 'registrations', 'revocations', 'nodeTokens', 'adminTokens', 'nodes', 'forgottenNodes'] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 
 /** Kinds whose records belong to one node: their key starts with the node name, and only that node writes them. */
@@ -117,6 +117,21 @@ export interface NodeRecord {
   version?: string;
 }
 
+/**
+ * A node forgotten by an operator (`wimsectl cluster forget`). Key: the forgotten node's name;
+ * written by the node that served the call (any node). It hides that node's `nodes` and
+ * `adminTokens` records stored before it (a lower store revision): its heartbeat no longer counts
+ * at the activation gate and its admin token is no longer accepted. Whatever the node writes
+ * later (it restarts) is newer and counts again (forgotten.ts).
+ */
+export interface ForgottenNodeRecord {
+  node: string;
+  /** The forgetting node's clock, milliseconds since the epoch. */
+  forgottenAt: number;
+  /** The `lastSeen` of the forgotten node's heartbeat, when there was one. */
+  lastSeen?: number;
+}
+
 export interface RecordOf {
   keys: KeyRecord;
   bundles: BundleRecord;
@@ -126,6 +141,7 @@ export interface RecordOf {
   nodeTokens: NodeTokenRecord;
   adminTokens: AdminTokenRecord;
   nodes: NodeRecord;
+  forgottenNodes: ForgottenNodeRecord;
 }
 
 /** One replicated value as a node sees it. `revision` 0 means written locally, not yet stored. */

@@ -205,7 +205,7 @@ export const configSchema: Field = {
         credsFile: { kind: 'string', doc: 'NATS credentials (.creds) file.' },
         tlsCaFile: { kind: 'string', doc: 'PEM roots to verify the NATS servers.' },
         replicas: { kind: 'int', doc: 'Replicas of the JetStream KV bucket holding the shared state (3 for a 3-server NATS cluster).', default: 1, min: 1, max: 5 },
-        activationTimeout: { kind: 'duration', doc: 'How long a prepared key waits for every known node (live, or with keys journaled here: down and cut-off nodes count) to trust it before it is activated anyway, with a warning and wimse_activation_gate_timeouts_total. Less than keys.ttl × (1 − keys.activateAt) − keys.rotationInterval, so that the active key cannot expire while its successor waits.', default: '5m', maxMs: MAX_TIMER_MS },
+        activationTimeout: { kind: 'duration', doc: 'How long a prepared key waits for every known node (live, or with keys journaled here: down and cut-off nodes count until forgotten with wimsectl cluster forget) to trust it before it is activated anyway, with a warning and wimse_activation_gate_timeouts_total. Less than keys.ttl × (1 − keys.activateAt) − keys.rotationInterval, so that the active key cannot expire while its successor waits.', default: '5m', maxMs: MAX_TIMER_MS },
         reconcileInterval: { kind: 'duration', doc: 'How often a node re-reads the shared state to repair drift.', default: '30s', minMs: 100, maxMs: MAX_TIMER_MS },
         maxStaleness: {
           kind: 'duration',

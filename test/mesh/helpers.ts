@@ -16,6 +16,7 @@ import { createLogger, silentLogger, type Logger } from '../../src/log.ts';
 import { adminClientConstructor } from '../../src/admin/api.ts';
 import { createWpt } from '../../src/authn/wpt.ts';
 import type { NodeClusterTuning } from '../../src/node-cluster.ts';
+import type { Clock } from '../../src/identity/clock.ts';
 import { getCheckRequest } from '../helpers/node.ts';
 import { authzClient as pepAuthzClient, callCheck } from '../helpers/envoy-pep.ts';
 
@@ -81,6 +82,8 @@ export interface MeshNodeSpec {
   /** `cluster.maxStaleness`; the default when absent. */
   maxStaleness?: string;
   logger?: Logger;
+  /** The node's clock (default: the system clock). */
+  clock?: Clock;
 }
 
 export async function startMeshNode(t: ExecutionContext, spec: MeshNodeSpec): Promise<MeshNode> {
@@ -107,7 +110,7 @@ ${spec.maxStaleness ? `  maxStaleness: ${spec.maxStaleness}\n` : ''}${spec.extra
   }
   const cfg = parseConfig(yaml, dir);
   if (!cfg.ok) throw new Error(cfg.errors.join('; '));
-  const node = await startNode(cfg.value, { logger: spec.logger ?? silentLogger(), cluster: spec.tuning ?? TUNING });
+  const node = await startNode(cfg.value, { logger: spec.logger ?? silentLogger(), cluster: spec.tuning ?? TUNING, ...(spec.clock ? { clock: spec.clock } : {}) });
   const proxyToken = node.nodeTokens.issue('sidecar-callee');
   const authz = authzClient(node.grpcAddress, proxyToken);
   let stopped = false;
