@@ -25,7 +25,8 @@ import { authorizationService } from './envoy/check-codec.ts';
 import { MAX_CHECK_REQUEST_BYTES } from './envoy/check-request.ts';
 import { SdsServer } from './envoy/sds.ts';
 import { CaSecretSource } from './envoy/sds-ca-source.ts';
-import { NodeTokenStore, authenticateCaller } from './identity/node-tokens.ts';
+import { NodeTokenStore, authenticateCaller, type CallerAuthOptions } from './identity/node-tokens.ts';
+import { nodeIdFromCertificate } from './identity/node-certificate.ts';
 import { WorkloadApiServer } from './workload-api/server.ts';
 import { adminApiService, adminServiceDefinition } from './admin/api.ts';
 import type { NodeBundleStatus } from './admin/api-deps.ts';
@@ -314,9 +315,16 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     name, config, clock, logger, ca, policy, registrations: sdsSource, nodeTokens, adminTokens, metrics, ...(opts.cluster ? { tuning: opts.cluster } : {}),
   });
   undo.push(() => cluster.close());
-  // How every Envoy-facing call (SDS, ext_authz, the Workload API) authenticates its caller, and
-  // why node tokens cannot be trusted while the cluster state is stale (SDS, the Workload API).
-  const callerAuth = { tokens: nodeTokens };
+  // How every Envoy-facing call (SDS, ext_authz, the Workload API) authenticates its caller: a
+  // node token, or a client certificate naming the node (grpc.tls.nodeIdFromCertificate); and why
+  // node tokens cannot be trusted while the cluster state is stale (SDS, the Workload API). A
+  // certificate's validity does not rest on the bus, so staleness does not touch it.
+  const certificateIds = config.grpc.tls?.nodeIdFromCertificate;
+  const callerAuth: CallerAuthOptions = {
+    tokens: nodeTokens,
+    ...(certificateIds ? { nodeIdFromCertificate: nodeIdFromCertificate(certificateIds.uriPrefix) } : {}),
+    logger: logger.child({ component: 'caller-auth' }),
+  };
   const tokensUnconfirmed = () => tokenRefusal(cluster.staleness());
   const sds = new SdsServer({
     source: sdsSource,
@@ -366,9 +374,10 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   server.addService(
     authorizationService(),
     extAuthzService({
-      // The asking Envoy, as on SDS: its node token (envoy/sidecar-callee.yaml sends it). Unlike SDS,
-      // a stale node still answers a token-authenticated proxy: a Check grants the proxy nothing, and
-      // the credentials it asks about are held to the node's own keys (stalenessAwareAuthenticate).
+      // The asking Envoy, as on SDS: its node token (envoy/sidecar-callee.yaml sends it) or its
+      // client certificate. Unlike SDS, a stale node still answers a token-authenticated proxy: a
+      // Check grants the proxy nothing, and the credentials it asks about are held to the node's
+      // own keys (stalenessAwareAuthenticate).
       authenticateProxy: (authorization, peer) => {
         const who = authenticateCaller(authorization, peer, callerAuth);
         return who.ok ? who.nodeId : undefined;

@@ -7,6 +7,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { resolve, dirname } from 'node:path';
 import YAML from 'yaml';
 import { NODE_ID } from '../identity/node-tokens.ts';
+import { uriPrefixProblem } from '../identity/node-certificate.ts';
 import { parseTrustDomain, parseWorkloadId } from '../identity/workload-id.ts';
 import type { Checked } from '../identity/result.ts';
 import { DEFAULT_TIMING, keyTimes, MAX_KEY_TTL_SEC } from '../ca/slot.ts';
@@ -105,8 +106,24 @@ export const configSchema: Field = {
           fields: {
             certFile: { kind: 'string', doc: 'PEM certificate chain of the control plane.' },
             keyFile: { kind: 'string', doc: 'PEM private key of the control plane.' },
-            clientCaFile: { kind: 'string', doc: 'PEM roots for client certificates; needs requireClientCert. A connection must then present a certificate these roots sign (admission to the listener); calls still authenticate with node tokens or the admin token.' },
+            clientCaFile: {
+              kind: 'string',
+              doc: 'PEM roots for client certificates; needs requireClientCert. A connection must then present a certificate these roots sign (admission to the listener). Calls still authenticate with node tokens (the admin API with the admin token), unless nodeIdFromCertificate lets the certificate name the calling node.',
+            },
             requireClientCert: { kind: 'bool', doc: 'Refuse connections without a client certificate signed by clientCaFile (grpc-js cannot ask for an optional one).', default: false },
+            nodeIdFromCertificate: {
+              kind: 'object',
+              optional: true,
+              doc:
+                'Lets a client certificate authenticate the calling node on SDS, ext_authz and the Workload API without a node token (SPIFFE-style node identities, as SPIRE\'s x509pop attestation names an agent by its certificate). Needs clientCaFile and requireClientCert: true. ' +
+                'The certificate names node X when exactly one of its URI SANs starts with uriPrefix and the rest of it is X, a valid node id taken as written; otherwise it names no node, and a call without a node token is refused (UNAUTHENTICATED, logged at warn). ' +
+                'With a node token as well, the token authenticates; the call is refused if the certificate names another node, or carries URI SANs under uriPrefix that name none validly (docs/sds.md "Client certificate"). ' +
+                'A certificate cannot be revoked and stays valid on a stale cluster node: issue short-lived node certificates.',
+              requires: ['uriPrefix'],
+              fields: {
+                uriPrefix: { kind: 'string', doc: 'The URI SAN prefix that names a node, for example spiffe://nodes.example.org/envoy/: an absolute URI with a host, ending in /, scheme and host in lower case; compared byte for byte.', check: uriPrefixProblem },
+              },
+            },
           },
         },
       },
@@ -236,7 +253,7 @@ export interface NodeConfig {
   grpc: {
     listen: string;
     socketMode: string;
-    tls?: { certFile: string; keyFile: string; clientCaFile?: string; requireClientCert: boolean };
+    tls?: { certFile: string; keyFile: string; clientCaFile?: string; requireClientCert: boolean; nodeIdFromCertificate?: { uriPrefix: string } };
   };
   admin: { listen: string; tokenFile?: string };
   sds: { nodeTokensFile?: string; expiredTokenRetention: number; registrations: Array<{ nodeId: string; workloads: string[]; dnsNames: string[] }> };
@@ -297,6 +314,8 @@ function crossCheck(c: NodeConfig): string[] {
   if (c.grpc.tls && c.grpc.listen.startsWith('unix:')) errors.push('grpc.tls: TLS applies to TCP listeners only; remove it or listen on HOST:PORT');
   if (c.grpc.tls && (c.grpc.tls.clientCaFile === undefined) !== !c.grpc.tls.requireClientCert)
     errors.push('grpc.tls: clientCaFile and requireClientCert: true go together (a client certificate is either required and checked, or not asked for)');
+  if (c.grpc.tls?.nodeIdFromCertificate && (c.grpc.tls.clientCaFile === undefined || !c.grpc.tls.requireClientCert))
+    errors.push('grpc.tls.nodeIdFromCertificate: needs grpc.tls.clientCaFile and requireClientCert: true (only a client certificate the listener verified may name a node)');
   const seen = new Set<string>();
   c.sds.registrations.forEach((r, i) => {
     if (seen.has(r.nodeId)) errors.push(`sds.registrations[${i}].nodeId: duplicate node id "${r.nodeId}"`);

@@ -50,7 +50,9 @@ const FOOTER = `
     life an active key has left (SPIRE's rule: \`ca_ttl\` at least six times the SVID TTL);
   - \`cluster.activationTimeout\` plus \`keys.rotationInterval\` is less than the activation window,
     so the active key cannot expire while its successor waits for the other nodes.
-- \`grpc.tls\` applies to TCP listeners only.
+- \`grpc.tls\` applies to TCP listeners only. \`grpc.tls.clientCaFile\` and \`requireClientCert: true\`
+  go together, and \`grpc.tls.nodeIdFromCertificate\` needs both: only a client certificate the
+  listener verified may name a node.
 - Registration node ids are unique; their workloads belong to \`trustDomain\`.
 - Federated trust domains are unique and differ from \`trustDomain\`.
 

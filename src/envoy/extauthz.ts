@@ -174,7 +174,8 @@ export function extAuthzService(ports: CheckServicePorts): grpc.UntypedServiceIm
       const peer = call.getAuthContext?.()?.sslPeerCertificate as PeerCertificate | undefined;
       if (ports.authenticateProxy(authorization, peer) === undefined) {
         ports.onCheck?.({ allowed: false, code: PROXY_UNAUTHENTICATED, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
-        const details = 'the proxy is not authenticated: send its node token as authorization: Bearer <token> (grpc_service.initial_metadata)';
+        const details =
+          'the proxy is not authenticated: send its node token as authorization: Bearer <token> (grpc_service.initial_metadata), or a client certificate that names its node (grpc.tls.nodeIdFromCertificate)';
         return callback({ code: grpc.status.UNAUTHENTICATED, details, metadata: new grpc.Metadata() } as grpc.ServiceError);
       }
       check(call.request, ports).then(

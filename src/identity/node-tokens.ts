@@ -7,10 +7,12 @@
  * - a node token, sent as gRPC metadata `authorization: Bearer <token>` (Envoy:
  *   `grpc_services[].initial_metadata`), issued for one node id and stored only as its SHA-256
  *   digest, revocable;
- * - a TLS client certificate on the SDS connection (TCP listener with client-certificate
- *   verification), mapped to a node id by a configured function.
- * On SDS, the first request's `node.id` must then equal the authenticated node id
- * (src/envoy/sds.ts).
+ * - a TLS client certificate the listener verified (TCP listener that requires client
+ *   certificates), mapped to a node id by `grpc.tls.nodeIdFromCertificate`: exactly one URI SAN
+ *   under a configured prefix, the rest of it the node id (src/identity/node-certificate.ts).
+ *   Not revocable: it authenticates until it expires.
+ * A call may carry both; `authenticateCaller` says how they combine. On SDS, the first request's
+ * `node.id` must then equal the authenticated node id (src/envoy/sds.ts).
  *
  * In a cluster every node holds every node token's record (src/node-cluster.ts): records heard
  * from other nodes are merged with `merge`, whose rule only ever revokes or shortens, so that
@@ -27,6 +29,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type { Checked } from './result.ts';
+import type { CertificateNodeId } from './node-certificate.ts';
 
 export interface NodeTokenRecord {
   readonly nodeId: string;
@@ -337,33 +340,80 @@ export class NodeTokenStore {
 export type CallerIdentity =
   | { readonly ok: true; readonly nodeId: string; readonly via: 'token'; readonly tokenHash: string }
   | { readonly ok: true; readonly nodeId: string; readonly via: 'certificate' }
-  | { readonly ok: false; readonly reason: 'no_credentials' | 'bad_token' | 'unknown_certificate' };
+  | { readonly ok: false; readonly reason: 'no_credentials' | 'bad_token' | 'unknown_certificate' | 'credentials_disagree' };
+
+/** Where `authenticateCaller` says why a client certificate did not authenticate a call. Never given a token or a whole certificate. */
+export interface CallerAuthLogger {
+  warn(obj: object, msg: string): void;
+}
 
 export interface CallerAuthOptions {
   readonly tokens?: NodeTokenStore;
-  /** Maps a verified TLS client certificate of the SDS connection to a node id. */
-  readonly nodeIdFromCertificate?: (cert: PeerCertificate) => string | undefined;
+  /**
+   * Maps a TLS client certificate the listener verified to a node id, or says why it names none
+   * (`nodeIdFromCertificate(uriPrefix)` in node-certificate.ts: `grpc.tls.nodeIdFromCertificate`).
+   * Without it a certificate authenticates nothing (it only admitted the connection).
+   */
+  readonly nodeIdFromCertificate?: (cert: PeerCertificate) => CertificateNodeId;
+  /** Told (at warn) why a certificate refused a call: it names no node validly, or another node than the token. */
+  readonly logger?: CallerAuthLogger;
+}
+
+/** At most this many URI SANs, each cut to this length, go into a log line. */
+const LOGGED_URIS = 4;
+const LOGGED_URI_CHARS = 300;
+
+/** What a log line says about a certificate: never the whole certificate, only what identifies it. */
+function certificateFacts(cert: PeerCertificate): object {
+  return { fingerprint256: cert.fingerprint256, serialNumber: cert.serialNumber };
 }
 
 /**
  * Authenticate a call from its `authorization` metadata values and its TLS peer certificate
- * (present only when the listener verified one). A token, when sent, must be valid: a bad
- * token is never rescued by a certificate.
+ * (present only when the listener verified one; mapped only when `nodeIdFromCertificate` is set).
+ *
+ * - A token alone authenticates its node (`via: 'token'`); a bad token is never rescued by a
+ *   certificate (`bad_token`).
+ * - A certificate alone authenticates the node it names (`via: 'certificate'`); one that names
+ *   none validly is refused (`unknown_certificate`).
+ * - Both: the token must be valid, and the certificate must either name no node at all (no URI
+ *   SAN under the prefix: it only admitted the connection) or name the token's node. A
+ *   certificate naming another node (`credentials_disagree`), or naming one invalidly (two URI
+ *   SANs under the prefix, a bad node id: `unknown_certificate`), refuses the call. An accepted
+ *   call is authenticated by the token (`via: 'token'`): its revocation, expiry and staleness
+ *   rules apply, as they would without the certificate.
  */
 export function authenticateCaller(
   authorization: readonly string[],
   peerCertificate: PeerCertificate | undefined,
   opts: CallerAuthOptions,
 ): CallerIdentity {
+  const cert = peerCertificate && opts.nodeIdFromCertificate && Object.keys(peerCertificate).length > 0 ? peerCertificate : undefined;
+  const named = cert ? opts.nodeIdFromCertificate!(cert) : undefined;
+  const refuseCertificate = (msg: string, facts: object): CallerIdentity => {
+    opts.logger?.warn({ ...certificateFacts(cert!), ...facts }, msg);
+    return { ok: false, reason: 'unknown_certificate' };
+  };
+  const unnamed = (n: Extract<CertificateNodeId, { ok: false }>, withToken: boolean): CallerIdentity =>
+    refuseCertificate(`client certificate refused: it names no node${withToken ? ' validly; the node token is not used' : ''}`, {
+      problem: n.problem,
+      uris: n.uris.slice(0, LOGGED_URIS).map((u) => u.slice(0, LOGGED_URI_CHARS)),
+    });
   if (authorization.length > 0) {
     if (authorization.length !== 1 || !opts.tokens) return { ok: false, reason: 'bad_token' };
     const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(authorization[0]!);
     const v = m ? opts.tokens.verify(m[1]!) : undefined;
-    return v ? { ok: true, nodeId: v.nodeId, via: 'token', tokenHash: v.sha256 } : { ok: false, reason: 'bad_token' };
+    if (!v) return { ok: false, reason: 'bad_token' };
+    if (named && !named.ok && named.problem !== 'no_node_uri') return unnamed(named, true);
+    if (named?.ok && named.nodeId !== v.nodeId) {
+      opts.logger?.warn(
+        { ...certificateFacts(cert!), certificateNode: named.nodeId, tokenNode: v.nodeId, tokenId: tokenIdOf(v.sha256) },
+        'call refused: the client certificate and the node token name different nodes',
+      );
+      return { ok: false, reason: 'credentials_disagree' };
+    }
+    return { ok: true, nodeId: v.nodeId, via: 'token', tokenHash: v.sha256 };
   }
-  if (peerCertificate && opts.nodeIdFromCertificate && Object.keys(peerCertificate).length > 0) {
-    const nodeId = opts.nodeIdFromCertificate(peerCertificate);
-    return nodeId ? { ok: true, nodeId, via: 'certificate' } : { ok: false, reason: 'unknown_certificate' };
-  }
-  return { ok: false, reason: 'no_credentials' };
+  if (!named) return { ok: false, reason: 'no_credentials' };
+  return named.ok ? { ok: true, nodeId: named.nodeId, via: 'certificate' } : unnamed(named, false);
 }

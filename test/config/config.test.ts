@@ -33,6 +33,9 @@ test('config - relative paths resolve against the config file directory', (t) =>
   t.is(r.value.federation[0]!.bundleFile, '/etc/wimse/b/p.json');
 });
 
+/** A TLS listener that requires and verifies client certificates (grpc.tls fields, one flow mapping line). */
+const MTLS = 'certFile: a\n    keyFile: b\n    clientCaFile: c\n    requireClientCert: true';
+
 const bad: Array<[string, string[]]> = [
   ['grpc:\n  listn: 1.2.3.4:5\n', ['grpc.listn: unknown field']],
   ['trustDomain: Example.org\n', ['trustDomain: not a valid trust domain (trust_domain_uppercase)']],
@@ -50,6 +53,16 @@ const bad: Array<[string, string[]]> = [
   ['cluster:\n  servers: [http://x]\n', ['cluster.servers[0]: must be a nats:// or tls:// URL']],
   ['grpc:\n  listen: unix:/tmp/s.sock\n  tls: {certFile: a, keyFile: b}\n', ['grpc.tls: TLS applies to TCP listeners only']],
   ['grpc:\n  tls: {certFile: a, keyFile: b, clientCaFile: c}\n', ['grpc.tls: clientCaFile and requireClientCert: true go together']],
+  // A client certificate names a node only on a listener that verified it, under a usable URI prefix.
+  ['grpc:\n  tls: {certFile: a, keyFile: b, nodeIdFromCertificate: {uriPrefix: "spiffe://nodes.example.org/envoy/"}}\n', ['grpc.tls.nodeIdFromCertificate: needs grpc.tls.clientCaFile and requireClientCert: true (only a client certificate the listener verified may name a node)']],
+  [`grpc:\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate: {}\n`, ['grpc.tls.nodeIdFromCertificate.uriPrefix: required']],
+  [`grpc:\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate: {uriPrefix: "spiffe://nodes.example.org/envoy"}\n`, ['grpc.tls.nodeIdFromCertificate.uriPrefix: must be an absolute URI with a host, ending in / (for example spiffe://nodes.example.org/envoy/): the node id follows the last /']],
+  [`grpc:\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate: {uriPrefix: "nodes/envoy/"}\n`, ['grpc.tls.nodeIdFromCertificate.uriPrefix: must be an absolute URI with a host, ending in /']],
+  [`grpc:\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate: {uriPrefix: "spiffe:///envoy/"}\n`, ['grpc.tls.nodeIdFromCertificate.uriPrefix: must be an absolute URI with a host, ending in / (for example spiffe://nodes.example.org/envoy/)', '(no host)']],
+  [`grpc:\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate: {uriPrefix: "spiffe://nodes.example.org/envoy/?n=/"}\n`, ['grpc.tls.nodeIdFromCertificate.uriPrefix: must be an absolute URI with a host, ending in / (for example spiffe://nodes.example.org/envoy/), without query or fragment']],
+  [`grpc:\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate: {uriPrefix: "spiffe://Nodes.example.org/envoy/"}\n`, ['grpc.tls.nodeIdFromCertificate.uriPrefix: must be an absolute URI with a host, ending in / (for example spiffe://nodes.example.org/envoy/): write the scheme and host in lower case']],
+  [`grpc:\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate: {uriPrefix: "spiffe://nodes.example.org/en voy/"}\n`, ['grpc.tls.nodeIdFromCertificate.uriPrefix: must be an absolute URI with a host, ending in / (for example spiffe://nodes.example.org/envoy/), of at most 2048 printable ASCII characters']],
+  [`grpc:\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate: {uriPrefix: "spiffe://nodes.example.org/envoy/", idFrom: cn}\n`, ['grpc.tls.nodeIdFromCertificate.idFrom: unknown field']],
   ['trustDomain: a\ntrustDomain: b\n', ['yaml: Map keys must be unique']],
   ['- a\n- b\n', ['(root): must be a mapping']],
   ['authn:\n  replayCacheSize: 1.5\n', ['authn.replayCacheSize: must be an integer']],
@@ -108,6 +121,23 @@ test('config - the limits are inclusive: the largest accepted values pass', (t) 
     '/srv',
   );
   t.true(r.ok, JSON.stringify(r));
+});
+
+test('config - grpc.tls.nodeIdFromCertificate on a listener that requires client certificates', (t) => {
+  const r = parseConfig(`grpc:\n  listen: 0.0.0.0:8443\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate:\n      uriPrefix: spiffe://nodes.example.org/envoy/\n`, '/srv');
+  t.true(r.ok, JSON.stringify(r));
+  if (!r.ok) return;
+  t.deepEqual(r.value.grpc.tls, {
+    certFile: '/srv/a',
+    keyFile: '/srv/b',
+    clientCaFile: '/srv/c',
+    requireClientCert: true,
+    nodeIdFromCertificate: { uriPrefix: 'spiffe://nodes.example.org/envoy/' },
+  });
+  // Absent: certificates admit connections and name no node.
+  const plain = parseConfig(`grpc:\n  tls:\n    ${MTLS}\n`, '/srv');
+  t.true(plain.ok);
+  if (plain.ok) t.is(plain.value.grpc.tls!.nodeIdFromCertificate, undefined);
 });
 
 test('config - every problem is reported, not just the first', (t) => {

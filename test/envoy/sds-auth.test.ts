@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ManualClock } from '../../src/identity/clock.ts';
 import { NodeTokenStore, hashToken } from '../../src/identity/node-tokens.ts';
+import { nodeIdFromCertificate } from '../../src/identity/node-certificate.ts';
 import { SdsServer } from '../../src/envoy/sds.ts';
 import { listenTcpTls, listenUds } from '../../src/envoy/sds-listen.ts';
 import { TYPE_URL } from '../../src/envoy/protos.ts';
@@ -206,7 +207,7 @@ test('sds listen - TCP+mTLS listener authenticates Envoy by its verified client 
     source,
     clock,
     auth: {
-      nodeIdFromCertificate: (cert) => /^URI:spiffe:\/\/nodes\.example\/envoy\/([\x21-\x7e]+)$/.exec(cert.subjectaltname ?? '')?.[1],
+      nodeIdFromCertificate: nodeIdFromCertificate('spiffe://nodes.example/envoy/'),
     },
   });
   const server = new grpc.Server();

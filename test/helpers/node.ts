@@ -9,6 +9,7 @@ import { silentLogger } from '../../src/log.ts';
 import { authzClient, callCheck, type AuthzClient } from './envoy-pep.ts';
 import type { Clock } from '../../src/identity/clock.ts';
 import type { Logger } from '../../src/log.ts';
+import type { NodeClusterTuning } from '../../src/node-cluster.ts';
 
 export interface TestNode {
   node: RunningNode;
@@ -21,7 +22,10 @@ export interface TestNode {
   check(req: unknown): Promise<any>;
 }
 
-export async function startTestNode(t: ExecutionContext, opts: { yaml?: string; policy?: string; clock?: Clock; logger?: Logger } = {}): Promise<TestNode> {
+export async function startTestNode(
+  t: ExecutionContext,
+  opts: { yaml?: string; policy?: string; clock?: Clock; logger?: Logger; cluster?: NodeClusterTuning } = {},
+): Promise<TestNode> {
   const dir = mkdtempSync(join(tmpdir(), 'wimse-node-'));
   // A `grpc:` section in `opts.yaml` (a TLS listener) replaces the plaintext default.
   const grpcSection = /^grpc:/m.test(opts.yaml ?? '') ? '' : 'grpc:\n  listen: 127.0.0.1:0\n';
@@ -32,7 +36,7 @@ export async function startTestNode(t: ExecutionContext, opts: { yaml?: string; 
   }
   const cfg = parseConfig(yaml, dir);
   if (!cfg.ok) throw new Error(cfg.errors.join('; '));
-  const node = await startNode(cfg.value, { logger: opts.logger ?? silentLogger(), ...(opts.clock ? { clock: opts.clock } : {}) });
+  const node = await startNode(cfg.value, { logger: opts.logger ?? silentLogger(), ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.cluster ? { cluster: opts.cluster } : {}) });
   const proxyToken = node.nodeTokens.issue('sidecar-callee');
   const authz = authzClient(node.grpcAddress);
   const sidecar = authzClient(node.grpcAddress, proxyToken);

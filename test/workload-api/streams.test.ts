@@ -7,13 +7,13 @@ import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { ManualClock } from '../../src/identity/clock.ts';
 import { hashToken, NodeTokenStore } from '../../src/identity/node-tokens.ts';
+import { nodeIdFromCertificate } from '../../src/identity/node-certificate.ts';
 import type { TrustBundleSet } from '../../src/identity/trust-bundle.ts';
 import { WorkloadApiServer, workloadClientConstructor } from '../../src/workload-api/server.ts';
 import { listenTcpTls } from '../../src/envoy/sds-listen.ts';
 import { silentLogger } from '../../src/log.ts';
 import { TestAuthority } from '../envoy/helpers/test-source.ts';
 
-const NODE_ID = /^URI:spiffe:\/\/nodes\.example\/host\/([\x21-\x7e]+)$/;
 const STALE = 'cluster state stale: bus lost, last confirmed contact 45 s ago (cluster.maxStaleness 30s): node tokens cannot be confirmed on this node; retry on another node';
 
 interface Watch {
@@ -37,7 +37,7 @@ async function setup(t: { teardown(fn: () => unknown): void }) {
   const listeners = new Set<() => void>();
   let stale: string | undefined;
   const api = new WorkloadApiServer({
-    auth: { tokens, nodeIdFromCertificate: (cert) => NODE_ID.exec(cert.subjectaltname ?? '')?.[1] },
+    auth: { tokens, nodeIdFromCertificate: nodeIdFromCertificate('spiffe://nodes.example/host/') },
     tokensUnconfirmed: () => stale,
     entitled: () => false,
     mintWit: () => Promise.reject(new Error('not used')),
