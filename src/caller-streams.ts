@@ -4,22 +4,23 @@
  * caller is, when a call is refused, and when an open stream must end, with the status and
  * message it ends with (docs/sds.md "Failure statuses", docs/api.md "Workload API").
  *
- * | what                                        | status          | message                                  |
- * |---------------------------------------------|-----------------|------------------------------------------|
- * | no or bad credentials (a call)              | UNAUTHENTICATED | `missing or invalid node credentials`    |
- * | an open stream's token is revoked (at once) | UNAUTHENTICATED | `node credentials revoked`               |
- * | an open stream's token expired (next tick)  | UNAUTHENTICATED | `node credentials expired`               |
- * | node tokens cannot be confirmed now         | UNAVAILABLE     | the reason (`tokensUnconfirmed`)         |
- * | the server closes                           | UNAVAILABLE     | `control plane shutting down`            |
+ * | what                                                      | status          | message                               |
+ * |-----------------------------------------------------------|-----------------|---------------------------------------|
+ * | no or bad credentials (a call)                            | UNAUTHENTICATED | `missing or invalid node credentials` |
+ * | an open stream's token is revoked (at once)               | UNAUTHENTICATED | `node credentials revoked`            |
+ * | an open stream's token or certificate expired (next tick) | UNAUTHENTICATED | `node credentials expired`            |
+ * | node tokens cannot be confirmed now                       | UNAVAILABLE     | the reason (`tokensUnconfirmed`)      |
+ * | the server closes                                         | UNAVAILABLE     | `control plane shutting down`         |
  *
  * UNAUTHENTICATED tells the client its credentials are no good; UNAVAILABLE that they may be fine
  * elsewhere or later (a stale cluster node, a node going down), so it retries. A caller
- * authenticated by a TLS client certificate holds no token: only the server's close ends its
- * streams.
+ * authenticated by a TLS client certificate holds no token: its streams end when the certificate
+ * expires (the connection outlives the handshake that checked it) and when the server closes;
+ * cluster staleness does not touch them (a certificate's validity does not rest on the bus).
  */
 import * as grpc from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
-import { authenticateCaller, type CallerAuthOptions, type CallerIdentity, type NodeTokenStore } from './identity/node-tokens.ts';
+import { authenticateCaller, type CallerAuthOptions, type CallerIdentity } from './identity/node-tokens.ts';
 
 /** A caller that authenticated: by a node token (with its digest) or by a certificate. */
 export type AuthenticatedCaller = Extract<CallerIdentity, { ok: true }>;
@@ -61,15 +62,19 @@ export function unconfirmed(caller: AuthenticatedCaller, tokensUnconfirmed: (() 
 
 /**
  * Whether an open stream of this caller must end now: its token expired (or was revoked without
- * the revocation being seen), or cannot be confirmed. Servers ask on a timer.
+ * the revocation being seen), or cannot be confirmed; its certificate expired (by `auth.now`;
+ * without a clock, at once). Servers ask on a timer.
  */
 export function lapsed(
   caller: AuthenticatedCaller,
-  tokens: NodeTokenStore | undefined,
+  auth: CallerAuthOptions,
   tokensUnconfirmed: (() => string | undefined) | undefined,
 ): StreamEnd | undefined {
-  if (caller.via !== 'token') return undefined;
-  if (!tokens?.isLive(caller.tokenHash)) return EXPIRED;
+  if (caller.via === 'certificate') {
+    const now = auth.now?.();
+    return now !== undefined && now < caller.notAfter ? undefined : EXPIRED;
+  }
+  if (!auth.tokens?.isLive(caller.tokenHash)) return EXPIRED;
   const reason = tokensUnconfirmed?.();
   return reason === undefined ? undefined : { why: 'unconfirmed', code: grpc.status.UNAVAILABLE, details: reason };
 }

@@ -323,6 +323,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
   const callerAuth: CallerAuthOptions = {
     tokens: nodeTokens,
     ...(certificateIds ? { nodeIdFromCertificate: nodeIdFromCertificate(certificateIds.uriPrefix) } : {}),
+    now: () => clock.now(),
     logger: logger.child({ component: 'caller-auth' }),
   };
   const tokensUnconfirmed = () => tokenRefusal(cluster.staleness());

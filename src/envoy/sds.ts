@@ -9,7 +9,7 @@
  *
  * Failure statuses (docs/sds.md; those of the caller's credentials are shared with the Workload
  * API: src/caller-streams.ts):
- * - no or bad credentials, revoked or expired token -> UNAUTHENTICATED
+ * - no or bad credentials, revoked or expired token, expired certificate -> UNAUTHENTICATED
  * - node tokens cannot be confirmed right now -> UNAVAILABLE (a stale cluster node: Envoy retries,
  *   reaching a node that can confirm them)
  * - first request's node.id != authenticated -> PERMISSION_DENIED
@@ -143,8 +143,8 @@ export class SdsServer {
   }
 
   /**
-   * End streams whose node token has expired or cannot be confirmed now (revocation ends them
-   * at once, #onRevoke), then
+   * End streams whose node token or certificate has expired, or whose token cannot be confirmed
+   * now (revocation ends them at once, #onRevoke), then
    * re-issue due (and tainted) leaves and push them. Resolves when pushes are queued and sent.
    */
   tick(tainted: ReadonlySet<string> = new Set()): Promise<void> {
@@ -341,9 +341,9 @@ export class SdsServer {
 
   #endExpired(): void {
     for (const ctx of [...this.#streams]) {
-      const end = lapsed(ctx.caller, this.#opts.auth.tokens, this.#opts.tokensUnconfirmed);
+      const end = lapsed(ctx.caller, this.#opts.auth, this.#opts.tokensUnconfirmed);
       if (!end) continue;
-      if (end.why === 'expired') this.#log.warn({ node: ctx.state.authenticatedNodeId }, 'sds stream ended: node token expired');
+      if (end.why === 'expired') this.#log.warn({ node: ctx.state.authenticatedNodeId, via: ctx.caller.via }, `sds stream ended: node ${ctx.caller.via} expired`);
       else this.#log.warn({ node: ctx.state.authenticatedNodeId, reason: end.details }, 'sds stream ended: node token cannot be confirmed');
       this.#fail(ctx, end.code, end.details);
     }

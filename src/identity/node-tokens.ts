@@ -339,8 +339,9 @@ export class NodeTokenStore {
 
 export type CallerIdentity =
   | { readonly ok: true; readonly nodeId: string; readonly via: 'token'; readonly tokenHash: string }
-  | { readonly ok: true; readonly nodeId: string; readonly via: 'certificate' }
-  | { readonly ok: false; readonly reason: 'no_credentials' | 'bad_token' | 'unknown_certificate' | 'credentials_disagree' };
+  /** `notAfter`: the certificate's expiry (ms since the epoch); an open stream ends then (src/caller-streams.ts `lapsed`). */
+  | { readonly ok: true; readonly nodeId: string; readonly via: 'certificate'; readonly notAfter: number }
+  | { readonly ok: false; readonly reason: 'no_credentials' | 'bad_token' | 'unknown_certificate' | 'expired_certificate' | 'credentials_disagree' };
 
 /** Where `authenticateCaller` says why a client certificate did not authenticate a call. Never given a token or a whole certificate. */
 export interface CallerAuthLogger {
@@ -355,7 +356,13 @@ export interface CallerAuthOptions {
    * Without it a certificate authenticates nothing (it only admitted the connection).
    */
   readonly nodeIdFromCertificate?: (cert: PeerCertificate) => CertificateNodeId;
-  /** Told (at warn) why a certificate refused a call: it names no node validly, or another node than the token. */
+  /**
+   * The clock a certificate's expiry is judged by, at every call and on every stream check: a
+   * connection outlives the handshake that verified its certificate. Without one, no certificate
+   * authenticates (fail closed).
+   */
+  readonly now?: () => number;
+  /** Told (at warn) why a certificate refused a call: it names no node validly, another node than the token, or it has expired. */
   readonly logger?: CallerAuthLogger;
 }
 
@@ -368,14 +375,18 @@ function certificateFacts(cert: PeerCertificate): object {
   return { fingerprint256: cert.fingerprint256, serialNumber: cert.serialNumber };
 }
 
+/** A certificate's notAfter in ms since the epoch (NaN when it cannot be read). */
+const certificateNotAfter = (cert: PeerCertificate): number => Date.parse(cert.valid_to);
+
 /**
  * Authenticate a call from its `authorization` metadata values and its TLS peer certificate
  * (present only when the listener verified one; mapped only when `nodeIdFromCertificate` is set).
  *
  * - A token alone authenticates its node (`via: 'token'`); a bad token is never rescued by a
  *   certificate (`bad_token`).
- * - A certificate alone authenticates the node it names (`via: 'certificate'`); one that names
- *   none validly is refused (`unknown_certificate`).
+ * - A certificate alone authenticates the node it names (`via: 'certificate'`) until its
+ *   notAfter by `opts.now` (`expired_certificate` after it: a gRPC connection outlives its
+ *   handshake); one that names none validly is refused (`unknown_certificate`).
  * - Both: the token must be valid, and the certificate must either name no node at all (no URI
  *   SAN under the prefix: it only admitted the connection) or name the token's node. A
  *   certificate naming another node (`credentials_disagree`), or naming one invalidly (two URI
@@ -415,5 +426,12 @@ export function authenticateCaller(
     return { ok: true, nodeId: v.nodeId, via: 'token', tokenHash: v.sha256 };
   }
   if (!named) return { ok: false, reason: 'no_credentials' };
-  return named.ok ? { ok: true, nodeId: named.nodeId, via: 'certificate' } : unnamed(named, false);
+  if (!named.ok) return unnamed(named, false);
+  const notAfter = certificateNotAfter(cert!);
+  const now = opts.now?.();
+  if (now === undefined || !(now < notAfter)) {
+    opts.logger?.warn({ ...certificateFacts(cert!), node: named.nodeId, validTo: cert!.valid_to }, 'client certificate refused: it has expired');
+    return { ok: false, reason: 'expired_certificate' };
+  }
+  return { ok: true, nodeId: named.nodeId, via: 'certificate', notAfter };
 }

@@ -4,8 +4,8 @@
  * the identities its registration entries allow.
  *
  * A WatchBundles stream lives as long as the credentials it was opened with, by the rules SDS
- * streams follow (src/caller-streams.ts): a revoked token ends it at once, an expired token at the
- * next check (every `streamCheckMs`), both with UNAUTHENTICATED; while node tokens cannot be
+ * streams follow (src/caller-streams.ts): a revoked token ends it at once, an expired token or
+ * certificate at the next check (every `streamCheckMs`), both with UNAUTHENTICATED; while node tokens cannot be
  * confirmed (a stale cluster node) token streams end with UNAVAILABLE and the reason, and
  * certificate streams stay; `close()` ends every stream with UNAVAILABLE. The SDK's bundle watch
  * reopens an ended stream with backoff (src/sdk/bundle-watch.ts).
@@ -116,10 +116,10 @@ export class WorkloadApiServer {
     this.#timer.unref();
   }
 
-  /** End the streams whose token has expired or cannot be confirmed now (revocation ends them at once). */
+  /** End the streams whose token or certificate has expired, or whose token cannot be confirmed now (revocation ends them at once). */
   tick(): void {
     for (const ctx of [...this.#streams]) {
-      const end = lapsed(ctx.caller, this.#opts.auth.tokens, this.#opts.tokensUnconfirmed);
+      const end = lapsed(ctx.caller, this.#opts.auth, this.#opts.tokensUnconfirmed);
       if (end) this.#end(ctx, end);
     }
   }

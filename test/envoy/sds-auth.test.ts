@@ -191,7 +191,7 @@ test('sds listen - Unix socket listener is mode 0600 and serves token-authentica
   t.deepEqual(tlsCertificateOf(secretsOf(r).get('default')!).uriSans, [ORDERS]);
 });
 
-test('sds listen - TCP+mTLS listener authenticates Envoy by its verified client certificate', async (t) => {
+test('sds listen - TCP+mTLS listener authenticates Envoy by its verified client certificate, until the certificate expires', async (t) => {
   const clock = new ManualClock(Date.now());
   const source = await TestSecretSource.create({ trustDomain: 'example.org', clock, registrations: { 'sidecar-orders-0': [ORDERS] } });
   // The control plane's own serving certificate and a CA for Envoy client certificates: both
@@ -208,6 +208,7 @@ test('sds listen - TCP+mTLS listener authenticates Envoy by its verified client 
     clock,
     auth: {
       nodeIdFromCertificate: nodeIdFromCertificate('spiffe://nodes.example/envoy/'),
+      now: () => clock.now(),
     },
   });
   const server = new grpc.Server();
@@ -248,6 +249,16 @@ test('sds listen - TCP+mTLS listener authenticates Envoy by its verified client 
   });
   t.teardown(() => rogue.close());
   t.not((await rogue.open(['default']).status).code, grpc.status.OK);
+  // The certificate authenticates until its notAfter by the server's clock, also on the
+  // connection its handshake opened: an open stream ends at the next tick, a new call is refused.
+  const open = withCert.open(['default']);
+  await open.next();
+  clock.advance(3_600_000);
+  await sds.tick();
+  const ended = await open.status;
+  t.deepEqual([ended.code, ended.details], [grpc.status.UNAUTHENTICATED, 'node credentials expired']);
+  const again = await withCert.open(['default']).status;
+  t.deepEqual([again.code, again.details], [grpc.status.UNAUTHENTICATED, 'missing or invalid node credentials']);
 });
 
 test('sds auth - streams per node id are capped with RESOURCE_EXHAUSTED', async (t) => {

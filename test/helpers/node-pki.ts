@@ -43,14 +43,14 @@ async function makeCa(cn: string, now: number): Promise<Ca> {
 
 let serial = 0x100;
 
-async function issue(ca: Ca, names: x509.JsonGeneralNames, usage: x509.ExtendedKeyUsageType, now: number): Promise<{ certPem: string; keyPem: string }> {
+async function issue(ca: Ca, names: x509.JsonGeneralNames, usage: x509.ExtendedKeyUsageType, now: number, lifetimeMs = HOUR): Promise<{ certPem: string; keyPem: string }> {
   const keys = await keyPair();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: (serial++).toString(16),
     subject: 'CN=test',
     issuer: ca.cert.subject,
     notBefore: new Date(now - 60_000),
-    notAfter: new Date(now + HOUR),
+    notAfter: new Date(now + lifetimeMs),
     signingKey: ca.keys.privateKey,
     publicKey: keys.publicKey,
     signingAlgorithm: alg,
@@ -71,8 +71,8 @@ export interface NodePki {
   readonly clientCaFile: string;
   /** The roots a client verifies the node with. */
   readonly serverCaPem: string;
-  /** A client certificate from the client CA with these URI SANs (none: no SAN extension). */
-  client(uris: readonly string[]): Promise<{ certPem: string; keyPem: string }>;
+  /** A client certificate from the client CA with these URI SANs (none: no SAN extension), valid from a minute ago for `lifetimeMs` (an hour) from now. */
+  client(uris: readonly string[], lifetimeMs?: number): Promise<{ certPem: string; keyPem: string }>;
   /** gRPC channel credentials presenting `client` to the node. */
   credentials(client: { certPem: string; keyPem: string }): grpc.ChannelCredentials;
 }
@@ -98,7 +98,7 @@ export async function makeNodePki(dir: string, now = Date.now()): Promise<NodePk
   return {
     ...files,
     serverCaPem,
-    client: (uris) => issue(clientCa, uris.map((value) => ({ type: 'url' as const, value })), x509.ExtendedKeyUsage.clientAuth, now),
+    client: (uris, lifetimeMs) => issue(clientCa, uris.map((value) => ({ type: 'url' as const, value })), x509.ExtendedKeyUsage.clientAuth, now, lifetimeMs),
     credentials: (c) => grpc.credentials.createSsl(Buffer.from(serverCaPem), Buffer.from(c.keyPem), Buffer.from(c.certPem)),
   };
 }

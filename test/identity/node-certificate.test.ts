@@ -11,6 +11,7 @@ import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { nodeIdFromCertificate, nodeIdFromUris, uriPrefixProblem } from '../../src/identity/node-certificate.ts';
 import { authenticateCaller, NodeTokenStore } from '../../src/identity/node-tokens.ts';
+import { lapsed } from '../../src/caller-streams.ts';
 import { makeNodePki } from '../helpers/node-pki.ts';
 
 const PREFIX = 'spiffe://nodes.example.org/envoy/';
@@ -49,7 +50,7 @@ test('node certificate - the prefix must be an absolute URI with a host, ending 
 /** A client certificate as grpc-js hands it over: Node's PeerCertificate of a verified peer. */
 function peerOf(certPem: string): PeerCertificate {
   const x = new X509Certificate(certPem);
-  return { raw: x.raw, fingerprint256: x.fingerprint256, serialNumber: x.serialNumber, subject: {}, issuer: {} } as unknown as PeerCertificate;
+  return { raw: x.raw, fingerprint256: x.fingerprint256, serialNumber: x.serialNumber, valid_from: x.validFrom, valid_to: x.validTo, subject: {}, issuer: {} } as unknown as PeerCertificate;
 }
 
 test('node certificate - authenticateCaller: a certificate alone, a token alone, and both together', async (t) => {
@@ -61,10 +62,11 @@ test('node certificate - authenticateCaller: a certificate alone, a token alone,
   const tokenA = tokens.issue('sidecar-a');
   const tokenB = tokens.issue('sidecar-b');
   const warnings: Array<[Record<string, unknown>, string]> = [];
-  const opts = { tokens, nodeIdFromCertificate: nodeIdFromCertificate(PREFIX), logger: { warn: (o: object, m: string) => void warnings.push([o as Record<string, unknown>, m]) } };
+  let now = Date.now();
+  const opts = { tokens, nodeIdFromCertificate: nodeIdFromCertificate(PREFIX), now: () => now, logger: { warn: (o: object, m: string) => void warnings.push([o as Record<string, unknown>, m]) } };
   const who = (cert: PeerCertificate | undefined, token?: string) => authenticateCaller(token ? [`Bearer ${token}`] : [], cert, opts);
 
-  t.deepEqual(who(certA), { ok: true, nodeId: 'sidecar-a', via: 'certificate' });
+  t.deepEqual(who(certA), { ok: true, nodeId: 'sidecar-a', via: 'certificate', notAfter: Date.parse(certA.valid_to) });
   t.like(who(undefined, tokenA), { ok: true, nodeId: 'sidecar-a', via: 'token' });
   // Both naming one node: the token's call (its revocation and expiry rules apply).
   t.like(who(certA, tokenA), { ok: true, nodeId: 'sidecar-a', via: 'token' });
@@ -84,17 +86,36 @@ test('node certificate - authenticateCaller: a certificate alone, a token alone,
   t.like(authenticateCaller([`Bearer ${tokenB}`], certA, { tokens }), { ok: true, nodeId: 'sidecar-b', via: 'token' });
   // An unreadable certificate names no node.
   t.deepEqual(who({ ...certA, raw: Buffer.from('not DER') }), { ok: false, reason: 'unknown_certificate' });
+  // A certificate authenticates until its notAfter (the connection outlives the handshake), and
+  // not at all without a clock; a token sent with it is judged as a token.
+  const notAfter = Date.parse(certA.valid_to);
+  now = notAfter - 1;
+  t.like(who(certA), { ok: true, via: 'certificate' });
+  now = notAfter;
+  t.deepEqual(who(certA), { ok: false, reason: 'expired_certificate' });
+  t.like(who(certA, tokenA), { ok: true, nodeId: 'sidecar-a', via: 'token' });
+  t.deepEqual(authenticateCaller([], certA, { ...opts, now: undefined }), { ok: false, reason: 'expired_certificate' });
+  // An open stream of a certificate caller lapses at notAfter; staleness does not touch it.
+  const caller = { ok: true, nodeId: 'sidecar-a', via: 'certificate', notAfter } as const;
+  const stale = () => 'cluster state stale: test';
+  now = notAfter - 1;
+  t.is(lapsed(caller, opts, stale), undefined);
+  now = notAfter;
+  t.like(lapsed(caller, opts, stale), { why: 'expired', details: 'node credentials expired' });
+  t.like(lapsed(caller, { ...opts, now: undefined }, undefined), { why: 'expired' });
 
   // Every refusal that involved the certificate is logged at warn: what identifies the
   // certificate and the problem, never the certificate itself or a token.
   t.deepEqual(
-    warnings.map(([o, m]) => [m, o.problem ?? `${String(o.certificateNode)}/${String(o.tokenNode)}`]),
+    warnings.map(([o, m]) => [m, o.problem ?? (o.certificateNode ? `${String(o.certificateNode)}/${String(o.tokenNode)}` : undefined)]),
     [
       ['call refused: the client certificate and the node token name different nodes', 'sidecar-a/sidecar-b'],
       ['client certificate refused: it names no node validly; the node token is not used', 'several_node_uris'],
       ['client certificate refused: it names no node', 'no_node_uri'],
       ['client certificate refused: it names no node', 'several_node_uris'],
       ['client certificate refused: it names no node', 'unreadable'],
+      ['client certificate refused: it has expired', undefined],
+      ['client certificate refused: it has expired', undefined],
     ],
   );
   t.deepEqual(warnings[1]![0].uris, [`${PREFIX}sidecar-a`, `${PREFIX}sidecar-b`]);

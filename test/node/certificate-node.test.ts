@@ -25,6 +25,7 @@ import { PROOF_AUDIENCE, PROOF_TYP } from '../../src/workload-api/proof.ts';
 import { parseSpiffeBundleMap } from '../../src/identity/trust-bundle.ts';
 import { hashToken, tokenIdOf } from '../../src/identity/node-tokens.ts';
 import { createLogger } from '../../src/log.ts';
+import { ManualClock } from '../../src/identity/clock.ts';
 import { TUNING } from '../mesh/helpers.ts';
 
 const PREFIX = 'spiffe://nodes.example.org/envoy/';
@@ -70,7 +71,7 @@ interface Client {
 }
 
 /** A node with a TLS listener that requires client certificates and maps them to node ids under PREFIX. */
-async function setup(t: ExecutionContext, o: { extraYaml?: string; policy?: string; cluster?: typeof TUNING } = {}) {
+async function setup(t: ExecutionContext, o: { extraYaml?: string; policy?: string; cluster?: typeof TUNING; clock?: ManualClock } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'wimse-certid-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const pki: NodePki = await makeNodePki(dir);
@@ -85,7 +86,7 @@ async function setup(t: ExecutionContext, o: { extraYaml?: string; policy?: stri
     nodeIdFromCertificate:
       uriPrefix: ${PREFIX}
 ${REG}${o.extraYaml ?? ''}`;
-  const { node } = await startTestNode(t, { yaml, logger: log.logger, ...(o.policy ? { policy: o.policy } : {}), ...(o.cluster ? { cluster: o.cluster } : {}) });
+  const { node } = await startTestNode(t, { yaml, logger: log.logger, ...(o.policy ? { policy: o.policy } : {}), ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.clock ? { clock: o.clock } : {}) });
   const closers: Array<{ close(): void }> = [];
   t.teardown(() => {
     for (const c of closers) c.close();
@@ -278,4 +279,22 @@ test('node certificate identity - on a stale cluster node, certificate streams s
   const refused = await envoy('sidecar-a', await pki.client([]), token).open(['default']).status;
   t.is(refused.code, grpc.status.UNAVAILABLE);
   byCert.end();
+});
+
+test('node certificate identity - a certificate authenticates until its notAfter by the node\'s clock: an open stream ends then, and later calls are refused, on its connection too', async (t) => {
+  const clock = new ManualClock(Date.now());
+  const { pki, envoy, workload, log } = await setup(t, { clock });
+  const cert = await pki.client([`${PREFIX}sidecar-a`], 600_000);
+  const e = envoy('sidecar-a', cert);
+  const open = e.open(['default']);
+  t.truthy(secretsOf(await open.next()).get('default'));
+  // Past the certificate's notAfter on the node's clock (the handshake, in real time, still passes).
+  clock.advance(700_000);
+  const ended = await open.status;
+  t.deepEqual([ended.code, ended.details], [grpc.status.UNAUTHENTICATED, 'node credentials expired']);
+  const again = await e.open(['default']).status;
+  t.deepEqual([again.code, again.details], [grpc.status.UNAUTHENTICATED, INVALID]);
+  const wit = (await t.throwsAsync(fetchWit(workload(cert), A, await proofFor(A)))) as grpc.ServiceError;
+  t.is(wit.code, grpc.status.UNAUTHENTICATED);
+  t.true(log.lines().some((l) => l.msg === 'client certificate refused: it has expired' && l.node === 'sidecar-a' && l.level === 40));
 });

@@ -37,7 +37,7 @@ async function setup(t: { teardown(fn: () => unknown): void }) {
   const listeners = new Set<() => void>();
   let stale: string | undefined;
   const api = new WorkloadApiServer({
-    auth: { tokens, nodeIdFromCertificate: nodeIdFromCertificate('spiffe://nodes.example/host/') },
+    auth: { tokens, nodeIdFromCertificate: nodeIdFromCertificate('spiffe://nodes.example/host/'), now: () => clock.now() },
     tokensUnconfirmed: () => stale,
     entitled: () => false,
     mintWit: () => Promise.reject(new Error('not used')),
@@ -150,6 +150,24 @@ test('workload api streams - a stream opened with a token ends with UNAUTHENTICA
   t.is(st.details, 'node credentials expired');
   t.is(f.api.stats().streams, 1, 'the stream on a token without expiry stays');
   t.is((await host.watch(expiring).status).code, grpc.status.UNAUTHENTICATED, 'and the expired token cannot open a new one');
+});
+
+test('workload api streams - a stream opened with a certificate ends with UNAUTHENTICATED when the certificate expires, at the next check; new calls on its connection are refused', async (t) => {
+  const f = await setup(t);
+  const host = await f.client('host-a'); // a certificate valid for an hour
+  const byCert = host.watch();
+  const byToken = host.watch(f.tokens.issue('host-a'));
+  await Promise.all([byCert.first, byToken.first]);
+  f.clock.advance(3_599_000);
+  f.api.tick();
+  t.is(f.api.stats().streams, 2, 'still open a second before the certificate expires');
+  f.clock.advance(1_000);
+  f.api.tick();
+  const st = await byCert.status;
+  t.deepEqual([st.code, st.details], [grpc.status.UNAUTHENTICATED, 'node credentials expired']);
+  t.is(f.api.stats().streams, 1, 'the token stream stays');
+  const again = await host.watch().status;
+  t.deepEqual([again.code, again.details], [grpc.status.UNAUTHENTICATED, 'missing or invalid node credentials']);
 });
 
 test('workload api streams - while node tokens cannot be confirmed, token streams end with UNAVAILABLE and the reason; certificate streams stay', async (t) => {
