@@ -5,7 +5,9 @@
  * it is the placeholder REPLACE_WITH_NODE_TOKEN (or `--token-placeholder`) for the installer to
  * substitute. A real token (`--token-create` issues one through the admin API,
  * `--node-token-file` reads one) is written only to `--out FILE` (mode 0600), or to stdout
- * when `--token-to-stdout` says so.
+ * when `--token-to-stdout` says so. With `--control-plane-cert FILE --control-plane-key FILE`
+ * Envoy presents that client certificate to the control plane instead (for a node with
+ * `grpc.tls.nodeIdFromCertificate`), and the bootstrap carries no token.
  */
 import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
 import type { BootstrapOptions } from '../envoy/bootstrap.ts';
@@ -57,7 +59,7 @@ export const envoyCommands: Record<string, Command> = {
     usage:
       'envoy bootstrap --node-id ID --workload ID [--role callee|caller] [--audience AUD] [--upstream-host HOST --upstream-port PORT --upstream-workload ID] ' +
       '[--control-plane HOST:PORT|unix:/path] [--control-plane-sni NAME] [--control-plane-ca FILE] [--listener-port PORT] [--app-port PORT] [--admin-port PORT] [--node-cluster NAME] ' +
-      '[--token-placeholder TEXT | --node-token-file FILE | --token-create [--ttl DURATION]] [--format yaml|json] [--out FILE [--token-to-stdout]]',
+      '[--token-placeholder TEXT | --node-token-file FILE | --token-create [--ttl DURATION] | --control-plane-cert FILE --control-plane-key FILE] [--format yaml|json] [--out FILE [--token-to-stdout]]',
     summary: 'write an Envoy sidecar bootstrap (callee: mTLS + ext_authz in front of an app; caller: mTLS to one upstream) wired to this control plane',
     flags: {
       '--role': value('callee|caller', 'callee (default): mTLS listener, ext_authz, local app; caller: loopback listener, mTLS to one upstream'),
@@ -81,6 +83,8 @@ export const envoyCommands: Record<string, Command> = {
       '--format': value('yaml|json', 'the bootstrap format (default yaml; json with -o json)'),
       '--out': value('FILE', 'write it there, mode 0600 (default: stdout)'),
       '--token-to-stdout': bool('allow a bootstrap with a real node token on stdout'),
+      '--control-plane-cert': value('FILE', 'instead of a node token: the PEM client certificate chain Envoy presents to the control plane, on the Envoy host; the node maps it to --node-id (grpc.tls.nodeIdFromCertificate)'),
+      '--control-plane-key': value('FILE', 'with --control-plane-cert: its PEM private key, on the Envoy host'),
     },
     async run(c) {
       // Loaded here: the other commands start without the bootstrap builder and yaml.
@@ -103,8 +107,16 @@ export const envoyCommands: Record<string, Command> = {
         for (const f of ['--audience', '--app-port']) if (flag(c.args, f) !== undefined) throw new UsageError(`${f} is for --role callee`);
         if (!upstreamHost || !upstreamWorkload) throw new UsageError('--role caller needs --upstream-host and --upstream-workload (the sidecar it calls and the identifier its certificate must carry)');
       }
+      const certFile = flag(c.args, '--control-plane-cert');
+      const keyFile = flag(c.args, '--control-plane-key');
+      if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--control-plane-cert and --control-plane-key go together');
+      const clientCert = certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined;
+      if (clientCert) {
+        const tokenFlags = ['--token-create', '--node-token-file', '--token-placeholder', '--ttl', '--token-to-stdout'].filter((f) => flag(c.args, f) !== undefined);
+        if (tokenFlags.length) throw new UsageError(`${tokenFlags.join(' and ')}: not with --control-plane-cert (the client certificate replaces the node token)`);
+      }
       // Check the options before a token is issued for them.
-      const opts = (nodeTokenValue: string): BootstrapOptions => ({
+      const opts = (nodeTokenValue: string | undefined): BootstrapOptions => ({
         role,
         nodeId,
         nodeCluster: flag(c.args, '--node-cluster'),
@@ -118,9 +130,24 @@ export const envoyCommands: Record<string, Command> = {
         appPort: int(c, '--app-port', d.appPort),
         upstream: role === 'caller' ? { host: upstreamHost!, port: int(c, '--upstream-port', d.upstream!.port)!, workload: upstreamWorkload! } : undefined,
         nodeToken: nodeTokenValue,
+        controlPlaneClientCert: clientCert,
       });
-      const dry = buildBootstrap(opts(TOKEN_PLACEHOLDER));
+      const dry = buildBootstrap(opts(clientCert ? undefined : TOKEN_PLACEHOLDER));
       if (!dry.ok) throw new UsageError(dry.errors.join('; '));
+      if (clientCert) {
+        const header = [
+          `Envoy bootstrap (${role}) for node ${nodeId}, written by wimsectl envoy bootstrap.`,
+          `It presents the client certificate ${clientCert.certFile} to the control plane, whose grpc.tls.nodeIdFromCertificate must map it to ${nodeId}.`,
+          'Envoy reads that certificate at start: restart Envoy (hot restart) after renewing it, before the old one expires.',
+        ].join('\n');
+        const text = renderBootstrap(dry.value, format, format === 'yaml' ? header : undefined);
+        if (out === undefined) c.out(text);
+        else {
+          writePrivate(out, text);
+          c.show({ written: out, role, nodeId, token: 'none', clientCertificate: clientCert.certFile }, () => `wrote ${out} (mode 0600)\n`);
+        }
+        return 0;
+      }
       const real = flag(c.args, '--token-create') !== undefined || flag(c.args, '--node-token-file') !== undefined;
       if (real && out === undefined && flag(c.args, '--token-to-stdout') === undefined)
         throw new UsageError('the bootstrap would carry a real node token: write it with --out FILE (mode 0600), or pass --token-to-stdout');

@@ -15,6 +15,13 @@
  * (test/envoy/bootstrap.test.ts). Envoy's `initial_metadata` is a literal: it cannot read a
  * file, so the node token is in the document, either a real one (write the file mode 0600) or a
  * placeholder that the installer substitutes (deploy/kubernetes/sample-workload.yaml).
+ *
+ * Instead of a node token, over TCP+TLS, Envoy can present a client certificate to the control
+ * plane (`controlPlaneClientCert`: `tls_certificates` of the `control_plane` cluster, read from
+ * files on the Envoy host), for a node that maps it to the node id
+ * (`grpc.tls.nodeIdFromCertificate`). Then no SDS source and no ext_authz call carries
+ * `initial_metadata`, and the document holds no secret. Envoy reads static certificates at start
+ * only: a renewed certificate takes effect at Envoy's next (hot) restart.
  */
 import { isIP } from 'node:net';
 import { stringify } from 'yaml';
@@ -48,8 +55,13 @@ export interface BootstrapOptions {
   readonly appPort?: number | undefined;
   /** Caller: the upstream (callee sidecar) it calls. */
   readonly upstream?: { readonly host: string; readonly port: number; readonly workload: string } | undefined;
-  /** The node token sent as `authorization: Bearer <token>`, or a placeholder for an installer to replace. */
-  readonly nodeToken: string;
+  /** The node token sent as `authorization: Bearer <token>`, or a placeholder for an installer to replace. Absent with `controlPlaneClientCert`. */
+  readonly nodeToken?: string | undefined;
+  /**
+   * TLS: instead of a node token, the client certificate chain and private key (PEM files on the
+   * Envoy host) Envoy presents to the control plane; the node maps the certificate to `nodeId`.
+   */
+  readonly controlPlaneClientCert?: { readonly certFile: string; readonly keyFile: string } | undefined;
 }
 
 export const TOKEN_PLACEHOLDER = 'REPLACE_WITH_NODE_TOKEN';
@@ -93,7 +105,10 @@ function checkOptions(o: BootstrapOptions): string[] {
   if (!NODE_ID.test(o.nodeId)) errors.push('node id: must be 1-256 printable ASCII characters');
   if (o.nodeCluster !== undefined && !NAME.test(o.nodeCluster)) errors.push('node cluster: must be 1-64 characters of [A-Za-z0-9._-]');
   workload('workload', o.workload);
-  if (!HEADER_SAFE.test(o.nodeToken)) errors.push('node token: must be 1-4096 printable ASCII characters without spaces');
+  if (o.nodeToken !== undefined && o.controlPlaneClientCert !== undefined)
+    errors.push('node credentials: a node token or a control-plane client certificate, not both (a node that maps the certificate refuses a token for another node)');
+  else if (o.nodeToken === undefined && o.controlPlaneClientCert === undefined) errors.push('node credentials: a node token, or a control-plane client certificate, is needed');
+  if (o.nodeToken !== undefined && !HEADER_SAFE.test(o.nodeToken)) errors.push('node token: must be 1-4096 printable ASCII characters without spaces');
   port('admin port', o.adminPort);
   port('listener port', o.listenerPort);
   const cp = parseControlPlane(o.controlPlane);
@@ -101,6 +116,11 @@ function checkOptions(o: BootstrapOptions): string[] {
   else if (cp.kind === 'tcp') {
     if (o.controlPlaneSni !== undefined && !/^[A-Za-z0-9.-]{1,253}$/.test(o.controlPlaneSni)) errors.push('control-plane SNI: must be a DNS name');
     if (!o.controlPlaneCaFile.startsWith('/')) errors.push('control-plane CA file: must be an absolute path (Envoy resolves it on its host)');
+  }
+  if (o.controlPlaneClientCert !== undefined) {
+    if (typeof cp !== 'string' && cp.kind === 'unix') errors.push('control-plane client certificate: needs a TCP control plane (HOST:PORT); a Unix socket has no TLS');
+    for (const [name, file] of [['certificate', o.controlPlaneClientCert.certFile], ['key', o.controlPlaneClientCert.keyFile]] as const)
+      if (!file.startsWith('/') || /\s/.test(file)) errors.push(`control-plane client ${name} file: must be an absolute path without spaces (Envoy resolves it on its host)`);
   }
   if (o.role === 'callee') {
     port('app port', o.appPort);
@@ -159,6 +179,9 @@ function controlPlaneCluster(o: BootstrapOptions, cp: ControlPlane): object {
         sni,
         common_tls_context: {
           alpn_protocols: ['h2'],
+          ...(o.controlPlaneClientCert
+            ? { tls_certificates: [{ certificate_chain: { filename: o.controlPlaneClientCert.certFile }, private_key: { filename: o.controlPlaneClientCert.keyFile } }] }
+            : {}),
           validation_context: {
             trusted_ca: { filename: o.controlPlaneCaFile },
             match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: sni } }],
@@ -169,6 +192,9 @@ function controlPlaneCluster(o: BootstrapOptions, cp: ControlPlane): object {
   };
 }
 
+/** `initial_metadata` carrying the node token, when there is one (none with a client certificate). */
+const withToken = (nodeToken: readonly object[]): object => (nodeToken.length ? { initial_metadata: nodeToken } : {});
+
 /** The one ConfigSource every SDS reference shares (Envoy keys subscriptions on it). */
 function sdsConfig(nodeToken: readonly object[]): object {
   return {
@@ -178,7 +204,7 @@ function sdsConfig(nodeToken: readonly object[]): object {
       api_type: 'GRPC',
       transport_api_version: 'V3',
       set_node_on_first_message_only: true,
-      grpc_services: [{ envoy_grpc: { cluster_name: 'control_plane' }, initial_metadata: nodeToken }],
+      grpc_services: [{ envoy_grpc: { cluster_name: 'control_plane' }, ...withToken(nodeToken) }],
     },
   };
 }
@@ -245,7 +271,7 @@ function callee(o: BootstrapOptions, sds: object, nodeToken: readonly object[]):
                   typed_config: {
                     '@type': `${TYPE}.filters.http.ext_authz.v3.ExtAuthz`,
                     transport_api_version: 'V3',
-                    grpc_service: { envoy_grpc: { cluster_name: 'control_plane' }, timeout: '0.5s', initial_metadata: nodeToken },
+                    grpc_service: { envoy_grpc: { cluster_name: 'control_plane' }, timeout: '0.5s', ...withToken(nodeToken) },
                     failure_mode_allow: false,
                     status_on_error: { code: 'ServiceUnavailable' },
                     with_request_body: { max_request_bytes: 1048576, allow_partial_message: false, pack_as_bytes: true },
@@ -321,7 +347,7 @@ export function buildBootstrap(o: BootstrapOptions): Checked<Record<string, unkn
   const errors = checkOptions(o);
   if (errors.length) return fail(errors);
   const cp = parseControlPlane(o.controlPlane) as ControlPlane;
-  const nodeToken = [{ key: 'authorization', value: `Bearer ${o.nodeToken}` }];
+  const nodeToken = o.nodeToken === undefined ? [] : [{ key: 'authorization', value: `Bearer ${o.nodeToken}` }];
   const sds = sdsConfig(nodeToken);
   const node = { id: o.nodeId, cluster: o.nodeCluster ?? shortName(o.workload) };
   const admin = { address: socket('127.0.0.1', o.adminPort) };

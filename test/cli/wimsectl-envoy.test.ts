@@ -103,3 +103,40 @@ test('wimsectl envoy bootstrap --token-create - issues a node token for the node
   t.is(bad.code, 2);
   t.is(JSON.parse((await against(n)(['token', 'list', '-o', 'json'])).stdout).length, before);
 });
+
+test('wimsectl envoy bootstrap --control-plane-cert/--control-plane-key - the control_plane cluster presents the client certificate and no token is written, offline', async (t) => {
+  const dir = scratch(t);
+  const CERT = ['--control-plane', 'cp.example.org:8443', '--control-plane-cert', '/etc/wimse/node.crt', '--control-plane-key', '/etc/wimse/node.key'];
+  const r = await wimsectl([...CALLEE, ...CERT], { cwd: dir });
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^# Envoy bootstrap \(callee\) for node sidecar-orders-0/);
+  t.regex(r.stdout, /# It presents the client certificate \/etc\/wimse\/node\.crt to the control plane, whose grpc\.tls\.nodeIdFromCertificate must map it to sidecar-orders-0\./);
+  const d = parse(r.stdout, { maxAliasCount: 100 }) as Doc;
+  const v = validateBootstrap(d);
+  t.deepEqual(v.ok ? [] : v.errors, []);
+  const cp = d.static_resources.clusters.find((c: Doc) => c.name === 'control_plane');
+  t.deepEqual(cp.transport_socket.typed_config.common_tls_context.tls_certificates, [
+    { certificate_chain: { filename: '/etc/wimse/node.crt' }, private_key: { filename: '/etc/wimse/node.key' } },
+  ]);
+  t.false(r.stdout.includes('initial_metadata') || r.stdout.includes('REPLACE_WITH_NODE_TOKEN'));
+  const out = join(dir, 'envoy.json');
+  const wrote = await wimsectl([...CALLEE, ...CERT, '--format', 'json', '--out', out], { cwd: dir });
+  t.is(wrote.code, 0, wrote.stderr);
+  t.is(wrote.stdout, `wrote ${out} (mode 0600)\n`);
+  t.deepEqual(JSON.parse(readFileSync(out, 'utf8')), JSON.parse(JSON.stringify(d)));
+  // Usage errors: half a pair, a token source with it, a Unix socket (no TLS), a relative path.
+  const [half, withToken, uds, relative] = await Promise.all([
+    wimsectl([...CALLEE, '--control-plane-cert', '/etc/wimse/node.crt'], { cwd: dir }),
+    wimsectl([...CALLEE, ...CERT, '--token-create'], { cwd: dir }),
+    wimsectl([...CALLEE, '--control-plane', 'unix:/run/wimse/sds.sock', '--control-plane-cert', '/etc/wimse/node.crt', '--control-plane-key', '/etc/wimse/node.key'], { cwd: dir }),
+    wimsectl([...CALLEE, '--control-plane-cert', 'node.crt', '--control-plane-key', '/etc/wimse/node.key'], { cwd: dir }),
+  ]);
+  for (const x of [half, withToken, uds, relative]) {
+    t.is(x.code, 2);
+    t.is(x.stdout, '');
+  }
+  t.regex(half.stderr, /--control-plane-cert and --control-plane-key go together/);
+  t.regex(withToken.stderr, /--token-create: not with --control-plane-cert \(the client certificate replaces the node token\)/);
+  t.regex(uds.stderr, /control-plane client certificate: needs a TCP control plane \(HOST:PORT\); a Unix socket has no TLS/);
+  t.regex(relative.stderr, /control-plane client certificate file: must be an absolute path/);
+});

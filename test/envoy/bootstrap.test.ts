@@ -21,6 +21,7 @@ const errorsOf = (o: BootstrapOptions): string[] => {
   return r.ok ? [] : r.errors;
 };
 const callee = defaultBootstrapOptions('callee');
+const CLIENT_CERT = { certFile: '/etc/wimse/node.crt', keyFile: '/etc/wimse/node.key' };
 const caller = defaultBootstrapOptions('caller');
 
 test('envoy bootstrap - the default options reproduce the shipped envoy/ files', (t) => {
@@ -36,6 +37,8 @@ const variants: [string, BootstrapOptions][] = [
   ['callee, Kubernetes Service control plane', { ...callee, controlPlane: 'wimse-server.wimse-system.svc.cluster.local:8443', controlPlaneSni: 'wimse-server.wimse-system.svc.cluster.local', controlPlaneCaFile: '/etc/wimse/ca/ca.crt', nodeToken: '%NODE_TOKEN%' }],
   ['callee, Unix socket, other ports and ids', { ...callee, controlPlane: 'unix:/run/wimse/sds.sock', nodeId: 'payments-7', nodeCluster: 'payments', workload: 'wimse://pay.example.com/svc/payments', audience: 'https://payments.example.com', listenerPort: 9443, appPort: 3000, adminPort: 19000, nodeToken: 'wnt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }],
   ['caller, IPv6 control plane, IP upstream', { ...caller, controlPlane: '[::1]:9443', controlPlaneSni: 'cp.example.org', upstream: { host: '10.1.2.3', port: 8443, workload: 'spiffe://example.org/ns/pay/sa/ledger' }, listenerPort: 15101 }],
+  ['callee, a client certificate to the control plane instead of a token', { ...callee, nodeToken: undefined, controlPlaneClientCert: CLIENT_CERT }],
+  ['caller, a client certificate to the control plane instead of a token', { ...caller, nodeToken: undefined, controlPlaneClientCert: CLIENT_CERT }],
 ];
 
 for (const [name, o] of variants) {
@@ -59,7 +62,8 @@ for (const [name, o] of variants) {
     const names = refs.map((r) => r.name);
     t.deepEqual(names.sort(), ['ALL', 'default']);
     t.is(new Set(configs).size, 1);
-    t.true(configs[0]!.includes(`"value":"Bearer ${o.nodeToken}"`));
+    if (o.nodeToken !== undefined) t.true(configs[0]!.includes(`"value":"Bearer ${o.nodeToken}"`));
+    else t.false(configs[0]!.includes('initial_metadata'), 'no token, no metadata');
     // Written once in the YAML, referenced by an alias.
     t.is(yamlText.split('resource_api_version').length - 1, 1);
   });
@@ -94,6 +98,21 @@ test('envoy bootstrap - the callee names its workload and audience to ext_authz;
   t.deepEqual(r.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].domains, ['ledger.pay.svc', 'ledger.pay.svc:*']);
 });
 
+test('envoy bootstrap - with a client certificate, the control_plane cluster presents it from files and no call carries a token', (t) => {
+  const d = build({ ...callee, controlPlane: 'cp.internal:8443', controlPlaneSni: undefined, nodeToken: undefined, controlPlaneClientCert: CLIENT_CERT });
+  const cp = d.static_resources.clusters.find((c: Doc) => c.name === 'control_plane');
+  const ctx = cp.transport_socket.typed_config.common_tls_context;
+  t.deepEqual(ctx.tls_certificates, [{ certificate_chain: { filename: '/etc/wimse/node.crt' }, private_key: { filename: '/etc/wimse/node.key' } }]);
+  // The server is still checked as with a token: its CA file and its DNS SAN.
+  t.deepEqual(ctx.validation_context, { trusted_ca: { filename: callee.controlPlaneCaFile }, match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'cp.internal' } }] });
+  const text = JSON.stringify(d);
+  t.false(text.includes('initial_metadata') || text.includes('authorization'), 'neither SDS nor ext_authz sends a token');
+  const extAuthz = d.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config;
+  t.deepEqual(extAuthz.grpc_service, { envoy_grpc: { cluster_name: 'control_plane' }, timeout: '0.5s' });
+  // A token bootstrap has no client certificate.
+  t.is(build(callee).static_resources.clusters.find((c: Doc) => c.name === 'control_plane').transport_socket.typed_config.common_tls_context.tls_certificates, undefined);
+});
+
 test('envoy bootstrap - bad options are refused, each with what is wrong, and nothing is built', (t) => {
   t.deepEqual(errorsOf({ ...callee, workload: 'https://example.org/x' }), ['workload: not a valid workload identifier (scheme_unsupported): scheme must be spiffe or wimse']);
   t.deepEqual(errorsOf({ ...callee, audience: undefined }), ['audience: the callee needs one (1-2048 printable ASCII characters), the value a WPT or HTTP signature must name']);
@@ -106,4 +125,11 @@ test('envoy bootstrap - bad options are refused, each with what is wrong, and no
   t.deepEqual(errorsOf({ ...callee, appPort: 15006 }), ['ports: the admin, listener and app ports must differ']);
   t.deepEqual(errorsOf({ ...callee, nodeId: '' }), ['node id: must be 1-256 printable ASCII characters']);
   t.deepEqual(errorsOf({ ...caller, upstream: { host: 'a b', port: 1, workload: 'spiffe://example.org/x' } }), ['upstream host: must be a DNS name or an IP address']);
+  t.deepEqual(errorsOf({ ...callee, controlPlaneClientCert: CLIENT_CERT }), ['node credentials: a node token or a control-plane client certificate, not both (a node that maps the certificate refuses a token for another node)']);
+  t.deepEqual(errorsOf({ ...callee, nodeToken: undefined }), ['node credentials: a node token, or a control-plane client certificate, is needed']);
+  t.deepEqual(errorsOf({ ...callee, nodeToken: undefined, controlPlane: 'unix:/run/wimse/sds.sock', controlPlaneClientCert: CLIENT_CERT }), ['control-plane client certificate: needs a TCP control plane (HOST:PORT); a Unix socket has no TLS']);
+  t.deepEqual(errorsOf({ ...callee, nodeToken: undefined, controlPlaneClientCert: { certFile: 'node.crt', keyFile: '/etc/wimse/my key' } }), [
+    'control-plane client certificate file: must be an absolute path without spaces (Envoy resolves it on its host)',
+    'control-plane client key file: must be an absolute path without spaces (Envoy resolves it on its host)',
+  ]);
 });
