@@ -239,6 +239,7 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
       ca.keys().filter((k) => k.status !== 'revoked').map((k) => ({ kind: k.kind, kid: k.kid, state: k.status, notAfter: k.notAfter })),
     servedWicExpiry: () => sds.catalog.earliestLeafExpiry(),
     nodeTokens: () => nodeTokens.counts(),
+    workloadApiStreams: () => workloadApi.stats().streams,
     clusterFreshness: () => cluster.staleness(),
   });
   // Every credential the CA signs, whichever path asked (SDS, Workload API, admin mint).

@@ -53,6 +53,8 @@ export class NodeMetrics {
       clusterFreshness?: () => ClusterFreshness | undefined;
       /** The node-token records held, by state (NodeTokenStore.counts). */
       nodeTokens?: () => NodeTokenCounts;
+      /** Open Workload API WatchBundles streams (WorkloadApiServer.stats). */
+      workloadApiStreams?: () => number;
       defaultMetrics?: boolean;
     } = {},
   ) {
@@ -105,6 +107,15 @@ export class NodeMetrics {
         const c = tokenCounts?.();
         if (!c) return;
         for (const state of ['live', 'revoked', 'expired'] as const) this.set({ state }, c[state]);
+      },
+    });
+    const watchStreams = opts.workloadApiStreams;
+    new Gauge({
+      name: 'wimse_workload_api_streams',
+      help: 'Open Workload API WatchBundles streams.',
+      registers,
+      collect() {
+        this.set(watchStreams?.() ?? 0);
       },
     });
     const freshness = opts.clusterFreshness;

@@ -99,11 +99,14 @@ test('node Workload API - revoking a node token ends its open WatchBundles strea
   const b = watch(c, kept);
   t.teardown(() => b.cancel());
   await Promise.all([a.first, b.first]);
+  const scrape = async () => (await (await fetch(`${node.adminUrl}/metrics`)).text()).match(/^wimse_workload_api_streams (\d+)$/m)?.[1];
+  t.is(await scrape(), '2', 'the gauge counts both open streams');
   t.true(node.nodeTokens.revokeToken(tokenIdOf(hashToken(revoked))));
   const st = await a.status;
   t.is(st.code, grpc.status.UNAUTHENTICATED);
   t.is(st.details, 'node credentials revoked');
   t.is(node.workloadApi.stats().streams, 1);
+  t.is(await scrape(), '1', 'and the ended one no longer');
 });
 
 test('node Workload API - an open WatchBundles stream ends with UNAUTHENTICATED once its node token expires', async (t) => {
