@@ -7,9 +7,16 @@
  * `--node-token-file` reads one) is written only to `--out FILE` (mode 0600), or to stdout
  * when `--token-to-stdout` says so. With `--control-plane-cert FILE --control-plane-key FILE`
  * Envoy presents that client certificate to the control plane instead (for a node with
- * `grpc.tls.nodeIdFromCertificate`), and the bootstrap carries no token.
+ * `grpc.tls.nodeIdFromCertificate`), and the bootstrap carries no token. Envoy reads it at start;
+ * with `--control-plane-cert-sds FILE` it takes it through that file-based SDS source instead and
+ * reloads it when the certificate's directory is swapped: the command then writes two files, the
+ * bootstrap (`--out`) and the SDS file (mode 0644, replaced atomically so that a running Envoy
+ * reloads it).
  */
-import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { dirname, posix, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseDuration } from '../config/schema.ts';
 import type { BootstrapOptions } from '../envoy/bootstrap.ts';
 import { CliError, UsageError, bool, flag, noPositionals, required, value, type Command, type Ctx } from './wimsectl-args.ts';
 import { ttlSeconds } from './wimsectl-registry.ts';
@@ -54,12 +61,55 @@ function writePrivate(path: string, text: string): void {
   }
 }
 
+/**
+ * Replace FILE atomically with `text`, mode 0644: write a temporary file beside it, then rename
+ * it over FILE. The rename is the move Envoy watches for in the SDS file's directory, and Envoy
+ * never reads half a file.
+ */
+function writePublicAtomically(path: string, text: string, flagName: string): void {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  const failed = (e: unknown): CliError => new CliError(`cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'}). Check ${flagName}`, 2);
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'wx', 0o644);
+  } catch (e) {
+    throw failed(e);
+  }
+  try {
+    try {
+      fchmodSync(fd, 0o644);
+      writeSync(fd, text);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw failed(e);
+  }
+}
+
+/** A file is to be written at `path`: its directory must exist (checked before anything is written). */
+function directoryOf(path: string, flagName: string): void {
+  const dir = dirname(resolve(path));
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${flagName} ${path}: directory ${dir} does not exist`);
+}
+
+/** `--control-plane-max-connection-duration`: whole seconds, from `3600` or `1h`, `90m`. */
+function connectionSeconds(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const ms = /^\d+$/.test(v) ? Number(v) * 1000 : parseDuration(v);
+  if (ms === undefined || ms % 1000 !== 0) throw new UsageError(`--control-plane-max-connection-duration ${JSON.stringify(v)} is not a duration; use seconds or 30m, 2h`);
+  return ms / 1000;
+}
+
 export const envoyCommands: Record<string, Command> = {
   bootstrap: {
     usage:
       'envoy bootstrap --node-id ID --workload ID [--role callee|caller] [--audience AUD] [--upstream-host HOST --upstream-port PORT --upstream-workload ID] ' +
       '[--control-plane HOST:PORT|unix:/path] [--control-plane-sni NAME] [--control-plane-ca FILE] [--listener-port PORT] [--app-port PORT] [--admin-port PORT] [--node-cluster NAME] ' +
-      '[--token-placeholder TEXT | --node-token-file FILE | --token-create [--ttl DURATION] | --control-plane-cert FILE --control-plane-key FILE] [--format yaml|json] [--out FILE [--token-to-stdout]]',
+      '[--token-placeholder TEXT | --node-token-file FILE | --token-create [--ttl DURATION] | --control-plane-cert FILE --control-plane-key FILE ' +
+      '[--control-plane-cert-sds FILE [--control-plane-cert-sds-out FILE] [--control-plane-max-connection-duration DURATION]]] [--format yaml|json] [--out FILE [--token-to-stdout]]',
     summary: 'write an Envoy sidecar bootstrap (callee: mTLS + ext_authz in front of an app; caller: mTLS to one upstream) wired to this control plane',
     flags: {
       '--role': value('callee|caller', 'callee (default): mTLS listener, ext_authz, local app; caller: loopback listener, mTLS to one upstream'),
@@ -85,10 +135,16 @@ export const envoyCommands: Record<string, Command> = {
       '--token-to-stdout': bool('allow a bootstrap with a real node token on stdout'),
       '--control-plane-cert': value('FILE', 'instead of a node token: the PEM client certificate chain Envoy presents to the control plane, on the Envoy host; the node maps it to --node-id (grpc.tls.nodeIdFromCertificate)'),
       '--control-plane-key': value('FILE', 'with --control-plane-cert: its PEM private key, on the Envoy host'),
+      '--control-plane-cert-sds': value(
+        'FILE',
+        'with --control-plane-cert/--control-plane-key: Envoy reads them through this file-based SDS source (a path on the Envoy host ending in .yaml or .json) and reloads them, without a restart, when their directory is swapped; written with the bootstrap, which needs --out',
+      ),
+      '--control-plane-cert-sds-out': value('FILE', 'write the SDS file there instead of at the --control-plane-cert-sds path (which Envoy reads)'),
+      '--control-plane-max-connection-duration': value('DURATION', 'with --control-plane-cert-sds: connections to the control plane last at most this long, so every one uses the renewed certificate within it (default 1h)'),
     },
     async run(c) {
       // Loaded here: the other commands start without the bootstrap builder and yaml.
-      const { buildBootstrap, defaultBootstrapOptions, renderBootstrap, TOKEN_PLACEHOLDER } = await import('../envoy/bootstrap.ts');
+      const { buildBootstrap, controlPlaneCertSds, DEFAULT_MAX_CONNECTION_SECONDS, defaultBootstrapOptions, renderBootstrap, sdsFileFormat, TOKEN_PLACEHOLDER } = await import('../envoy/bootstrap.ts');
       noPositionals(c.args);
       const role = flag(c.args, '--role') ?? 'callee';
       if (role !== 'callee' && role !== 'caller') throw new UsageError(`--role must be callee or caller (got ${JSON.stringify(role)})`);
@@ -110,7 +166,13 @@ export const envoyCommands: Record<string, Command> = {
       const certFile = flag(c.args, '--control-plane-cert');
       const keyFile = flag(c.args, '--control-plane-key');
       if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--control-plane-cert and --control-plane-key go together');
-      const clientCert = certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined;
+      const sdsFile = flag(c.args, '--control-plane-cert-sds');
+      if (sdsFile !== undefined && certFile === undefined)
+        throw new UsageError('--control-plane-cert-sds needs --control-plane-cert and --control-plane-key (the certificate and key files the SDS file names)');
+      for (const f of ['--control-plane-cert-sds-out', '--control-plane-max-connection-duration'])
+        if (flag(c.args, f) !== undefined && sdsFile === undefined) throw new UsageError(`${f} goes with --control-plane-cert-sds`);
+      const sds = sdsFile === undefined ? undefined : { file: sdsFile, maxConnectionSeconds: connectionSeconds(flag(c.args, '--control-plane-max-connection-duration')) };
+      const clientCert = certFile !== undefined && keyFile !== undefined ? { certFile, keyFile, sds } : undefined;
       if (clientCert) {
         const tokenFlags = ['--token-create', '--node-token-file', '--token-placeholder', '--ttl', '--token-to-stdout'].filter((f) => flag(c.args, f) !== undefined);
         if (tokenFlags.length) throw new UsageError(`${tokenFlags.join(' and ')}: not with --control-plane-cert (the client certificate replaces the node token)`);
@@ -134,6 +196,37 @@ export const envoyCommands: Record<string, Command> = {
       });
       const dry = buildBootstrap(opts(clientCert ? undefined : TOKEN_PLACEHOLDER));
       if (!dry.ok) throw new UsageError(dry.errors.join('; '));
+      if (clientCert?.sds) {
+        if (out === undefined) throw new UsageError('--control-plane-cert-sds writes two files, the bootstrap and the SDS file: give --out FILE for the bootstrap');
+        const sdsOutFlag = flag(c.args, '--control-plane-cert-sds-out') === undefined ? '--control-plane-cert-sds' : '--control-plane-cert-sds-out';
+        const sdsOut = flag(c.args, '--control-plane-cert-sds-out') ?? clientCert.sds.file;
+        directoryOf(sdsOut, sdsOutFlag);
+        directoryOf(out, '--out');
+        const sdsDoc = controlPlaneCertSds(opts(undefined));
+        if (!sdsDoc.ok) throw new UsageError(sdsDoc.errors.join('; '));
+        const watched = posix.dirname(clientCert.certFile);
+        const header = [
+          `Envoy bootstrap (${role}) for node ${nodeId}, written by wimsectl envoy bootstrap.`,
+          `It presents the client certificate that ${clientCert.sds.file} names to the control plane, whose grpc.tls.nodeIdFromCertificate must map it to ${nodeId}.`,
+          `Envoy reloads ${clientCert.certFile} and ${clientCert.keyFile} without a restart when an entry of ${watched} is moved:`,
+          'renew them in a new directory and swap a symlink (docs/envoy.md); never rewrite them in place.',
+          `A connection to the control plane lasts at most ${clientCert.sds.maxConnectionSeconds ?? DEFAULT_MAX_CONNECTION_SECONDS}s: renew the certificate while more than that is left of it.`,
+        ].join('\n');
+        const sdsHeader = [
+          `File-based SDS source of the control_plane cluster's client certificate (node ${nodeId}), written by wimsectl envoy bootstrap.`,
+          `The bootstrap reads it as ${clientCert.sds.file}; it holds paths only. Envoy reloads the files it names when an entry of ${watched} is moved.`,
+        ].join('\n');
+        const sdsFormat = sdsFileFormat(clientCert.sds.file)!;
+        // The SDS file first: Envoy needs it to exist when it loads the bootstrap.
+        writePublicAtomically(sdsOut, renderBootstrap(sdsDoc.value, sdsFormat, sdsFormat === 'yaml' ? sdsHeader : undefined), sdsOutFlag);
+        writePrivate(out, renderBootstrap(dry.value, format, format === 'yaml' ? header : undefined));
+        const where = sdsOut === clientCert.sds.file ? '' : `, for Envoy at ${clientCert.sds.file}`;
+        c.show(
+          { written: out, sdsFile: sdsOut, role, nodeId, token: 'none', clientCertificate: clientCert.certFile, reload: true },
+          () => `wrote ${out} (mode 0600) and ${sdsOut} (mode 0644${where})\n`,
+        );
+        return 0;
+      }
       if (clientCert) {
         const header = [
           `Envoy bootstrap (${role}) for node ${nodeId}, written by wimsectl envoy bootstrap.`,

@@ -22,8 +22,18 @@
  * (`grpc.tls.nodeIdFromCertificate`). Then no SDS source and no ext_authz call carries
  * `initial_metadata`, and the document holds no secret. Envoy reads static certificates at start
  * only: a renewed certificate takes effect at Envoy's next (hot) restart.
+ *
+ * Or, with `controlPlaneClientCert.sds`, the cluster takes that certificate through a file-based
+ * SDS source (`tls_certificate_sds_secret_configs` with a `path_config_source`): the SDS that the
+ * control plane serves cannot deliver the credentials of the connection to the control plane
+ * itself, but Envoy can read a Secret from a file and reload the certificate and key it names
+ * when their directory changes by an atomic move (a Kubernetes Secret volume's `..data` symlink
+ * swap). `controlPlaneCertSds` builds that file, a DiscoveryResponse holding one Secret. Upstream
+ * connections to the control plane then last at most `maxConnectionSeconds`: a connection keeps
+ * the certificate of its handshake, and the node refuses calls on it once that one expires.
  */
 import { isIP } from 'node:net';
+import { posix } from 'node:path';
 import { stringify } from 'yaml';
 import { NODE_ID } from '../identity/node-tokens.ts';
 import { parseWorkloadId } from '../identity/workload-id.ts';
@@ -61,8 +71,35 @@ export interface BootstrapOptions {
    * TLS: instead of a node token, the client certificate chain and private key (PEM files on the
    * Envoy host) Envoy presents to the control plane; the node maps the certificate to `nodeId`.
    */
-  readonly controlPlaneClientCert?: { readonly certFile: string; readonly keyFile: string } | undefined;
+  readonly controlPlaneClientCert?: ControlPlaneClientCert | undefined;
 }
+
+export interface ControlPlaneClientCert {
+  /** The PEM certificate chain, an absolute path on the Envoy host. */
+  readonly certFile: string;
+  /** Its PEM private key, likewise. */
+  readonly keyFile: string;
+  /**
+   * Reload instead of reading once: the cluster takes the certificate through the file-based SDS
+   * source `file` (an absolute path on the Envoy host, `.yaml` or `.json`: Envoy parses it by its
+   * name), which names `certFile` and `keyFile`; Envoy reloads them when an entry of their
+   * directory (they must share one) is moved. Upstream connections to the control plane last at
+   * most `maxConnectionSeconds` (default `DEFAULT_MAX_CONNECTION_SECONDS`), so a renewed
+   * certificate is in use on every connection within that time.
+   */
+  readonly sds?: { readonly file: string; readonly maxConnectionSeconds?: number | undefined } | undefined;
+}
+
+/** The Secret's name in the file-based SDS source; Envoy requires the file's Secret to carry it. */
+export const CONTROL_PLANE_CERT_SECRET = 'control_plane_client_cert';
+/** How long an upstream connection to the control plane lasts with a reloaded certificate. */
+export const DEFAULT_MAX_CONNECTION_SECONDS = 3600;
+const MIN_MAX_CONNECTION_SECONDS = 60;
+/**
+ * The format of the SDS file, from its name, which is how Envoy picks its parser: `.yaml` YAML,
+ * `.json` JSON. Other names are refused (`.yml` is YAML to recent Envoys only, `.pb` binary).
+ */
+export const sdsFileFormat = (path: string): 'yaml' | 'json' | undefined => (path.endsWith('.yaml') ? 'yaml' : path.endsWith('.json') ? 'json' : undefined);
 
 export const TOKEN_PLACEHOLDER = 'REPLACE_WITH_NODE_TOKEN';
 
@@ -119,8 +156,18 @@ function checkOptions(o: BootstrapOptions): string[] {
   }
   if (o.controlPlaneClientCert !== undefined) {
     if (typeof cp !== 'string' && cp.kind === 'unix') errors.push('control-plane client certificate: needs a TCP control plane (HOST:PORT); a Unix socket has no TLS');
-    for (const [name, file] of [['certificate', o.controlPlaneClientCert.certFile], ['key', o.controlPlaneClientCert.keyFile]] as const)
-      if (!file.startsWith('/') || /\s/.test(file)) errors.push(`control-plane client ${name} file: must be an absolute path without spaces (Envoy resolves it on its host)`);
+    const { certFile, keyFile, sds } = o.controlPlaneClientCert;
+    for (const [name, file] of [['certificate', certFile], ['key', keyFile]] as const)
+      if (!absolute(file)) errors.push(`control-plane client ${name} file: must be an absolute path without spaces (Envoy resolves it on its host)`);
+    if (sds !== undefined) {
+      if (!absolute(sds.file) || sdsFileFormat(sds.file) === undefined)
+        errors.push('control-plane certificate SDS file: must be an absolute path without spaces ending in .yaml or .json (Envoy parses the file by its name)');
+      if (absolute(certFile) && absolute(keyFile) && posix.dirname(certFile) !== posix.dirname(keyFile))
+        errors.push(`control-plane client certificate and key: must be in one directory to be reloaded (Envoy reloads both when an entry of that directory is moved), not ${posix.dirname(certFile)} and ${posix.dirname(keyFile)}`);
+      const max = sds.maxConnectionSeconds;
+      if (max !== undefined && (!Number.isSafeInteger(max) || max < MIN_MAX_CONNECTION_SECONDS))
+        errors.push(`control-plane max connection duration: must be whole seconds, at least ${MIN_MAX_CONNECTION_SECONDS} (got ${String(max)})`);
+    }
   }
   if (o.role === 'callee') {
     port('app port', o.appPort);
@@ -137,6 +184,8 @@ function checkOptions(o: BootstrapOptions): string[] {
   }
   return errors;
 }
+
+const absolute = (path: string): boolean => path.startsWith('/') && !/\s/.test(path);
 
 type ControlPlane = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
@@ -156,10 +205,22 @@ const endpoint = (cluster_name: string, address: object) => ({ cluster_name, end
 /** STATIC needs an IP address; a DNS name is resolved (and re-resolved) by STRICT_DNS. */
 const discovery = (host: string) => (isIP(host) ? 'STATIC' : 'STRICT_DNS');
 
+/** The control_plane cluster's client certificate: static files, or a file-based SDS source that reloads them. */
+function clientCertificate(cert: ControlPlaneClientCert | undefined): object {
+  if (!cert) return {};
+  if (!cert.sds) return { tls_certificates: [{ certificate_chain: { filename: cert.certFile }, private_key: { filename: cert.keyFile } }] };
+  const sds_config = { resource_api_version: 'V3', path_config_source: { path: cert.sds.file, watched_directory: { path: posix.dirname(cert.sds.file) } } };
+  return { tls_certificate_sds_secret_configs: [{ name: CONTROL_PLANE_CERT_SECRET, sds_config }] };
+}
+
 function controlPlaneCluster(o: BootstrapOptions, cp: ControlPlane): object {
+  const sds = cp.kind === 'tcp' ? o.controlPlaneClientCert?.sds : undefined;
   const http2 = {
     'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
       '@type': `${TYPE}.upstreams.http.v3.HttpProtocolOptions`,
+      // A connection keeps the certificate of its handshake: with a reloaded one, new connections
+      // take over before the old certificate expires and the node refuses calls on its connection.
+      ...(sds ? { common_http_protocol_options: { max_connection_duration: `${sds.maxConnectionSeconds ?? DEFAULT_MAX_CONNECTION_SECONDS}s` } } : {}),
       explicit_http_config: { http2_protocol_options: {} },
     },
   };
@@ -179,9 +240,7 @@ function controlPlaneCluster(o: BootstrapOptions, cp: ControlPlane): object {
         sni,
         common_tls_context: {
           alpn_protocols: ['h2'],
-          ...(o.controlPlaneClientCert
-            ? { tls_certificates: [{ certificate_chain: { filename: o.controlPlaneClientCert.certFile }, private_key: { filename: o.controlPlaneClientCert.keyFile } }] }
-            : {}),
+          ...clientCertificate(o.controlPlaneClientCert),
           validation_context: {
             trusted_ca: { filename: o.controlPlaneCaFile },
             match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: sni } }],
@@ -357,6 +416,33 @@ export function buildBootstrap(o: BootstrapOptions): Checked<Record<string, unkn
   }
   const upstreamName = shortName(o.upstream!.workload);
   return ok({ node, admin, static_resources: { listeners: [callerListener(o, upstreamName)], clusters: [callerUpstream(o, upstreamName, sds), controlPlaneCluster(o, cp)] } });
+}
+
+/**
+ * The file-based SDS source that a bootstrap with `controlPlaneClientCert.sds` names: a
+ * DiscoveryResponse (Envoy reads a path config source as one) with one Secret, named
+ * `CONTROL_PLANE_CERT_SECRET` as the bootstrap asks for it, whose `tls_certificate` names the
+ * certificate and key files and watches their directory. Write it where `sds.file` says, in the
+ * format `sdsFileFormat(sds.file)`; it holds paths only, no secret.
+ */
+export function controlPlaneCertSds(o: BootstrapOptions): Checked<Record<string, unknown>> {
+  const errors = checkOptions(o);
+  const cert = o.controlPlaneClientCert;
+  if (!cert?.sds) errors.push('control-plane certificate SDS file: the options name none (controlPlaneClientCert.sds)');
+  if (errors.length || !cert) return fail(errors);
+  return ok({
+    resources: [
+      {
+        '@type': `${TYPE}.transport_sockets.tls.v3.Secret`,
+        name: CONTROL_PLANE_CERT_SECRET,
+        tls_certificate: {
+          certificate_chain: { filename: cert.certFile },
+          private_key: { filename: cert.keyFile },
+          watched_directory: { path: posix.dirname(cert.certFile) },
+        },
+      },
+    ],
+  });
 }
 
 /**

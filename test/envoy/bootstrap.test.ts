@@ -5,8 +5,17 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { parse, parseDocument } from 'yaml';
-import { buildBootstrap, defaultBootstrapOptions, renderBootstrap, type BootstrapOptions } from '../../src/envoy/bootstrap.ts';
-import { validateBootstrap } from '../../src/envoy/validate-config.ts';
+import {
+  buildBootstrap,
+  CONTROL_PLANE_CERT_SECRET,
+  controlPlaneCertSds,
+  defaultBootstrapOptions,
+  renderBootstrap,
+  type BootstrapOptions,
+} from '../../src/envoy/bootstrap.ts';
+import { MESSAGE, messageType, TYPE_URL } from '../../src/envoy/protos.ts';
+import { decodeSecret } from '../../src/envoy/sds-secrets.ts';
+import { validateBootstrap, validateMessage } from '../../src/envoy/validate-config.ts';
 import { sdsReferences } from './helpers/sds-references.ts';
 
 type Doc = Record<string, any>;
@@ -22,6 +31,7 @@ const errorsOf = (o: BootstrapOptions): string[] => {
 };
 const callee = defaultBootstrapOptions('callee');
 const CLIENT_CERT = { certFile: '/etc/wimse/node.crt', keyFile: '/etc/wimse/node.key' };
+const RELOADED = { certFile: '/etc/wimse/node-cert/tls.crt', keyFile: '/etc/wimse/node-cert/tls.key', sds: { file: '/etc/wimse/sds/control-plane-cert.yaml' } };
 const caller = defaultBootstrapOptions('caller');
 
 test('envoy bootstrap - the default options reproduce the shipped envoy/ files', (t) => {
@@ -39,6 +49,8 @@ const variants: [string, BootstrapOptions][] = [
   ['caller, IPv6 control plane, IP upstream', { ...caller, controlPlane: '[::1]:9443', controlPlaneSni: 'cp.example.org', upstream: { host: '10.1.2.3', port: 8443, workload: 'spiffe://example.org/ns/pay/sa/ledger' }, listenerPort: 15101 }],
   ['callee, a client certificate to the control plane instead of a token', { ...callee, nodeToken: undefined, controlPlaneClientCert: CLIENT_CERT }],
   ['caller, a client certificate to the control plane instead of a token', { ...caller, nodeToken: undefined, controlPlaneClientCert: CLIENT_CERT }],
+  ['callee, a client certificate reloaded through a file-based SDS source', { ...callee, nodeToken: undefined, controlPlaneClientCert: RELOADED }],
+  ['caller, a client certificate reloaded through a file-based SDS source (JSON, 15m connections)', { ...caller, nodeToken: undefined, controlPlaneClientCert: { ...RELOADED, sds: { file: '/run/wimse/cp-cert.json', maxConnectionSeconds: 900 } } }],
 ];
 
 for (const [name, o] of variants) {
@@ -57,15 +69,18 @@ for (const [name, o] of variants) {
     const yamlText = renderBootstrap(build(o), 'yaml');
     const d = parseDocument(yamlText);
     t.deepEqual(d.errors, []);
-    const refs = sdsReferences(d.toJS({ maxAliasCount: 100 }));
+    // The control plane's SDS; a reloaded client certificate has a file-based source of its own.
+    const all = sdsReferences(d.toJS({ maxAliasCount: 100 }));
+    const refs = all.filter((r) => r.name !== CONTROL_PLANE_CERT_SECRET);
+    t.is(all.length - refs.length, o.controlPlaneClientCert?.sds ? 1 : 0);
     const configs = refs.map((r) => JSON.stringify(r.sdsConfig));
     const names = refs.map((r) => r.name);
     t.deepEqual(names.sort(), ['ALL', 'default']);
     t.is(new Set(configs).size, 1);
     if (o.nodeToken !== undefined) t.true(configs[0]!.includes(`"value":"Bearer ${o.nodeToken}"`));
     else t.false(configs[0]!.includes('initial_metadata'), 'no token, no metadata');
-    // Written once in the YAML, referenced by an alias.
-    t.is(yamlText.split('resource_api_version').length - 1, 1);
+    // Written once in the YAML, referenced by an alias (and once in the file-based source).
+    t.is(yamlText.split('resource_api_version').length - 1, o.controlPlaneClientCert?.sds ? 2 : 1);
   });
 }
 
@@ -113,6 +128,79 @@ test('envoy bootstrap - with a client certificate, the control_plane cluster pre
   t.is(build(callee).static_resources.clusters.find((c: Doc) => c.name === 'control_plane').transport_socket.typed_config.common_tls_context.tls_certificates, undefined);
 });
 
+test('envoy bootstrap - a reloaded client certificate comes through a file-based SDS source that watches its directory, and connections to the control plane are bounded', (t) => {
+  const d = build({ ...callee, controlPlane: 'cp.internal:8443', controlPlaneSni: undefined, nodeToken: undefined, controlPlaneClientCert: RELOADED });
+  const cp = d.static_resources.clusters.find((c: Doc) => c.name === 'control_plane');
+  const ctx = cp.transport_socket.typed_config.common_tls_context;
+  t.is(ctx.tls_certificates, undefined, 'no static certificate: Envoy would ignore the SDS source');
+  t.deepEqual(ctx.tls_certificate_sds_secret_configs, [
+    {
+      name: CONTROL_PLANE_CERT_SECRET,
+      sds_config: { resource_api_version: 'V3', path_config_source: { path: '/etc/wimse/sds/control-plane-cert.yaml', watched_directory: { path: '/etc/wimse/sds' } } },
+    },
+  ]);
+  // The server is checked as with a static certificate, and no call carries a token.
+  t.deepEqual(ctx.validation_context.match_typed_subject_alt_names, [{ san_type: 'DNS', matcher: { exact: 'cp.internal' } }]);
+  t.false(JSON.stringify(d).includes('initial_metadata'));
+  const protocol = cp.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'];
+  t.deepEqual(protocol.common_http_protocol_options, { max_connection_duration: '3600s' });
+  t.deepEqual(protocol.explicit_http_config, { http2_protocol_options: {} });
+  const shorter = build({ ...callee, nodeToken: undefined, controlPlaneClientCert: { ...RELOADED, sds: { ...RELOADED.sds, maxConnectionSeconds: 900 } } });
+  t.is(shorter.static_resources.clusters[1].typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].common_http_protocol_options.max_connection_duration, '900s');
+  // A static certificate, or a token, leaves the connections unbounded, as before.
+  for (const o of [callee, { ...callee, nodeToken: undefined, controlPlaneClientCert: CLIENT_CERT }])
+    t.is(build(o).static_resources.clusters[1].typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].common_http_protocol_options, undefined);
+});
+
+for (const format of ['yaml', 'json'] as const) {
+  test(`envoy bootstrap - the SDS file (${format}) validates strictly as a DiscoveryResponse whose one resource is a Secret`, (t) => {
+    const r = controlPlaneCertSds({ ...callee, nodeToken: undefined, controlPlaneClientCert: RELOADED });
+    if (!r.ok) return t.fail(r.errors.join('; '));
+    const text = renderBootstrap(r.value, format, 'a header');
+    const back = format === 'json' ? JSON.parse(text) : parse(text);
+    const v = validateMessage(MESSAGE.discoveryResponse, back);
+    t.deepEqual(v.ok ? [] : v.errors, []);
+    t.deepEqual(back, JSON.parse(JSON.stringify(r.value)));
+    t.is(back.resources.length, 1);
+    t.is(back.resources[0]['@type'], TYPE_URL.secret);
+    // The strict check is not vacuous: a misspelt field, or a second type in the oneof, fails it.
+    const misspelt = validateMessage(MESSAGE.discoveryResponse, { resources: [{ ...back.resources[0], tls_certificates: {} }] });
+    t.deepEqual(misspelt.ok ? [] : misspelt.errors, ['resources[0].tls_certificates: unknown field in envoy.extensions.transport_sockets.tls.v3.Secret']);
+    const two = validateMessage(MESSAGE.discoveryResponse, { resources: [{ ...back.resources[0], validation_context: {} }] });
+    t.false(two.ok);
+  });
+}
+
+test('envoy bootstrap - the SDS file, read with Envoy`s protos, yields the Secret the bootstrap asks for, naming the files given and watching their directory', (t) => {
+  const o: BootstrapOptions = {
+    ...caller,
+    nodeToken: undefined,
+    controlPlaneClientCert: { certFile: '/var/run/secrets/wimse/node/tls.crt', keyFile: '/var/run/secrets/wimse/node/tls.key', sds: { file: '/etc/envoy/cp-cert.json' } },
+  };
+  const r = controlPlaneCertSds(o);
+  if (!r.ok) return t.fail(r.errors.join('; '));
+  // As Envoy reads a path config source: the file as a DiscoveryResponse, each resource an Any.
+  const type = messageType(MESSAGE.discoveryResponse);
+  const text = renderBootstrap(r.value, 'json');
+  const wire = type.encode(type.fromObject(JSON.parse(text))).finish();
+  const response = type.toObject(type.decode(wire), { bytes: Buffer }) as { resources: { type_url: string; value: Buffer }[] };
+  t.is(response.resources.length, 1, 'Envoy takes exactly one secret from an SDS update');
+  t.is(response.resources[0]!.type_url, TYPE_URL.secret);
+  const secret = decodeSecret(response.resources[0]!);
+  t.deepEqual(secret, {
+    name: CONTROL_PLANE_CERT_SECRET,
+    tls_certificate: {
+      certificate_chain: { filename: '/var/run/secrets/wimse/node/tls.crt' },
+      private_key: { filename: '/var/run/secrets/wimse/node/tls.key' },
+      watched_directory: { path: '/var/run/secrets/wimse/node' },
+    },
+  });
+  // Envoy refuses a secret whose name is not the one the bootstrap subscribed to, from the file it names.
+  const ref = build(o).static_resources.clusters[1].transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0];
+  t.is(ref.name, secret.name);
+  t.is(ref.sds_config.path_config_source.path, '/etc/envoy/cp-cert.json');
+});
+
 test('envoy bootstrap - bad options are refused, each with what is wrong, and nothing is built', (t) => {
   t.deepEqual(errorsOf({ ...callee, workload: 'https://example.org/x' }), ['workload: not a valid workload identifier (scheme_unsupported): scheme must be spiffe or wimse']);
   t.deepEqual(errorsOf({ ...callee, audience: undefined }), ['audience: the callee needs one (1-2048 printable ASCII characters), the value a WPT or HTTP signature must name']);
@@ -132,4 +220,17 @@ test('envoy bootstrap - bad options are refused, each with what is wrong, and no
     'control-plane client certificate file: must be an absolute path without spaces (Envoy resolves it on its host)',
     'control-plane client key file: must be an absolute path without spaces (Envoy resolves it on its host)',
   ]);
+  const reloaded = (sds: { file: string; maxConnectionSeconds?: number }, files: { certFile: string; keyFile: string } = RELOADED): string[] => errorsOf({ ...callee, nodeToken: undefined, controlPlaneClientCert: { ...files, sds } });
+  const notAFile = 'control-plane certificate SDS file: must be an absolute path without spaces ending in .yaml or .json (Envoy parses the file by its name)';
+  t.deepEqual(reloaded({ file: 'cp-cert.yaml' }), [notAFile]);
+  t.deepEqual(reloaded({ file: '/etc/wimse/cp-cert.yml' }), [notAFile]);
+  t.deepEqual(reloaded({ file: '/etc/wimse/cp-cert.pb' }), [notAFile]);
+  t.deepEqual(reloaded({ file: '/etc/wimse/cp-cert.yaml', maxConnectionSeconds: 30 }), ['control-plane max connection duration: must be whole seconds, at least 60 (got 30)']);
+  t.deepEqual(reloaded({ file: '/etc/wimse/cp-cert.yaml' }, { certFile: '/etc/wimse/certs/node.crt', keyFile: '/etc/wimse/keys/node.key' }), [
+    'control-plane client certificate and key: must be in one directory to be reloaded (Envoy reloads both when an entry of that directory is moved), not /etc/wimse/certs and /etc/wimse/keys',
+  ]);
+  t.deepEqual(reloaded({ file: '/etc/wimse/cp-cert.yaml' }, { certFile: '/etc/wimse/node.crt', keyFile: '/etc/wimse/node.key' }), []);
+  // Only a bootstrap with a file-based source has an SDS file.
+  const none = controlPlaneCertSds({ ...callee, nodeToken: undefined, controlPlaneClientCert: CLIENT_CERT });
+  t.deepEqual(none.ok ? [] : none.errors, ['control-plane certificate SDS file: the options name none (controlPlaneClientCert.sds)']);
 });
