@@ -14,7 +14,7 @@ import { IdentityServer } from '../../src/ca/index.ts';
 import { systemClock } from '../../src/identity/clock.ts';
 import { hashToken, NodeTokenStore, tokenIdOf } from '../../src/identity/node-tokens.ts';
 import { toSpiffeBundle } from '../../src/identity/trust-bundle.ts';
-import { workloadClientConstructor } from '../../src/workload-api/server.ts';
+import { tokenMetadata, watchBundles, workloadApiClient } from '../helpers/workload-watch.ts';
 import {
   A,
   B,
@@ -52,12 +52,9 @@ function tokenFile(t: { teardown(fn: () => void): void }): { path: string; token
 }
 
 function fetchWit(address: string, token: string): Promise<unknown> {
-  const Ctor = workloadClientConstructor();
-  const c = new Ctor(address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
-  const md = new grpc.Metadata();
-  md.set('authorization', `Bearer ${token}`);
+  const c = workloadApiClient(address);
   return new Promise((resolve, reject) =>
-    c.FetchWIT({ workload_id: B, proof: 'unused' }, md, (e: unknown, r: unknown) => {
+    c.FetchWIT({ workload_id: B, proof: 'unused' }, tokenMetadata(token), (e: unknown, r: unknown) => {
       c.close();
       if (e) reject(e);
       else resolve(r);
@@ -66,20 +63,9 @@ function fetchWit(address: string, token: string): Promise<unknown> {
 }
 
 /** An application's WatchBundles stream on the Workload API: its first message and its end status. */
-function watchBundles(address: string, token: string) {
-  const Ctor = workloadClientConstructor();
-  const c = new Ctor(address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
-  const md = new grpc.Metadata();
-  md.set('authorization', `Bearer ${token}`);
-  const call = c.WatchBundles({}, md);
-  call.on('error', () => {}); // the status says it
-  const first = new Promise<unknown>((resolve, reject) => {
-    call.once('data', resolve);
-    call.once('status', (s: grpc.StatusObject) => reject(new Error(`ended before its first message: ${s.code} ${s.details}`)));
-  });
-  first.catch(() => {});
-  const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
-  return { first, status, close: () => c.close() };
+function openWatch(address: string, token: string) {
+  const c = workloadApiClient(address);
+  return { ...watchBundles(c, token), close: () => c.close() };
 }
 
 test('mesh partition - a cut-off node turns stale after cluster.maxStaleness: node tokens and peers\' keys are refused, its own and file-federated keys serve; it is fresh again only after catching up', async (t) => {
@@ -116,7 +102,7 @@ test('mesh partition - a cut-off node turns stale after cluster.maxStaleness: no
   const open = envoy.open(['default']);
   t.truthy(secretsOf(await open.next()).get('default'));
   // An application on the same host watches the trust bundles with the same node token.
-  const bundles = watchBundles(n2.node.grpcAddress, tokens.token);
+  const bundles = openWatch(n2.node.grpcAddress, tokens.token);
   t.teardown(() => bundles.close());
   await bundles.first;
 

@@ -3,7 +3,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { CompactSign, decodeJwt, decodeProtectedHeader } from 'jose';
 import { startTestNode } from '../helpers/node.ts';
-import { workloadClientConstructor } from '../../src/workload-api/server.ts';
+import { tokenMetadata, watchBundles, workloadApiClient } from '../helpers/workload-watch.ts';
 import { PROOF_AUDIENCE, PROOF_TYP } from '../../src/workload-api/proof.ts';
 import { parseSpiffeBundleMap } from '../../src/identity/trust-bundle.ts';
 import { hashToken, tokenIdOf } from '../../src/identity/node-tokens.ts';
@@ -19,15 +19,8 @@ async function proofFor(sub: string) {
   return { proof, jwk };
 }
 
-function client(address: string) {
-  const Ctor = workloadClientConstructor();
-  return new Ctor(address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
-}
-const md = (token?: string) => {
-  const m = new grpc.Metadata();
-  if (token) m.set('authorization', `Bearer ${token}`);
-  return m;
-};
+const client = workloadApiClient;
+const md = tokenMetadata;
 const fetchWit = (c: any, req: unknown, m: grpc.Metadata) =>
   new Promise<any>((resolve, reject) => c.FetchWIT(req, m, (e: any, r: any) => (e ? reject(e) : resolve(r))));
 
@@ -76,18 +69,7 @@ test('node Workload API - WatchBundles sends the current bundle map', async (t) 
   if (parsed.ok) t.true(parsed.value.get('example.org')!.witKeys.length >= 1);
 });
 
-/** A WatchBundles stream: its first message, and the status it ends with. */
-function watch(c: any, token: string) {
-  const call = c.WatchBundles({}, md(token));
-  call.on('error', () => {}); // the status says it
-  const first = new Promise<any>((resolve, reject) => {
-    call.once('data', resolve);
-    call.once('status', (s: grpc.StatusObject) => reject(new Error(`ended before its first message: ${s.code} ${s.details}`)));
-  });
-  first.catch(() => {});
-  const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
-  return { first, status, cancel: () => call.cancel() };
-}
+const watch = watchBundles;
 
 test('node Workload API - revoking a node token ends its open WatchBundles stream with UNAUTHENTICATED; a stream on another token stays', async (t) => {
   const { node } = await startTestNode(t, { yaml: REG });
