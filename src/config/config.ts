@@ -121,7 +121,7 @@ export const configSchema: Field = {
                 'A certificate authenticates until its notAfter, also on a connection opened before (its streams end then), cannot be revoked, and stays valid on a stale cluster node: issue short-lived node certificates.',
               requires: ['uriPrefix'],
               fields: {
-                uriPrefix: { kind: 'string', doc: 'The URI SAN prefix that names a node, for example spiffe://nodes.example.org/envoy/: an absolute URI with a host, ending in /, scheme and host in lower case; compared byte for byte.', check: uriPrefixProblem },
+                uriPrefix: { kind: 'string', doc: 'The URI SAN prefix that names a node, for example spiffe://nodes.example.org/envoy/: an absolute URI with a host, ending in /, scheme and host in lower case; compared byte for byte. Its host must not be this node\'s trust domain or a federated one (workload certificates would then name nodes).', check: uriPrefixProblem },
               },
             },
           },
@@ -316,6 +316,13 @@ function crossCheck(c: NodeConfig): string[] {
     errors.push('grpc.tls: clientCaFile and requireClientCert: true go together (a client certificate is either required and checked, or not asked for)');
   if (c.grpc.tls?.nodeIdFromCertificate && (c.grpc.tls.clientCaFile === undefined || !c.grpc.tls.requireClientCert))
     errors.push('grpc.tls.nodeIdFromCertificate: needs grpc.tls.clientCaFile and requireClientCert: true (only a client certificate the listener verified may name a node)');
+  const prefixHost = c.grpc.tls?.nodeIdFromCertificate ? /^[a-z][a-z0-9+.-]*:\/\/([^/]+)\//.exec(c.grpc.tls.nodeIdFromCertificate.uriPrefix)?.[1] : undefined;
+  // Workload identifiers are URIs whose host is their trust domain: a prefix in this node's own
+  // trust domain (or a federated one) would let a workload certificate name a node.
+  if (prefixHost !== undefined && (prefixHost === c.trustDomain || c.federation.some((f) => f.trustDomain === prefixHost)))
+    errors.push(
+      `grpc.tls.nodeIdFromCertificate.uriPrefix: its host "${prefixHost}" is ${prefixHost === c.trustDomain ? "this node's own trust domain" : 'a federated trust domain'}, whose workload certificates would then name nodes; give node certificates a host of their own (for example nodes.${c.trustDomain})`,
+    );
   const seen = new Set<string>();
   c.sds.registrations.forEach((r, i) => {
     if (seen.has(r.nodeId)) errors.push(`sds.registrations[${i}].nodeId: duplicate node id "${r.nodeId}"`);

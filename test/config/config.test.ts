@@ -63,6 +63,9 @@ const bad: Array<[string, string[]]> = [
   [`grpc:\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate: {uriPrefix: "spiffe://Nodes.example.org/envoy/"}\n`, ['grpc.tls.nodeIdFromCertificate.uriPrefix: must be an absolute URI with a host, ending in / (for example spiffe://nodes.example.org/envoy/): write the scheme and host in lower case']],
   [`grpc:\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate: {uriPrefix: "spiffe://nodes.example.org/en voy/"}\n`, ['grpc.tls.nodeIdFromCertificate.uriPrefix: must be an absolute URI with a host, ending in / (for example spiffe://nodes.example.org/envoy/), of at most 2048 printable ASCII characters']],
   [`grpc:\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate: {uriPrefix: "spiffe://nodes.example.org/envoy/", idFrom: cn}\n`, ['grpc.tls.nodeIdFromCertificate.idFrom: unknown field']],
+  // A prefix in the trust domain this node issues workload certificates for, or in a federated one.
+  [`grpc:\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate: {uriPrefix: "spiffe://example.org/envoy/"}\n`, ['grpc.tls.nodeIdFromCertificate.uriPrefix: its host "example.org" is this node\'s own trust domain, whose workload certificates would then name nodes; give node certificates a host of their own (for example nodes.example.org)']],
+  [`federation:\n  - {trustDomain: partner.example, bundleFile: p.json}\ngrpc:\n  tls:\n    ${MTLS}\n    nodeIdFromCertificate: {uriPrefix: "wimse://partner.example/nodes/"}\n`, ['grpc.tls.nodeIdFromCertificate.uriPrefix: its host "partner.example" is a federated trust domain']],
   ['trustDomain: a\ntrustDomain: b\n', ['yaml: Map keys must be unique']],
   ['- a\n- b\n', ['(root): must be a mapping']],
   ['authn:\n  replayCacheSize: 1.5\n', ['authn.replayCacheSize: must be an integer']],
