@@ -35,7 +35,7 @@ import { loadAdminState, loadNodeTokens, nodeTokensFileOf, SnapshotFile, POLICY_
 import { preflight } from './node-preflight.ts';
 import { NodeCluster, type NodeClusterTuning } from './node-cluster.ts';
 import { ALREADY_CHECKED, stalenessAwareAuthenticate, tokenRefusal } from './node-staleness.ts';
-import { refuseRepeatedAuthorization } from './grpc-guard.ts';
+import { CERTIFICATE_EXPIRY_GRACE_MS, closeSessionsAtCertificateExpiry, refuseRepeatedAuthorization, type CertificateExpiryOptions } from './grpc-guard.ts';
 import { join } from 'node:path';
 
 /** How often federated bundle files are checked for changes. */
@@ -87,7 +87,7 @@ async function grpcCredentials(cfg: NodeConfig['grpc']): Promise<grpc.ServerCred
   return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], cfg.tls.requireClientCert);
 }
 
-async function bindGrpc(server: grpc.Server, cfg: NodeConfig['grpc']): Promise<string> {
+async function bindGrpc(server: grpc.Server, cfg: NodeConfig['grpc'], onCertificateExpired: CertificateExpiryOptions['onClose']): Promise<string> {
   const creds = await grpcCredentials(cfg);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(cfg.listen, creds, (err, p) => {
@@ -95,6 +95,8 @@ async function bindGrpc(server: grpc.Server, cfg: NodeConfig['grpc']): Promise<s
       // In the callback itself: from listening to here no I/O has run, so no call is served unguarded.
       try {
         refuseRepeatedAuthorization(server);
+        // Wall clock: the timers run on real time, whatever clock the node judges tokens by.
+        closeSessionsAtCertificateExpiry(server, { now: Date.now, graceMs: CERTIFICATE_EXPIRY_GRACE_MS, onClose: onCertificateExpired });
       } catch (e) {
         return reject(e);
       }
@@ -428,7 +430,15 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
     }),
   );
 
-  const grpcAddress = await listening('grpc.listen', config.grpc.listen, () => bindGrpc(server, config.grpc));
+  const grpcAddress = await listening('grpc.listen', config.grpc.listen, () =>
+    bindGrpc(server, config.grpc, (s) => {
+      metrics.grpcSessionsClosed.inc({ reason: 'client_certificate_expired' });
+      logger.info(
+        { fingerprint256: s.fingerprint256, serialNumber: s.serialNumber, validTo: s.validTo, remoteAddress: s.remoteAddress, atStart: s.atStart, graceMs: CERTIFICATE_EXPIRY_GRACE_MS },
+        'client certificate expired: its connection is closing (GOAWAY); streams still open on it are reset after the grace',
+      );
+    }),
+  );
 
   sds.start();
   workloadApi.start();

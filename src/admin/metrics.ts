@@ -43,6 +43,7 @@ export class NodeMetrics {
   readonly activationGateTimeouts: Counter;
   readonly activationGateWaiting: Gauge;
   readonly nodeTokensPruned: Counter;
+  readonly grpcSessionsClosed: Counter<'reason'>;
 
   constructor(
     opts: {
@@ -95,6 +96,12 @@ export class NodeMetrics {
     this.nodeTokensPruned = new Counter({
       name: 'wimse_node_tokens_pruned_total',
       help: 'Node-token records dropped because their token expired longer than sds.expiredTokenRetention ago.',
+      registers,
+    });
+    this.grpcSessionsClosed = new Counter({
+      name: 'wimse_grpc_sessions_closed_total',
+      help: 'gRPC connections the node closed (GOAWAY, then reset after a grace), by reason (client_certificate_expired: the client certificate of its handshake reached its notAfter).',
+      labelNames: ['reason'],
       registers,
     });
     const tokenCounts = opts.nodeTokens;
