@@ -102,3 +102,20 @@ export async function makeNodePki(dir: string, now = Date.now()): Promise<NodePk
     credentials: (c) => grpc.credentials.createSsl(Buffer.from(serverCaPem), Buffer.from(c.keyPem), Buffer.from(c.certPem)),
   };
 }
+
+/**
+ * The `grpc` section of a node config whose TLS listener requires client certificates signed by
+ * `pki`'s client CA and maps them to node ids under `uriPrefix`.
+ */
+export function certificateNodeGrpcYaml(pki: NodePki, uriPrefix: string): string {
+  return `grpc:
+  listen: 127.0.0.1:0
+  tls:
+    certFile: ${pki.certFile}
+    keyFile: ${pki.keyFile}
+    clientCaFile: ${pki.clientCaFile}
+    requireClientCert: true
+    nodeIdFromCertificate:
+      uriPrefix: ${uriPrefix}
+`;
+}

@@ -14,7 +14,7 @@ import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { makeNodePki, type NodePki } from '../helpers/node-pki.ts';
+import { certificateNodeGrpcYaml, makeNodePki, type NodePki } from '../helpers/node-pki.ts';
 import { startTestNode } from '../helpers/node.ts';
 import { FakeEnvoy, secretsOf } from '../envoy/helpers/fake-envoy.ts';
 import { closeSessionsAtCertificateExpiry } from '../../src/grpc-guard.ts';
@@ -183,16 +183,7 @@ test('certificate expiry sessions - the node closes a connection whose client ce
   const sink = new PassThrough();
   let logged = '';
   sink.on('data', (d: Buffer) => (logged += d));
-  const yaml = `grpc:
-  listen: 127.0.0.1:0
-  tls:
-    certFile: ${pki.certFile}
-    keyFile: ${pki.keyFile}
-    clientCaFile: ${pki.clientCaFile}
-    requireClientCert: true
-    nodeIdFromCertificate:
-      uriPrefix: ${PREFIX}
-sds:
+  const yaml = `${certificateNodeGrpcYaml(pki, PREFIX)}sds:
   registrations:
     - nodeId: sidecar-a
       workloads: [${A}]

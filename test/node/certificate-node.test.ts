@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { CompactSign, decodeJwt } from 'jose';
 import { getCheckRequest, startTestNode } from '../helpers/node.ts';
-import { makeNodePki, type NodePki } from '../helpers/node-pki.ts';
+import { certificateNodeGrpcYaml, makeNodePki, type NodePki } from '../helpers/node-pki.ts';
 import { startNatsServer } from '../helpers/nats-server.ts';
 import { callCheck, type AuthzClient } from '../helpers/envoy-pep.ts';
 import { FakeEnvoy, secretsOf } from '../envoy/helpers/fake-envoy.ts';
@@ -76,16 +76,7 @@ async function setup(t: ExecutionContext, o: { extraYaml?: string; policy?: stri
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const pki: NodePki = await makeNodePki(dir);
   const log = recordingLogger();
-  const yaml = `grpc:
-  listen: 127.0.0.1:0
-  tls:
-    certFile: ${pki.certFile}
-    keyFile: ${pki.keyFile}
-    clientCaFile: ${pki.clientCaFile}
-    requireClientCert: true
-    nodeIdFromCertificate:
-      uriPrefix: ${PREFIX}
-${REG}${o.extraYaml ?? ''}`;
+  const yaml = `${certificateNodeGrpcYaml(pki, PREFIX)}${REG}${o.extraYaml ?? ''}`;
   const { node } = await startTestNode(t, { yaml, logger: log.logger, ...(o.policy ? { policy: o.policy } : {}), ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.clock ? { clock: o.clock } : {}) });
   const closers: Array<{ close(): void }> = [];
   t.teardown(() => {
