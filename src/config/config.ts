@@ -118,7 +118,7 @@ export const configSchema: Field = {
                 'Lets a client certificate authenticate the calling node on SDS, ext_authz and the Workload API without a node token (SPIFFE-style node identities, as SPIRE\'s x509pop attestation names an agent by its certificate). Needs clientCaFile and requireClientCert: true. ' +
                 'The certificate names node X when exactly one of its URI SANs starts with uriPrefix and the rest of it is X, a valid node id taken as written; otherwise it names no node, and a call without a node token is refused (UNAUTHENTICATED, logged at warn). ' +
                 'With a node token as well, the token authenticates; the call is refused if the certificate names another node, or carries URI SANs under uriPrefix that name none validly (docs/sds.md "Client certificate"). ' +
-                'A certificate authenticates until its notAfter, also on a connection opened before (its streams end then), cannot be revoked, and stays valid on a stale cluster node: issue short-lived node certificates.',
+                'A certificate authenticates until its notAfter, also on a connection opened before (its streams end then, and the connection gets a GOAWAY and is closed 5 s later), cannot be revoked, and stays valid on a stale cluster node: issue short-lived node certificates.',
               requires: ['uriPrefix'],
               fields: {
                 uriPrefix: { kind: 'string', doc: 'The URI SAN prefix that names a node, for example spiffe://nodes.example.org/envoy/: an absolute URI with a host, ending in /, scheme and host in lower case; compared byte for byte. Its host must not be this node\'s trust domain or a federated one (workload certificates would then name nodes).', check: uriPrefixProblem },
