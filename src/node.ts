@@ -25,7 +25,8 @@ import { authorizationService } from './envoy/check-codec.ts';
 import { MAX_CHECK_REQUEST_BYTES } from './envoy/check-request.ts';
 import { SdsServer } from './envoy/sds.ts';
 import { CaSecretSource } from './envoy/sds-ca-source.ts';
-import { NodeTokenStore, authenticateCaller, type CallerAuthOptions } from './identity/node-tokens.ts';
+import { NodeTokenStore, type CallerAuthOptions } from './identity/node-tokens.ts';
+import { authenticateCall } from './caller-streams.ts';
 import { nodeIdFromCertificate } from './identity/node-certificate.ts';
 import { WorkloadApiServer } from './workload-api/server.ts';
 import { adminApiService, adminServiceDefinition } from './admin/api.ts';
@@ -382,8 +383,8 @@ async function assembleNode(config: NodeConfig, opts: NodeOptions, undo: Array<(
       // client certificate. Unlike SDS, a stale node still answers a token-authenticated proxy: a
       // Check grants the proxy nothing, and the credentials it asks about are held to the node's
       // own keys (stalenessAwareAuthenticate).
-      authenticateProxy: (authorization, peer) => {
-        const who = authenticateCaller(authorization, peer, callerAuth);
+      authenticateProxy: (call) => {
+        const who = authenticateCall(call, callerAuth);
         return who.ok ? who.nodeId : undefined;
       },
       authenticate: stalenessAwareAuthenticate(authenticator, localAuthenticator, () => cluster.staleness()),

@@ -13,7 +13,7 @@
  * is not looked at, no WPT is consumed, and nothing is said about the policy.
  */
 import { randomUUID } from 'node:crypto';
-import type { PeerCertificate } from 'node:tls';
+import type { AuthenticatedCall } from '../caller-streams.ts';
 import * as grpc from '@grpc/grpc-js';
 import { isAuthnError } from '../authn/errors.ts';
 import type { AuthnRequest } from '../authn/request.ts';
@@ -78,11 +78,11 @@ export interface CheckPorts {
 /** What the gRPC service needs besides the decision: who the asking proxy is. */
 export interface CheckServicePorts extends CheckPorts {
   /**
-   * The node id of the proxy making this call, from its `authorization` metadata values and its
-   * TLS client certificate (when the listener verified one); undefined when it is not
-   * authenticated.
+   * The node id of the proxy making this call (its `authorization` metadata and the TLS client
+   * certificate the listener verified, read as SDS reads them: `authenticateCall`); undefined
+   * when it is not authenticated.
    */
-  authenticateProxy(authorization: readonly string[], peerCertificate: PeerCertificate | undefined): string | undefined;
+  authenticateProxy(call: AuthenticatedCall): string | undefined;
 }
 
 /** The code a Check refused for want of node credentials is counted under (`onCheck`). */
@@ -170,9 +170,7 @@ export function extAuthzService(ports: CheckServicePorts): grpc.UntypedServiceIm
   return {
     Check(call: grpc.ServerUnaryCall<CheckRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) {
       const started = process.hrtime.bigint();
-      const authorization = call.metadata.get('authorization').map((v) => (typeof v === 'string' ? v : v.toString('utf8')));
-      const peer = call.getAuthContext?.()?.sslPeerCertificate as PeerCertificate | undefined;
-      if (ports.authenticateProxy(authorization, peer) === undefined) {
+      if (ports.authenticateProxy(call) === undefined) {
         ports.onCheck?.({ allowed: false, code: PROXY_UNAUTHENTICATED, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
         const details =
           'the proxy is not authenticated: send its node token as authorization: Bearer <token> (grpc_service.initial_metadata), or a client certificate that names its node (grpc.tls.nodeIdFromCertificate)';
